@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs (idempotent), then runs it.
+# Usage: bash scripts/test.sh   (as root on Debian; CI runs this through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pair in podman:podman runc:runc debootstrap:debootstrap tini:tini dumb-init:dumb-init \
+            catatonit:catatonit hyperfine:hyperfine /usr/bin/time:time unshare:util-linux script:bsdutils; do
+  bin=${pair%%:*}; pkg=${pair##*:}
+  command -v "$bin" >/dev/null 2>&1 || [ -x "$bin" ] || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing ${need_apt[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# python-dotenv is the reference for the dotenv differential test.
+python3 -c 'import dotenv' 2>/dev/null || python3 -m pip install -q 'python-dotenv==1.2.2'
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test

@@ -1,0 +1,489 @@
+//! Configuration: the command line and agent-init's own environment, read once.
+//!
+//! After [`Config::parse`] returns, every flag and `AGENT_INIT_*` knob has
+//! been checked (a bad one is exit 64 for flags, 78 for the environment), and
+//! the bootstrap token, if any, has been loaded from `LIVEKIT_BOOTSTRAP_TOKEN`
+//! or the file `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names and parsed.
+
+use crate::error::{Error, Result};
+use crate::log::Level;
+use crate::sensitive::{SecretBytes, SecretString};
+use crate::source::{FetchOptions, SecretsUrl};
+use crate::token::Token;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default overall deadline for the fetch.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default size cap for a bundle.
+pub const DEFAULT_MAX_BUNDLE: u64 = 8 << 20;
+
+/// What agent-init was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Assemble the environment and run the command (exec or supervise).
+    Run,
+    /// Print what would be injected, run nothing.
+    List,
+    /// Do everything up to the exec, run nothing.
+    Check,
+    /// Seal secrets into a bundle file.
+    Seal {
+        out: PathBuf,
+        token: Option<String>,
+    },
+    Help,
+    Version,
+}
+
+/// Everything agent-init needs to know, from flags and environment.
+#[derive(Debug)]
+pub struct Config {
+    pub action: Action,
+    pub command: Vec<OsString>,
+    pub supervise: bool,
+    /// Forward signals to the child alone, not its process group.
+    pub signal_child_only: bool,
+    pub require: Vec<String>,
+    pub secrets_files: Vec<PathBuf>,
+    pub secrets_flags: Vec<(String, SecretBytes)>,
+    pub token: Option<Token>,
+    pub fetch: Option<FetchOptions>,
+    pub log_level: Level,
+    /// agent-init's environment, minus the variables it never passes on.
+    pub inherited: Vec<(OsString, SecretBytes)>,
+}
+
+pub const USAGE: &str = "\
+agent-init: the entrypoint of LiveKit agent containers
+
+Fetches the agent's sealed secrets with a bootstrap token, opens and checks
+them, merges in LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET, and
+execs the command with the assembled environment.
+
+Usage:
+  agent-init [OPTIONS] [--] COMMAND [ARGS...]
+  agent-init --list | --check [OPTIONS]
+  agent-init seal [--secrets-file FILE]... [--secrets KEY=VALUE]... [--token TOKEN] --out BUNDLE
+
+Options:
+  --supervise             stay as PID 1: forward signals, reap zombies (AGENT_INIT_SUPERVISE=1)
+  --signal-child          with --supervise, signal the child alone, not its process group
+                          (AGENT_INIT_SIGNAL_CHILD=1)
+  --require NAME          NAME must be set and non-empty (repeatable; AGENT_INIT_REQUIRE=A,B)
+  --secrets-file FILE     local mode: load a dotenv file (repeatable; later files win);
+                          default: .env then .env.local when they exist
+  --secrets KEY=VALUE     local mode: add one secret (repeatable; beats files and inherited)
+  --list                  print each variable that would be injected and its origin; no values
+  --check                 do everything up to the exec, print a summary, run nothing
+  -h, --help              this text
+  -V, --version           the version
+
+Environment:
+  LIVEKIT_BOOTSTRAP_TOKEN       the bootstrap token (lkbt1.ID.KEY); never passed on
+  LIVEKIT_BOOTSTRAP_TOKEN_FILE  a file holding the token; never passed on
+  LIVEKIT_SECRETS_URL           https://..., http://loopback/..., or file:///path/to/bundle.json
+  AGENT_INIT_CA_FILE            extra trusted CA certificates (PEM), added to the built-in roots
+  AGENT_INIT_TIMEOUT            overall fetch deadline in seconds (default 60)
+  AGENT_INIT_MAX_BUNDLE         largest bundle in bytes (default 8388608)
+  AGENT_INIT_LOG                error | warn | info (default) | debug
+  AGENT_INIT_REQUIRE            comma-separated names that must be set
+  AGENT_INIT_SUPERVISE          1 to supervise (see --supervise)
+  AGENT_INIT_SIGNAL_CHILD       1 to signal the child alone (see --signal-child)
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY   honoured for the fetch
+
+Exit codes: 64 usage, 65 bundle or secrets refused, 69 service unavailable,
+77 token refused, 78 configuration, 126 command not executable, 127 command
+not found; otherwise the command's own status.
+";
+
+fn usage(msg: String) -> Error {
+    Error::Usage(format!("{msg} (see agent-init --help)"))
+}
+
+fn truthy(v: &[u8]) -> bool {
+    matches!(
+        v,
+        b"1" | b"true" | b"yes" | b"on" | b"TRUE" | b"True" | b"YES"
+    )
+}
+
+/// Splits `KEY=VALUE` from a `--secrets` flag, checking the name.
+fn secret_flag(arg: OsString) -> Result<(String, SecretBytes)> {
+    let bytes = SecretBytes::new(arg.into_vec());
+    let b = bytes.expose();
+    let eq = b
+        .iter()
+        .position(|&c| c == b'=')
+        .ok_or_else(|| usage("--secrets takes KEY=VALUE".into()))?;
+    let name = std::str::from_utf8(&b[..eq])
+        .ok()
+        .filter(|n| crate::secrets::check_name(n).is_ok())
+        .ok_or_else(|| {
+            usage("--secrets: the name must be 1 to 70 ASCII letters, digits and _".into())
+        })?
+        .to_string();
+    let value = std::str::from_utf8(&b[eq + 1..])
+        .map_err(|_| Error::Refused(format!("--secrets {name}: value is not UTF-8")))?;
+    crate::secrets::check_value(value)
+        .map_err(|why| Error::Refused(format!("--secrets {name}: {why}")))?;
+    Ok((name, SecretBytes::new(value.as_bytes().to_vec())))
+}
+
+impl Config {
+    /// Reads flags (without argv[0]) and the environment.
+    pub fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Config> {
+        let env_get = |name: &str| -> Option<OsString> {
+            env.iter()
+                .find(|(n, _)| n.as_bytes() == name.as_bytes())
+                .map(|(_, v)| v.clone())
+        };
+        let level = match env_get("AGENT_INIT_LOG") {
+            None => Level::Info,
+            Some(v) => Level::parse(&v.to_string_lossy()).ok_or_else(|| {
+                Error::Config("AGENT_INIT_LOG must be error, warn, info or debug".into())
+            })?,
+        };
+        crate::log::set_level(level);
+
+        let mut action = Action::Run;
+        let mut supervise = env_get("AGENT_INIT_SUPERVISE").is_some_and(|v| truthy(v.as_bytes()));
+        let mut signal_child_only =
+            env_get("AGENT_INIT_SIGNAL_CHILD").is_some_and(|v| truthy(v.as_bytes()));
+        let mut require: Vec<String> = env_get("AGENT_INIT_REQUIRE")
+            .map(|v| {
+                v.to_string_lossy()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut secrets_files = Vec::new();
+        let mut secrets_flags = Vec::new();
+        let mut out = None;
+        let mut seal_token = None;
+        let mut command = Vec::new();
+
+        let mut it = args.into_iter().peekable();
+        let sealing = it.peek().is_some_and(|a| a == "seal");
+        if sealing {
+            it.next();
+        }
+        while let Some(arg) = it.next() {
+            let s = arg.to_string_lossy().into_owned();
+            if s == "--" {
+                command.extend(it.by_ref());
+                break;
+            }
+            if !s.starts_with('-') || s == "-" {
+                if sealing {
+                    return Err(usage(format!("seal: unexpected argument {s:?}")));
+                }
+                command.push(arg);
+                command.extend(it.by_ref());
+                break;
+            }
+            // `--flag=value` and `--flag value`.
+            let (flag, inline) = match s.split_once('=') {
+                Some((f, _)) if f.starts_with("--") => {
+                    (f.to_string(), Some(arg.as_bytes()[f.len() + 1..].to_vec()))
+                }
+                _ => (s.clone(), None),
+            };
+            let value =
+                |it: &mut std::iter::Peekable<std::vec::IntoIter<OsString>>| -> Result<OsString> {
+                    match &inline {
+                        Some(v) => Ok(OsString::from(std::ffi::OsStr::from_bytes(v))),
+                        None => it
+                            .next()
+                            .ok_or_else(|| usage(format!("{flag} needs a value"))),
+                    }
+                };
+            match flag.as_str() {
+                "-h" | "--help" => action = Action::Help,
+                "-V" | "--version" => action = Action::Version,
+                "--supervise" if !sealing => supervise = true,
+                "--signal-child" if !sealing => signal_child_only = true,
+                "--list" if !sealing => action = Action::List,
+                "--check" if !sealing => action = Action::Check,
+                "--require" if !sealing => {
+                    let n = value(&mut it)?.to_string_lossy().into_owned();
+                    if crate::secrets::check_name(&n).is_err() {
+                        return Err(usage(format!(
+                            "--require {n:?} is not a valid variable name"
+                        )));
+                    }
+                    require.push(n);
+                }
+                "--secrets-file" => secrets_files.push(PathBuf::from(value(&mut it)?)),
+                "--secrets" => secrets_flags.push(secret_flag(value(&mut it)?)?),
+                "--out" if sealing => out = Some(PathBuf::from(value(&mut it)?)),
+                "--token" if sealing => {
+                    seal_token = Some(value(&mut it)?.to_string_lossy().into_owned())
+                }
+                _ => return Err(usage(format!("unknown option {flag}"))),
+            }
+        }
+        if sealing && !matches!(action, Action::Help | Action::Version) {
+            let out = out.ok_or_else(|| usage("seal needs --out BUNDLE".into()))?;
+            action = Action::Seal {
+                out,
+                token: seal_token,
+            };
+        }
+        if action == Action::Run && command.is_empty() {
+            return Err(usage("no command given".into()));
+        }
+
+        let token_env = env_get("LIVEKIT_BOOTSTRAP_TOKEN").filter(|v| !v.is_empty());
+        let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
+        let token_text: Option<SecretString> = match (token_env, token_file) {
+            (Some(_), Some(_)) => return Err(Error::Config(
+                "both LIVEKIT_BOOTSTRAP_TOKEN and LIVEKIT_BOOTSTRAP_TOKEN_FILE are set; set one"
+                    .into(),
+            )),
+            (Some(v), None) => Some(SecretString::new(v.into_string().map_err(|_| {
+                Error::Config("bootstrap token is malformed: it is not ASCII".into())
+            })?)),
+            (None, Some(path)) => {
+                let bytes = SecretBytes::new(std::fs::read(&path).map_err(|e| {
+                    Error::Config(format!(
+                        "LIVEKIT_BOOTSTRAP_TOKEN_FILE {}: {}",
+                        PathBuf::from(&path).display(),
+                        crate::sys::io_reason(&e)
+                    ))
+                })?);
+                let text = std::str::from_utf8(bytes.expose()).map_err(|_| {
+                    Error::Config("bootstrap token is malformed: it is not ASCII".into())
+                })?;
+                Some(SecretString::new(text.to_string()))
+            }
+            (None, None) => None,
+        };
+        let token = match (&token_text, &action) {
+            // `seal` makes or takes its own token; an inherited one is not used.
+            (_, Action::Seal { .. } | Action::Help | Action::Version) => None,
+            (Some(t), _) => Some(Token::parse(t.expose())?),
+            (None, _) => None,
+        };
+        drop(token_text);
+
+        let url = env_get("LIVEKIT_SECRETS_URL").filter(|v| !v.is_empty());
+        let fetch = match (&token, url) {
+            (Some(_), Some(url)) => {
+                let url = SecretsUrl::parse(&url.to_string_lossy())?;
+                let deadline = match env_get("AGENT_INIT_TIMEOUT") {
+                    None => DEFAULT_TIMEOUT,
+                    Some(v) => v
+                        .to_string_lossy()
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+                        .map(Duration::from_secs_f64)
+                        .ok_or_else(|| {
+                            Error::Config("AGENT_INIT_TIMEOUT must be a number of seconds above 0".into())
+                        })?,
+                };
+                let max_bundle = match env_get("AGENT_INIT_MAX_BUNDLE") {
+                    None => DEFAULT_MAX_BUNDLE,
+                    Some(v) => v
+                        .to_string_lossy()
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            Error::Config("AGENT_INIT_MAX_BUNDLE must be a number of bytes above 0".into())
+                        })?,
+                };
+                Some(FetchOptions {
+                    url,
+                    ca_file: env_get("AGENT_INIT_CA_FILE")
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from),
+                    deadline,
+                    max_bundle,
+                })
+            }
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "a bootstrap token is set but LIVEKIT_SECRETS_URL is not".into(),
+                ))
+            }
+            (None, Some(_)) if matches!(action, Action::Run | Action::List | Action::Check) => {
+                return Err(Error::Config(
+                    "LIVEKIT_SECRETS_URL is set but no bootstrap token (LIVEKIT_BOOTSTRAP_TOKEN or LIVEKIT_BOOTSTRAP_TOKEN_FILE)".into(),
+                ))
+            }
+            (None, _) => None,
+        };
+        if token.is_some() && (!secrets_files.is_empty() || !secrets_flags.is_empty()) {
+            return Err(usage(
+                "--secrets-file and --secrets are for local mode; with a bootstrap token the bundle is the only source".into(),
+            ));
+        }
+
+        let inherited = env
+            .into_iter()
+            .filter(|(n, _)| !n.is_empty() && !crate::env::is_stripped(n))
+            .map(|(n, v)| (n, SecretBytes::new(v.into_vec())))
+            .collect();
+        Ok(Config {
+            action,
+            command,
+            supervise,
+            signal_child_only,
+            require,
+            secrets_files,
+            secrets_flags,
+            token,
+            fetch,
+            log_level: level,
+            inherited,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "lkbt1.oKGio6SlpqeoqaqrrK2urw.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+    fn envs(v: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        v.iter().map(|(a, b)| (a.into(), b.into())).collect()
+    }
+
+    #[test]
+    fn command_follows_options_or_double_dash() {
+        let c = Config::parse(os(&["--supervise", "python", "-u", "agent.py"]), vec![]).unwrap();
+        assert!(c.supervise);
+        assert_eq!(c.command, os(&["python", "-u", "agent.py"]));
+        let c = Config::parse(os(&["--", "--weird", "x"]), vec![]).unwrap();
+        assert_eq!(c.command, os(&["--weird", "x"]));
+    }
+
+    #[test]
+    fn bad_command_lines_exit_64() {
+        for args in [
+            &["--bogus", "x"][..],
+            &[][..],
+            &["--require"][..],
+            &["--secrets", "NOEQUALS", "x"][..],
+            &["--require", "A-B", "x"][..],
+        ] {
+            let e = Config::parse(os(args), vec![]).unwrap_err();
+            assert_eq!(e.exit_code(), 64, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn token_and_url_from_environment_and_are_stripped() {
+        let c = Config::parse(
+            os(&["true"]),
+            envs(&[
+                ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
+                ("LIVEKIT_SECRETS_URL", "file:///b.json"),
+                ("AGENT_INIT_TIMEOUT", "2.5"),
+                ("KEEP", "1"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.token.is_some());
+        let f = c.fetch.unwrap();
+        assert_eq!(f.deadline, Duration::from_millis(2500));
+        assert_eq!(c.inherited.len(), 1);
+        assert_eq!(c.inherited[0].0, "KEEP");
+    }
+
+    #[test]
+    fn configuration_mistakes_exit_78() {
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN)],
+            vec![("LIVEKIT_SECRETS_URL", "https://x")],
+            vec![
+                ("LIVEKIT_BOOTSTRAP_TOKEN", "lkbt1.nope"),
+                ("LIVEKIT_SECRETS_URL", "https://x"),
+            ],
+            vec![
+                ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
+                ("LIVEKIT_SECRETS_URL", "http://example.com"),
+            ],
+            vec![
+                ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
+                ("LIVEKIT_BOOTSTRAP_TOKEN_FILE", "/t"),
+                ("LIVEKIT_SECRETS_URL", "https://x"),
+            ],
+            vec![
+                ("LIVEKIT_BOOTSTRAP_TOKEN_FILE", "/nonexistent/token"),
+                ("LIVEKIT_SECRETS_URL", "https://x"),
+            ],
+            vec![
+                ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
+                ("LIVEKIT_SECRETS_URL", "https://x"),
+                ("AGENT_INIT_TIMEOUT", "soon"),
+            ],
+            vec![
+                ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
+                ("LIVEKIT_SECRETS_URL", "https://x"),
+                ("AGENT_INIT_MAX_BUNDLE", "-1"),
+            ],
+            vec![("AGENT_INIT_LOG", "chatty")],
+        ];
+        for env in cases {
+            let e = Config::parse(os(&["true"]), envs(&env)).unwrap_err();
+            assert_eq!(e.exit_code(), 78, "{env:?}: {e}");
+            assert!(!e.to_string().contains("AAECAw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn require_comes_from_flag_and_environment() {
+        let c = Config::parse(
+            os(&["--require", "A", "--require=B", "true"]),
+            envs(&[("AGENT_INIT_REQUIRE", "C, D,")]),
+        )
+        .unwrap();
+        assert_eq!(c.require, ["C", "D", "A", "B"]);
+    }
+
+    #[test]
+    fn seal_subcommand_takes_its_own_flags() {
+        let c = Config::parse(
+            os(&[
+                "seal",
+                "--secrets",
+                "A=b=c",
+                "--secrets-file",
+                "x.env",
+                "--out",
+                "b.json",
+            ]),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.action,
+            Action::Seal {
+                out: "b.json".into(),
+                token: None
+            }
+        );
+        assert_eq!(c.secrets_flags[0].0, "A");
+        assert_eq!(c.secrets_flags[0].1.expose(), b"b=c");
+        assert_eq!(
+            Config::parse(os(&["seal"]), vec![])
+                .unwrap_err()
+                .exit_code(),
+            64
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! The one error type of agent-init.
+//!
+//! Every failure maps to one exit code (PROTOCOL.md §8) and renders one line
+//! for people. Messages are built at the failure site from names, paths, line
+//! numbers, HTTP statuses and sizes; no constructor here accepts a secret
+//! value, and no type that holds one implements `Display`, so a value cannot
+//! reach this text by accident.
+
+use std::fmt;
+
+/// A failure, classified by what the user can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad command line (64).
+    Usage(String),
+    /// The bundle, a secrets file or the environment it makes was refused:
+    /// malformed, not authentic, breaks PROTOCOL.md §6, or over a size budget (65).
+    Refused(String),
+    /// The secrets service stayed unavailable until the deadline, or answered
+    /// something unexpected (69).
+    Unavailable(String),
+    /// The secrets service refused the token: 401 or 403 (77).
+    Denied(String),
+    /// Configuration: malformed token, bad or missing secrets URL, unreadable
+    /// CA file, a required variable missing (78).
+    Config(String),
+    /// The command exists but cannot be executed (126).
+    NotExecutable(String),
+    /// The command was not found (127).
+    NotFound(String),
+    /// A terminating signal arrived before the command started (128 + N).
+    Interrupted(i32),
+    /// Something failed inside agent-init that no input explains (70, EX_SOFTWARE).
+    Internal(String),
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The exit status that tells a supervisor which class of failure this is.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 64,
+            Error::Refused(_) => 65,
+            Error::Unavailable(_) => 69,
+            Error::Internal(_) => 70,
+            Error::Denied(_) => 77,
+            Error::Config(_) => 78,
+            Error::NotExecutable(_) => 126,
+            Error::NotFound(_) => 127,
+            Error::Interrupted(sig) => 128 + sig,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m)
+            | Error::Refused(m)
+            | Error::Unavailable(m)
+            | Error::Denied(m)
+            | Error::Config(m)
+            | Error::NotExecutable(m)
+            | Error::NotFound(m)
+            | Error::Internal(m) => f.write_str(m),
+            Error::Interrupted(sig) => write!(
+                f,
+                "{} received before the command started; it was not started",
+                crate::sys::signal_name(*sig)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_has_the_protocol_exit_code() {
+        assert_eq!(Error::Usage(String::new()).exit_code(), 64);
+        assert_eq!(Error::Refused(String::new()).exit_code(), 65);
+        assert_eq!(Error::Unavailable(String::new()).exit_code(), 69);
+        assert_eq!(Error::Denied(String::new()).exit_code(), 77);
+        assert_eq!(Error::Config(String::new()).exit_code(), 78);
+        assert_eq!(Error::NotExecutable(String::new()).exit_code(), 126);
+        assert_eq!(Error::NotFound(String::new()).exit_code(), 127);
+        assert_eq!(Error::Interrupted(15).exit_code(), 143);
+    }
+
+    #[test]
+    fn interrupted_message_names_the_signal() {
+        assert!(Error::Interrupted(15).to_string().contains("SIGTERM"));
+    }
+}

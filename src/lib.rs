@@ -1,0 +1,263 @@
+//! agent-init: the entrypoint of LiveKit agent containers.
+//!
+//! It fetches the agent's sealed secrets with a bootstrap token, opens and
+//! checks them, merges in `LIVEKIT_URL`, `LIVEKIT_API_KEY` and
+//! `LIVEKIT_API_SECRET`, wipes every buffer that held secret material, and
+//! execs the agent with the assembled environment; or, on request, stays as
+//! PID 1 to supervise it. Locally it reads dotenv files instead.
+//!
+//! The data goes one way, one module per step:
+//!
+//! ```text
+//! config → token → source (https | file) → bundle → secrets → env → launch (exec | supervise)
+//!                  dotenv (local files) ──────────────────────↗
+//! ```
+//!
+//! The contract with the secrets service is `docs/PROTOCOL.md`.
+
+pub mod bundle;
+pub mod config;
+pub mod dotenv;
+pub mod env;
+pub mod error;
+pub mod launch;
+#[macro_use]
+pub mod log;
+pub mod seal;
+pub mod secrets;
+pub mod sensitive;
+pub mod source;
+pub mod sys;
+pub mod token;
+
+use config::{Action, Config};
+use env::Environment;
+use error::{Error, Result};
+use secrets::LIVEKIT_NAMES;
+use sensitive::SecretBytes;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Runs agent-init. Returns the exit status when agent-init itself finishes
+/// (listing, checking, sealing, supervising); in exec mode it does not return
+/// on success.
+pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
+    let env = sys::read_environ();
+    // The token is copied; its bytes in the initial environment block go now,
+    // so /proc/<pid>/environ does not show it during the fetch.
+    sys::scrub_environ(|n| n == b"LIVEKIT_BOOTSTRAP_TOKEN");
+    let mut cfg = Config::parse(args, env)?;
+    match &cfg.action {
+        Action::Help => {
+            let _ = std::io::stdout().write_all(config::USAGE.as_bytes());
+            return Ok(0);
+        }
+        Action::Version => {
+            let _ = writeln!(
+                std::io::stdout(),
+                "agent-init {}",
+                env!("CARGO_PKG_VERSION")
+            );
+            return Ok(0);
+        }
+        Action::Seal { .. } => return seal::run(cfg),
+        Action::Run | Action::List | Action::Check => {}
+    }
+    let production = cfg.token.is_some();
+    let environment = assemble(&mut cfg)?;
+
+    let mut required: Vec<String> = Vec::new();
+    if production {
+        required.extend(LIVEKIT_NAMES.iter().map(|s| s.to_string()));
+    } else {
+        let missing = environment.missing(LIVEKIT_NAMES);
+        if !missing.is_empty() && cfg.action != Action::List {
+            warn!(
+                "{} not set; a LiveKit agent cannot connect without them",
+                missing.join(", ")
+            );
+        }
+    }
+    required.extend(cfg.require.iter().cloned());
+
+    match cfg.action {
+        Action::List => {
+            let mut out = String::new();
+            for v in environment.vars() {
+                out.push_str(&v.name.to_string_lossy());
+                out.push('\t');
+                out.push_str(&v.origin.to_string());
+                if let env::Origin::Bundle {
+                    updated_at: Some(t),
+                } = &v.origin
+                {
+                    out.push('\t');
+                    out.push_str(t);
+                }
+                out.push('\n');
+            }
+            let _ = std::io::stdout().write_all(out.as_bytes());
+            Ok(0)
+        }
+        Action::Check => {
+            environment.check(&required, &cfg.command, sys::arg_max())?;
+            let resolved = if cfg.command.is_empty() {
+                String::new()
+            } else {
+                let path = environment.get("PATH").map(|v| v.value.expose().to_vec());
+                let c = launch::resolve(&cfg.command, path.as_deref())?;
+                format!(
+                    "; command {} resolves to {}",
+                    c.name,
+                    c.path.to_string_lossy()
+                )
+            };
+            let count = |f: fn(&env::Origin) -> bool| {
+                environment.vars().iter().filter(|v| f(&v.origin)).count()
+            };
+            info!(
+                "check passed: {} variables ({} from the bundle, {} platform, {} from files, {} from flags, {} inherited){resolved}",
+                environment.len(),
+                count(|o| matches!(o, env::Origin::Bundle { .. })),
+                count(|o| matches!(o, env::Origin::Platform)),
+                count(|o| matches!(o, env::Origin::File(_))),
+                count(|o| matches!(o, env::Origin::Flag)),
+                count(|o| matches!(o, env::Origin::Inherited)),
+            );
+            Ok(0)
+        }
+        _ => {
+            environment.check(&required, &cfg.command, sys::arg_max())?;
+            let path = environment.get("PATH").map(|v| v.value.expose().to_vec());
+            let cmd = launch::resolve(&cfg.command, path.as_deref())?;
+            drop(path);
+            let block = environment.into_block();
+            let supervise = cfg.supervise;
+            let opts = launch::SuperviseOptions {
+                signal_child_only: cfg.signal_child_only,
+            };
+            // Nothing secret outlives this point but the block the command receives.
+            drop(cfg);
+            info!(
+                "starting {} ({})",
+                cmd.name,
+                if supervise { "supervised" } else { "exec" }
+            );
+            if supervise {
+                launch::supervise(cmd, block, inherited, &opts)
+            } else {
+                Err(launch::exec(cmd, block, inherited))
+            }
+        }
+    }
+}
+
+/// Builds the environment from the bundle (production) or from local files and flags.
+fn assemble(cfg: &mut Config) -> Result<Environment> {
+    let inherited = std::mem::take(&mut cfg.inherited);
+    if let (Some(token), Some(fetch)) = (&cfg.token, &cfg.fetch) {
+        warn_about_env_files();
+        let body = source::fetch(fetch, token)?;
+        let plaintext = bundle::open(token, body.expose())?;
+        drop(body);
+        let secrets = secrets::parse(plaintext.expose())?;
+        drop(plaintext);
+        cfg.token = None;
+        debug!("bundle opened: {} secrets", secrets.secrets.len());
+        return Ok(Environment::production(inherited, secrets));
+    }
+    let files = local_files(cfg)?;
+    let loaded = load_files(&files, &inherited)?;
+    Ok(Environment::local(
+        inherited,
+        loaded,
+        std::mem::take(&mut cfg.secrets_flags),
+    ))
+}
+
+/// The dotenv files of local mode: the flags' list, or `.env` then `.env.local` when present.
+pub fn local_files(cfg: &Config) -> Result<Vec<PathBuf>> {
+    if !cfg.secrets_files.is_empty() {
+        return Ok(cfg.secrets_files.clone());
+    }
+    Ok([".env", ".env.local"]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .collect())
+}
+
+/// Loads dotenv files in order; `${VAR}` sees the inherited environment, then
+/// earlier keys of the same file, then earlier files.
+pub fn load_files(
+    files: &[PathBuf],
+    inherited: &[(OsString, SecretBytes)],
+) -> Result<env::FileVars> {
+    let mut out: env::FileVars = Vec::with_capacity(files.len());
+    for path in files {
+        let lookup = |name: &str| -> Option<sensitive::SecretString> {
+            let from_env = inherited
+                .iter()
+                .find(|(n, _)| n.as_encoded_bytes() == name.as_bytes())
+                .map(|(_, v)| v.expose());
+            let from_files = || {
+                out.iter()
+                    .rev()
+                    .flat_map(|(_, vars)| vars.iter().rev())
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.expose())
+            };
+            from_env
+                .or_else(from_files)
+                .map(|v| sensitive::SecretString::new(String::from_utf8_lossy(v).into_owned()))
+        };
+        let entries = dotenv::load(path, &lookup)?;
+        debug!("{}: {} variables", path.display(), entries.len());
+        let vars = entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.name,
+                    SecretBytes::new(e.value.expose().as_bytes().to_vec()),
+                )
+            })
+            .collect();
+        out.push((path.clone(), vars));
+    }
+    Ok(out)
+}
+
+/// Images should not ship `.env*` files: with a token they are not read, and
+/// their presence usually means a developer's secrets were copied in.
+fn warn_about_env_files() {
+    let Ok(dir) = std::fs::read_dir(".") else {
+        return;
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".env"))
+        .collect();
+    names.sort();
+    if !names.is_empty() {
+        warn!(
+            "{} in the working directory: not read with a bootstrap token, and images should not ship them (add .env* to .dockerignore)",
+            names.join(", ")
+        );
+    }
+}
+
+/// Writes the one-line reason where Kubernetes shows it, if that file exists.
+pub fn write_termination_log(e: &Error) {
+    let path = std::path::Path::new("/dev/termination-log");
+    if path.exists() {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "agent-init: {e}");
+        }
+    }
+}

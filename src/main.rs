@@ -1,0 +1,31 @@
+//! The `agent-init` binary: harden, run, map the error to its exit code.
+//!
+//! `no_main`: Rust's own start-up sets SIGPIPE to ignored, and that would be
+//! inherited by the agent through `execve`. With our own C `main`, the agent
+//! gets exactly the SIGPIPE disposition agent-init was started with.
+#![no_main]
+
+use agent_init::{error, sys, write_termination_log};
+
+#[global_allocator]
+static ALLOC: sys::WipingAlloc = sys::WipingAlloc;
+
+#[no_mangle]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    let inherited = sys::harden();
+    sys::install_early_handlers(&inherited);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let code = match agent_init::run(args, &inherited) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e}");
+            write_termination_log(&e);
+            e.exit_code()
+        }
+    };
+    sys::scrub_stack();
+    code
+}

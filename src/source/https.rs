@@ -1,0 +1,407 @@
+//! The fetch from the secrets service: one GET, retried with exponential
+//! backoff and full jitter, honouring `Retry-After`, inside one overall
+//! deadline (PROTOCOL.md §4).
+//!
+//! Guarantees: no attempt runs past the deadline; the body is never read past
+//! the size cap; 401/403, 404, an unverifiable certificate and an oversized
+//! body stop at once; redirects are not followed (a 3xx is "unexpected", 69),
+//! so the Authorization header goes to no other host.
+
+use super::FetchOptions;
+use crate::error::{Error, Result};
+use crate::sensitive::SecretBytes;
+use crate::token::Token;
+use ring::rand::SecureRandom;
+use std::time::{Duration, Instant, SystemTime};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+/// First backoff window.
+const BASE: Duration = Duration::from_millis(250);
+/// Largest backoff window.
+const CAP: Duration = Duration::from_secs(8);
+/// One attempt's own limit, inside the overall deadline: a server that
+/// accepts and never answers costs one slot, not the whole deadline.
+const ATTEMPT: Duration = Duration::from_secs(15);
+/// Connecting (TCP and TLS) gets this much of an attempt.
+const CONNECT: Duration = Duration::from_secs(5);
+
+/// Exponential backoff with full jitter: the n-th wait is drawn uniformly from
+/// `[0, min(CAP, BASE * 2^n)]`.
+pub struct Backoff {
+    attempt: u32,
+    rng: ring::rand::SystemRandom,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            attempt: 0,
+            rng: ring::rand::SystemRandom::new(),
+        }
+    }
+}
+
+impl Backoff {
+    /// The window the next wait is drawn from.
+    pub fn window(&self) -> Duration {
+        BASE.saturating_mul(1u32 << self.attempt.min(16)).min(CAP)
+    }
+
+    /// Draws the next wait and widens the window.
+    pub fn next_wait(&mut self) -> Duration {
+        let window = self.window().as_micros() as u64;
+        self.attempt = self.attempt.saturating_add(1);
+        let mut b = [0u8; 8];
+        // A failing CSPRNG only loses the jitter, never the wait's upper bound.
+        let r = match self.rng.fill(&mut b) {
+            Ok(()) => u64::from_le_bytes(b),
+            Err(_) => u64::MAX,
+        };
+        Duration::from_micros(r % (window + 1))
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date (IMF-fixdate), relative to `now`.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(
+            v.parse::<u64>().unwrap_or(u64::MAX).min(86_400),
+        ));
+    }
+    let at = parse_http_date(v)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 §5.6.7, the preferred form).
+fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let rest = s.split_once(", ")?.1;
+    let mut parts = rest.split(' ');
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':');
+    let (h, m, sec): (u64, u64, u64) = (
+        hms.next()?.parse().ok()?,
+        hms.next()?.parse().ok()?,
+        hms.next()?.parse().ok()?,
+    );
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days.checked_mul(86_400)? + (h * 3600 + m * 60 + sec) as i64;
+    let secs = u64::try_from(secs).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Body(SecretBytes),
+    /// Worth another attempt: what happened, and the wait the server asked for.
+    Transient(String, Option<Duration>),
+    Fatal(Error),
+}
+
+fn root_certs(opts: &FetchOptions) -> Result<RootCerts> {
+    let mut certs: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()))
+        .collect();
+    if let Some(path) = &opts.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Config(format!(
+                "AGENT_INIT_CA_FILE {}: {}",
+                path.display(),
+                crate::sys::io_reason(&e)
+            ))
+        })?;
+        let mut n = 0;
+        for c in ureq::tls::parse_pem(&pem) {
+            match c {
+                Ok(ureq::tls::PemItem::Certificate(c)) => {
+                    certs.push(c.to_owned());
+                    n += 1;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(Error::Config(format!(
+                        "AGENT_INIT_CA_FILE {}: not valid PEM",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        if n == 0 {
+            return Err(Error::Config(format!(
+                "AGENT_INIT_CA_FILE {}: holds no certificate",
+                path.display()
+            )));
+        }
+    }
+    Ok(RootCerts::Specific(std::sync::Arc::new(certs)))
+}
+
+pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
+    let start = Instant::now();
+    let deadline = start + opts.deadline;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("agent-init/", env!("CARGO_PKG_VERSION")))
+        .accept("application/json")
+        .accept_encoding("identity")
+        .max_idle_connections(0)
+        .tls_config(TlsConfig::builder().root_certs(root_certs(opts)?).build())
+        .build()
+        .into();
+    let auth = token.authorization();
+    let mut backoff = Backoff::default();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(gave_up(attempt - 1, start, "deadline reached"));
+        }
+        let outcome = attempt_once(&agent, url, auth.expose(), remaining, opts.max_bundle);
+        let (what, retry_after) = match outcome {
+            Outcome::Body(b) => {
+                crate::debug!("fetched {} bytes in attempt {attempt}", b.len());
+                return Ok(b);
+            }
+            Outcome::Fatal(e) => return Err(e),
+            Outcome::Transient(what, ra) => (what, ra),
+        };
+        let jitter = backoff.next_wait();
+        let wait = retry_after.unwrap_or(jitter);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if wait >= remaining {
+            return Err(gave_up(
+                attempt,
+                start,
+                &format!("last: {what}; the next try would pass the deadline"),
+            ));
+        }
+        crate::info!(
+            "attempt {attempt} failed ({what}); retrying in {:.3}s{}",
+            wait.as_secs_f64(),
+            if retry_after.is_some() {
+                " as Retry-After asks"
+            } else {
+                ""
+            }
+        );
+        std::thread::sleep(wait);
+    }
+}
+
+fn gave_up(attempts: u32, start: Instant, why: &str) -> Error {
+    Error::Unavailable(format!(
+        "secrets service unavailable: gave up after {attempts} attempt(s) in {:.1}s ({why}); AGENT_INIT_TIMEOUT sets the deadline",
+        start.elapsed().as_secs_f64()
+    ))
+}
+
+fn attempt_once(
+    agent: &ureq::Agent,
+    url: &str,
+    auth: &str,
+    remaining: Duration,
+    cap: u64,
+) -> Outcome {
+    let budget = remaining.min(ATTEMPT);
+    let req = agent
+        .get(url)
+        .config()
+        .timeout_global(Some(budget))
+        .timeout_connect(Some(budget.min(CONNECT)))
+        .build()
+        .header("Authorization", auth);
+    let mut resp = match req.call() {
+        Ok(r) => r,
+        Err(e) => return classify(e),
+    };
+    let status = resp.status().as_u16();
+    match status {
+        200 => {}
+        401 | 403 => {
+            return Outcome::Fatal(Error::Denied(format!(
+                "the secrets service refused the bootstrap token (HTTP {status}): it is unknown, revoked or expired"
+            )))
+        }
+        404 => {
+            return Outcome::Fatal(Error::Config(
+                "LIVEKIT_SECRETS_URL: the secrets service has nothing at this URL (HTTP 404)".into(),
+            ))
+        }
+        408 | 425 | 429 | 500 | 502 | 503 | 504 => {
+            let ra = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            return Outcome::Transient(format!("HTTP {status}"), ra);
+        }
+        _ => {
+            return Outcome::Fatal(Error::Unavailable(format!(
+                "the secrets service answered HTTP {status}, which agent-init does not expect"
+            )))
+        }
+    }
+    if let Some(len) = resp.body().content_length() {
+        if len > cap {
+            return Outcome::Fatal(too_big(cap));
+        }
+    }
+    let mut body = SecretBytes::new(Vec::new());
+    match resp.body_mut().with_config().limit(cap).read_to_vec() {
+        Ok(v) => body = SecretBytes::new(v),
+        Err(ureq::Error::BodyExceedsLimit(_)) => return Outcome::Fatal(too_big(cap)),
+        Err(e) => {
+            drop(body);
+            return match classify(e) {
+                Outcome::Transient(what, _) => {
+                    Outcome::Transient(format!("body cut short: {what}"), None)
+                }
+                other => other,
+            };
+        }
+    }
+    Outcome::Body(body)
+}
+
+fn too_big(cap: u64) -> Error {
+    Error::Refused(format!(
+        "the bundle is larger than the cap of {cap} bytes (AGENT_INIT_MAX_BUNDLE); not retried"
+    ))
+}
+
+/// Sorts a transport error into "try again" or "stop now", naming its class only.
+fn classify(e: ureq::Error) -> Outcome {
+    use ureq::Error as E;
+    match e {
+        E::Rustls(rustls::Error::InvalidCertificate(c)) => Outcome::Fatal(Error::Config(format!(
+            "the secrets service's TLS certificate does not verify ({}); check LIVEKIT_SECRETS_URL and AGENT_INIT_CA_FILE",
+            cert_reason(&c)
+        ))),
+        E::Rustls(other) => Outcome::Transient(format!("TLS error: {other}"), None),
+        E::Timeout(t) => Outcome::Transient(format!("timed out ({t})"), None),
+        E::HostNotFound => Outcome::Transient("host not found".into(), None),
+        E::ConnectionFailed => Outcome::Transient("connection failed".into(), None),
+        E::Io(io) => Outcome::Transient(crate::sys::io_reason(&io), None),
+        E::Protocol(p) => Outcome::Transient(format!("HTTP protocol error: {p}"), None),
+        E::ConnectProxyFailed(m) => Outcome::Transient(format!("proxy CONNECT failed: {m}"), None),
+        E::BodyStalled => Outcome::Transient("body stalled".into(), None),
+        E::InvalidProxyUrl => Outcome::Fatal(Error::Config(
+            "the proxy URL in HTTPS_PROXY/HTTP_PROXY/ALL_PROXY is not valid".into(),
+        )),
+        E::BadUri(_) | E::Http(_) => Outcome::Fatal(Error::Config(
+            "LIVEKIT_SECRETS_URL is not a valid URL".into(),
+        )),
+        E::BodyExceedsLimit(_) => Outcome::Fatal(Error::Refused("bundle over the size cap".into())),
+        E::LargeResponseHeader(_, _) => Outcome::Transient("response headers too large".into(), None),
+        other => Outcome::Fatal(Error::Unavailable(format!(
+            "fetching from the secrets service failed: {other}"
+        ))),
+    }
+}
+
+fn cert_reason(c: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as C;
+    match c {
+        C::UnknownIssuer => "unknown issuer",
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "it is not valid for this host name"
+        }
+        C::Expired | C::ExpiredContext { .. } => "expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet",
+        C::Revoked => "revoked",
+        C::BadSignature => "bad signature",
+        _ => "invalid certificate",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_windows_double_from_250ms_to_8s() {
+        let mut b = Backoff::default();
+        let mut windows = vec![];
+        for _ in 0..8 {
+            windows.push(b.window().as_millis());
+            let w = b.next_wait();
+            assert!(w <= Duration::from_millis(*windows.last().unwrap() as u64));
+        }
+        assert_eq!(windows, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    #[test]
+    fn jitter_spreads_over_the_window() {
+        let mut lo = 0;
+        for _ in 0..200 {
+            let mut b = Backoff::default();
+            if b.next_wait() < Duration::from_millis(125) {
+                lo += 1;
+            }
+        }
+        // Uniform on [0, 250ms]: about half below 125ms; far from 0 or 200.
+        assert!((40..160).contains(&lo), "{lo}");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        // 1994-11-06 08:49:37 GMT is 784111777.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now),
+            None
+        );
+    }
+
+    #[test]
+    fn http_date_matches_known_epochs() {
+        let t = parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT").unwrap();
+        assert_eq!(t, SystemTime::UNIX_EPOCH);
+        let t = parse_http_date("Fri, 27 Nov 2026 04:41:13 GMT").unwrap();
+        assert_eq!(
+            t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            1_795_754_473
+        );
+    }
+}

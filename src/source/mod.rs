@@ -1,0 +1,153 @@
+//! Where the sealed bundle comes from (PROTOCOL.md §4): the secrets service
+//! over HTTPS, or a file mounted into the container.
+//!
+//! After [`fetch`] returns, the caller holds the whole body, at most
+//! `max_bundle` bytes, in a zeroizing buffer; nothing was read past the cap.
+//! `http://` is accepted only for loopback hosts. What the body means is the
+//! next step's business ([`crate::bundle`]).
+
+mod file;
+mod https;
+
+use crate::error::{Error, Result};
+use crate::sensitive::SecretBytes;
+use crate::token::Token;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use https::{parse_retry_after, Backoff};
+
+/// A secrets URL, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsUrl {
+    /// `https://…`, or `http://` to a loopback host.
+    Http(String),
+    /// `file:///absolute/path`.
+    File(PathBuf),
+}
+
+impl SecretsUrl {
+    /// Checks a `LIVEKIT_SECRETS_URL` value. A bad one is a configuration error (78).
+    pub fn parse(url: &str) -> Result<SecretsUrl> {
+        let url = url.trim();
+        let bad = |why: &str| Error::Config(format!("LIVEKIT_SECRETS_URL {why}"));
+        let lower = url.to_ascii_lowercase();
+        if let Some(path) = lower.strip_prefix("file://").map(|_| &url[7..]) {
+            if !path.starts_with('/') {
+                return Err(bad("must be file:///absolute/path (no host)"));
+            }
+            if path.contains(['?', '#']) {
+                return Err(bad("is a file URL with a query or fragment"));
+            }
+            return Ok(SecretsUrl::File(PathBuf::from(path)));
+        }
+        let (rest, https) = if let Some(r) = lower.strip_prefix("https://") {
+            (r, true)
+        } else if let Some(r) = lower.strip_prefix("http://") {
+            (r, false)
+        } else {
+            return Err(bad(
+                "must start with https://, http:// (loopback only) or file:///",
+            ));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.contains('@') {
+            return Err(bad("must not carry credentials (user:password@)"));
+        }
+        let host = host_of(authority);
+        if host.is_empty() {
+            return Err(bad("has no host"));
+        }
+        if !https && !is_loopback(host) {
+            return Err(bad(
+                "uses http:// to a host that is not loopback; use https://",
+            ));
+        }
+        Ok(SecretsUrl::Http(url.to_string()))
+    }
+}
+
+/// The host part of `host[:port]` or `[v6]:port`.
+fn host_of(authority: &str) -> &str {
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// 127.0.0.0/8, ::1 and `localhost`.
+fn is_loopback(host: &str) -> bool {
+    if host == "localhost" || host == "localhost." {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    false
+}
+
+/// How to fetch: the knobs of §4.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub url: SecretsUrl,
+    /// Extra trusted CA certificates (PEM), added to the webpki roots.
+    pub ca_file: Option<PathBuf>,
+    /// The overall deadline for every attempt and wait together.
+    pub deadline: Duration,
+    /// Largest body accepted.
+    pub max_bundle: u64,
+}
+
+/// Fetches the sealed bundle.
+pub fn fetch(opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
+    match &opts.url {
+        SecretsUrl::File(path) => file::read(path, opts.max_bundle),
+        SecretsUrl::Http(url) => https::fetch(url, opts, token),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_and_loopback_http_and_file_urls_are_accepted() {
+        for ok in [
+            "https://secrets.example.com/v1/agents/a",
+            "HTTPS://Example.com",
+            "http://127.0.0.1:8080/x",
+            "http://127.9.9.9/x",
+            "http://localhost:1/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(
+                matches!(SecretsUrl::parse(ok), Ok(SecretsUrl::Http(_))),
+                "{ok}"
+            );
+        }
+        assert_eq!(
+            SecretsUrl::parse("file:///run/bundle.json").unwrap(),
+            SecretsUrl::File("/run/bundle.json".into())
+        );
+    }
+
+    #[test]
+    fn plain_http_to_other_hosts_and_odd_urls_are_config_errors() {
+        for bad in [
+            "http://example.com/x",
+            "http://10.0.0.1/x",
+            "http://127.0.0.1.example.com/x",
+            "http://localhost.evil.com/",
+            "ftp://x/y",
+            "file://host/run/b.json",
+            "file:relative",
+            "https://user:pw@example.com/",
+            "https:///nohost",
+            "",
+        ] {
+            let e = SecretsUrl::parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 78, "{bad}");
+            assert!(!e.to_string().contains("pw"), "{e}");
+        }
+    }
+}

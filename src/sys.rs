@@ -1,0 +1,454 @@
+//! Every call into the OS that needs `unsafe`, and the small safe wrappers
+//! around them: the wiping allocator, signal dispositions, the initial
+//! environment block, fork and exec.
+//!
+//! Each `unsafe` block carries a `SAFETY:` comment. Nothing outside this
+//! module uses `unsafe`.
+
+use nix::libc;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::{CStr, OsString};
+use std::os::unix::ffi::OsStringExt;
+
+// ---------------------------------------------------------------------------
+// The wiping allocator.
+
+/// A global allocator that overwrites every block with zeros before it is
+/// returned to the system allocator.
+///
+/// Secrets are copied by code agent-init does not own (serde_json's scratch
+/// buffer for escaped strings, rustls's record buffers, `Vec` growth in
+/// ureq); wiping on free catches those copies where a zeroizing type cannot.
+/// `realloc` falls back to allocate, copy, wipe, free, so a growing buffer
+/// never leaves its old copy behind.
+pub struct WipingAlloc;
+
+// SAFETY: every method forwards to `System` with the caller's layout, and
+// `dealloc` only writes inside the block it is about to free, which the caller
+// owns per `GlobalAlloc`'s contract.
+unsafe impl GlobalAlloc for WipingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes that the caller
+        // owns; volatile writes keep the wipe from being optimised away.
+        unsafe {
+            for i in 0..layout.size() {
+                std::ptr::write_volatile(ptr.add(i), 0);
+            }
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+            System.dealloc(ptr, layout)
+        }
+    }
+    // `realloc` keeps GlobalAlloc's default: alloc, copy, dealloc (which wipes).
+}
+
+/// Overwrites `n` bytes of this thread's stack below the caller, so key
+/// schedules and copies left in dead stack frames do not outlive their use.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; 64 * 1024];
+    for b in buf.iter_mut() {
+        // SAFETY: `b` is a valid, aligned, exclusive reference into `buf`.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::hint::black_box(&buf);
+}
+
+// ---------------------------------------------------------------------------
+// Small safe helpers.
+
+/// The conventional name of signal `n` (`SIGTERM`), or `signal N`.
+pub fn signal_name(n: i32) -> String {
+    match Signal::try_from(n) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {n}"),
+    }
+}
+
+/// An I/O error's reason without Rust's " (os error N)" suffix.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// The kernel's budget for argv + envp: a quarter of the stack limit, at
+/// least 32 pages, at most 3/4 of the 8 MiB `_STK_LIM` (fs/exec.c).
+pub fn arg_max() -> usize {
+    let stack = getrlimit(Resource::RLIMIT_STACK)
+        .map(|(soft, _)| soft)
+        .unwrap_or(8 << 20);
+    let quarter = if stack == libc::RLIM_INFINITY {
+        usize::MAX
+    } else {
+        (stack / 4) as usize
+    };
+    quarter.clamp(32 * 4096, (8 << 20) / 4 * 3)
+}
+
+// ---------------------------------------------------------------------------
+// What agent-init inherited, and hardening for its own life.
+
+/// The signals that end agent-init before the command starts.
+pub const EARLY_SIGNALS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// Signals agent-init changes the disposition of, at one time or another.
+const TOUCHED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+];
+
+/// The process state agent-init found at start, restored for the command.
+pub struct Inherited {
+    mask: SigSet,
+    actions: Vec<(Signal, libc::sigaction)>,
+    core: Option<(libc::rlim_t, libc::rlim_t)>,
+}
+
+/// Makes agent-init non-dumpable with no core file, and records the signal
+/// mask and dispositions it inherited. Call first thing.
+pub fn harden() -> Inherited {
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let core = getrlimit(Resource::RLIMIT_CORE).ok();
+    if let Some((_, hard)) = core {
+        // Only the soft limit: lowering the hard limit could not be undone for the command.
+        let _ = setrlimit(Resource::RLIMIT_CORE, 0, hard);
+    }
+    let mask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
+    let mut actions = Vec::with_capacity(TOUCHED.len());
+    for sig in TOUCHED {
+        let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+        // SAFETY: a NULL new action only reads the current one into `old`.
+        if unsafe { libc::sigaction(sig as libc::c_int, std::ptr::null(), old.as_mut_ptr()) } == 0 {
+            // SAFETY: sigaction succeeded and filled `old`.
+            actions.push((sig, unsafe { old.assume_init() }));
+        }
+    }
+    Inherited {
+        mask,
+        actions,
+        core,
+    }
+}
+
+impl Inherited {
+    /// Whether `sig` arrived ignored (SIG_IGN), which agent-init honours.
+    pub fn ignored(&self, sig: Signal) -> bool {
+        self.actions
+            .iter()
+            .any(|(s, a)| *s == sig && a.sa_sigaction == libc::SIG_IGN)
+    }
+}
+
+/// The message the early handler writes, one per signal, built without allocation.
+fn early_message(sig: libc::c_int) -> &'static [u8] {
+    match sig {
+        libc::SIGTERM => {
+            b"agent-init: error: SIGTERM received before the command started; it was not started\n"
+        }
+        libc::SIGINT => {
+            b"agent-init: error: SIGINT received before the command started; it was not started\n"
+        }
+        libc::SIGHUP => {
+            b"agent-init: error: SIGHUP received before the command started; it was not started\n"
+        }
+        _ => {
+            b"agent-init: error: SIGQUIT received before the command started; it was not started\n"
+        }
+    }
+}
+
+extern "C" fn early_exit(sig: libc::c_int) {
+    let msg = early_message(sig);
+    // SAFETY: write, open, close and _exit are async-signal-safe; `msg` is static.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        let fd = libc::open(
+            c"/dev/termination-log".as_ptr(),
+            libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+        );
+        if fd >= 0 {
+            // Skip the "agent-init: error: " prefix for the one-line reason.
+            let body = &msg[19..];
+            libc::write(fd, body.as_ptr().cast(), body.len());
+            libc::close(fd);
+        }
+        libc::_exit(128 + sig);
+    }
+}
+
+/// Until the command starts, SIGTERM, SIGINT, SIGHUP and SIGQUIT end
+/// agent-init at once with 128+N. A handler (not the default action) is what
+/// makes this hold as PID 1, where the kernel drops signals that have none.
+/// A signal that arrived ignored stays ignored.
+pub fn install_early_handlers(inherited: &Inherited) {
+    let act = SigAction::new(
+        SigHandler::Handler(early_exit),
+        SaFlags::SA_RESTART,
+        SigSet::all(),
+    );
+    for sig in EARLY_SIGNALS {
+        if !inherited.ignored(sig) {
+            // SAFETY: `early_exit` only calls async-signal-safe functions.
+            let _ = unsafe { signal::sigaction(sig, &act) };
+        }
+    }
+}
+
+/// Restores what the command should inherit: dispositions, core limit, mask.
+/// Blocks everything first so no signal lands between the steps; the final
+/// mask restore is the last step.
+fn restore_for_command(inherited: &Inherited) {
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None);
+    for (sig, act) in &inherited.actions {
+        // SAFETY: re-installing the exact action the process started with.
+        unsafe { libc::sigaction(*sig as libc::c_int, act, std::ptr::null_mut()) };
+    }
+    if let Some((soft, hard)) = inherited.core {
+        let _ = setrlimit(Resource::RLIMIT_CORE, soft, hard);
+    }
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&inherited.mask), None);
+}
+
+// ---------------------------------------------------------------------------
+// The initial environment block.
+
+/// Copies agent-init's own environment out of libc's `environ`.
+pub fn read_environ() -> Vec<(OsString, OsString)> {
+    std::env::vars_os().collect()
+}
+
+/// Overwrites, in the process's initial environment block, the values of the
+/// variables for which `pick` is true, so `/proc/<pid>/environ` stops showing
+/// them. `NAME=` stays; the value's bytes become NUL.
+pub fn scrub_environ(pick: impl Fn(&[u8]) -> bool) {
+    // SAFETY: `environ` is the NULL-terminated array libc keeps; agent-init
+    // never calls setenv/putenv, so each entry still points into the block the
+    // kernel built, writable and NUL-terminated. We only overwrite bytes before
+    // each entry's terminating NUL, and run before any other thread exists
+    // that could read the environment (ureq's resolver threads never do).
+    unsafe {
+        let mut p = environ_ptr();
+        while !p.is_null() && !(*p).is_null() {
+            let entry = *p as *mut u8;
+            let len = libc::strlen(*p);
+            let bytes = std::slice::from_raw_parts(entry, len);
+            if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+                if pick(&bytes[..eq]) {
+                    for i in eq + 1..len {
+                        std::ptr::write_volatile(entry.add(i), 0);
+                    }
+                }
+            }
+            p = p.add(1);
+        }
+    }
+}
+
+fn environ_ptr() -> *mut *mut libc::c_char {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: reading the pointer value of libc's global; agent-init never
+    // assigns it.
+    unsafe { environ }
+}
+
+// ---------------------------------------------------------------------------
+// exec and spawn.
+
+/// Why `execve` failed, as an errno.
+pub type Errno = nix::errno::Errno;
+
+/// Replaces agent-init with the command. Returns only on failure.
+pub fn exec(path: &CStr, argv: &[&CStr], envp: &[&CStr], inherited: &Inherited) -> Errno {
+    restore_for_command(inherited);
+    match nix::unistd::execve(path, argv, envp) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+/// How the supervised child starts.
+pub struct SpawnOptions {
+    /// Put the child in its own process group.
+    pub new_group: bool,
+    /// Hand the terminal on stdin to the child's group.
+    pub take_tty: bool,
+}
+
+/// NULL-terminated pointer arrays, built before `fork` so the child allocates nothing.
+pub struct Prepared<'a> {
+    path: &'a CStr,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(path: &'a CStr, argv: &[&'a CStr], envp: &[&'a CStr]) -> Self {
+        let mut a: Vec<_> = argv.iter().map(|s| s.as_ptr()).collect();
+        a.push(std::ptr::null());
+        let mut e: Vec<_> = envp.iter().map(|s| s.as_ptr()).collect();
+        e.push(std::ptr::null());
+        Prepared {
+            path,
+            argv: a,
+            envp: e,
+        }
+    }
+}
+
+/// Forks and execs the command. Returns its pid once it has exec'd, or the
+/// errno of the failed `execve`.
+pub fn spawn(
+    cmd: &Prepared<'_>,
+    inherited: &Inherited,
+    opts: &SpawnOptions,
+) -> Result<nix::unistd::Pid, Errno> {
+    use nix::fcntl::OFlag;
+    use nix::unistd::{fork, ForkResult};
+    use std::os::fd::AsRawFd;
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: after fork the child calls only async-signal-safe functions
+    // (setpgid, tcsetpgrp, sigaction, setrlimit, sigprocmask, execve, write,
+    // _exit) on memory prepared before the fork; it allocates nothing.
+    match unsafe { fork() }? {
+        ForkResult::Child => unsafe {
+            if opts.new_group {
+                libc::setpgid(0, 0);
+                if opts.take_tty {
+                    // SIGTTOU is blocked (inherited mask), so a background group may do this.
+                    libc::tcsetpgrp(0, libc::getpid());
+                }
+            }
+            for (sig, act) in &inherited.actions {
+                libc::sigaction(*sig as libc::c_int, act, std::ptr::null_mut());
+            }
+            if let Some((soft, hard)) = inherited.core {
+                let lim = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &lim);
+            }
+            libc::sigprocmask(
+                libc::SIG_SETMASK,
+                inherited.mask.as_ref(),
+                std::ptr::null_mut(),
+            );
+            libc::execve(cmd.path.as_ptr(), cmd.argv.as_ptr(), cmd.envp.as_ptr());
+            let err = *libc::__errno_location();
+            let bytes = err.to_ne_bytes();
+            libc::write(wr.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(127);
+        },
+        ForkResult::Parent { child } => {
+            drop(wr);
+            if opts.new_group {
+                // Also set it here so the parent never signals a group that does not exist yet.
+                let _ = nix::unistd::setpgid(child, child);
+            }
+            let mut buf = [0u8; 4];
+            let n = loop {
+                match nix::unistd::read(&rd, &mut buf) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other.unwrap_or(0),
+                }
+            };
+            if n == 4 {
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(Errno::from_raw(i32::from_ne_bytes(buf)));
+            }
+            Ok(child)
+        }
+    }
+}
+
+/// Closes every file descriptor above 2 that agent-init holds.
+pub fn close_fds_above_stderr() {
+    // SAFETY: close_range only closes descriptors; agent-init owns no Rust
+    // object backed by an fd above 2 at this point (the caller ensures it).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if r != 0 {
+        for fd in 3..1024 {
+            // SAFETY: as above, for kernels without close_range.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Waits for any signal in `set`, including real-time ones `nix::Signal` cannot name.
+pub fn wait_signal(set: &SigSet) -> i32 {
+    let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::uninit();
+    loop {
+        // SAFETY: `set` is a valid sigset; `info` is written by the kernel on success.
+        let r = unsafe { libc::sigwaitinfo(set.as_ref(), info.as_mut_ptr()) };
+        if r > 0 {
+            return r;
+        }
+    }
+}
+
+/// Reaps one child without blocking: its pid and, if it ended, its status as
+/// a shell shows it (the code, or 128+N for signal N). `None` when no child
+/// is waiting to be reaped.
+pub fn reap_one() -> Option<(i32, Option<i32>)> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    let code = if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Some(128 + libc::WTERMSIG(status))
+    } else {
+        None
+    };
+    Some((pid, code))
+}
+
+/// Sends raw signal `sig` to `pid` (negative for a process group).
+pub fn send_signal(pid: i32, sig: i32) -> bool {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Sets `sig` to SIG_IGN for agent-init (TTIN and TTOU while supervising).
+pub fn ignore(sig: Signal) {
+    // SAFETY: SIG_IGN runs no code of ours.
+    let _ = unsafe {
+        signal::sigaction(
+            sig,
+            &SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty()),
+        )
+    };
+}
+
+/// Converts an `OsString` to a `CString` for exec, refusing interior NULs.
+pub fn to_cstring(s: OsString) -> Option<std::ffi::CString> {
+    std::ffi::CString::new(s.into_vec()).ok()
+}

@@ -1,0 +1,110 @@
+//! Test support shared by every integration test: running the built
+//! binary, capturing the exact environment its command received, and
+//! checking that a failure started nothing and leaked nothing.
+//!
+//! Submodules (each owned by the tests that need it) add servers and tools.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The agent-init binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agent-init"))
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "agent-init-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A command line for agent-init's child that records it started (by
+/// creating `marker`) and writes its exact initial environment block
+/// (`/proc/self/environ`, byte for byte) to `out`.
+pub fn capture_command(marker: &Path, out: &Path) -> Vec<OsString> {
+    vec![
+        "python3".into(),
+        "-c".into(),
+        "import sys\nopen(sys.argv[1], 'w').close()\nopen(sys.argv[2], 'wb').write(open('/proc/self/environ', 'rb').read())".into(),
+        marker.into(),
+        out.into(),
+    ]
+}
+
+/// Parses a captured environment block into `NAME=VALUE` byte strings, in order.
+pub fn read_captured(out: &Path) -> Vec<Vec<u8>> {
+    let raw = std::fs::read(out).expect("the command wrote its environment");
+    raw.split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// A builder for one agent-init run with an empty base environment.
+pub struct Run {
+    pub cmd: Command,
+}
+
+impl Run {
+    /// agent-init with only `PATH` inherited, in `cwd`.
+    pub fn new(cwd: &Path) -> Run {
+        let mut cmd = Command::new(bin());
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .current_dir(cwd)
+            .stdin(Stdio::null());
+        Run { cmd }
+    }
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Run {
+        self.cmd.env(k, v);
+        self
+    }
+    pub fn args<I, S>(mut self, a: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(a);
+        self
+    }
+    pub fn output(mut self) -> Output {
+        self.cmd.output().expect("agent-init runs")
+    }
+}
+
+/// Asserts the two invariants of every failure: the command never started
+/// (no marker) and none of `secrets` appears in stdout or stderr.
+pub fn assert_failed_cleanly(out: &Output, code: i32, marker: &Path, secrets: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {stderr}");
+    assert!(!marker.exists(), "the command must not start; stderr: {stderr}");
+    assert_no_leak(out, secrets);
+    assert!(
+        stderr.lines().all(|l| l.starts_with("agent-init:")),
+        "every stderr line is prefixed: {stderr}"
+    );
+}
+
+/// Asserts that none of `secrets` appears in stdout or stderr.
+pub fn assert_no_leak(out: &Output, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!s.is_empty());
+        for (name, stream) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(s),
+                "{name} leaks a secret string"
+            );
+        }
+    }
+}

@@ -31,7 +31,15 @@ fn refused(what: &str) -> Error {
 
 /// Opens a sealed bundle with `token`, returning the plaintext.
 pub fn open(token: &Token, body: &[u8]) -> Result<SecretBytes> {
-    let sealed: Sealed<'_> = serde_json::from_slice(body).map_err(|e| {
+    // JSON is UTF-8 (RFC 8259), and serde_json checks that only in the strings
+    // it keeps, not in unknown members it skips.
+    let body = std::str::from_utf8(body).map_err(|e| {
+        refused(&format!(
+            "it is not UTF-8 JSON (bad UTF-8 at byte {})",
+            e.valid_up_to() + 1
+        ))
+    })?;
+    let sealed: Sealed<'_> = serde_json::from_str(body).map_err(|e| {
         refused(&format!(
             "not a JSON object with format, nonce and ciphertext (line {}, column {})",
             e.line(),
@@ -222,6 +230,19 @@ mod tests {
             assert_eq!(e.exit_code(), 65, "{body}");
             assert!(e.to_string().contains(needle), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_in_an_unknown_envelope_member_is_refused() {
+        // The `secrets_parse` finding, in the envelope:
+        // serde_json skips unknown members without checking their UTF-8.
+        let v = vector();
+        let mut body = v["bundle"].to_string().into_bytes();
+        body.pop();
+        body.extend_from_slice(b",\"x\":\"\xc3\"}");
+        let e = open(&vector_token(), &body).unwrap_err();
+        assert_eq!(e.exit_code(), 65);
+        assert!(e.to_string().contains("UTF-8"), "{e}");
     }
 
     #[test]

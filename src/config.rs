@@ -32,7 +32,8 @@ pub enum Action {
     /// Seal secrets into a bundle file.
     Seal {
         out: PathBuf,
-        token: Option<String>,
+        /// `--token`: re-seal for an existing token instead of making one.
+        token: Option<SecretString>,
     },
     Help,
     Version,
@@ -61,11 +62,12 @@ agent-init: the entrypoint of LiveKit agent containers
 
 Fetches the agent's sealed secrets with a bootstrap token, opens and checks
 them, merges in LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET, and
-execs the command with the assembled environment.
+execs the command with the assembled environment. Without a token (local
+development) it reads dotenv files and --secrets flags instead.
 
 Usage:
   agent-init [OPTIONS] [--] COMMAND [ARGS...]
-  agent-init --list | --check [OPTIONS]
+  agent-init --list | --check [OPTIONS] [[--] COMMAND [ARGS...]]
   agent-init seal [--secrets-file FILE]... [--secrets KEY=VALUE]... [--token TOKEN] --out BUNDLE
 
 Options:
@@ -74,17 +76,32 @@ Options:
                           (AGENT_INIT_SIGNAL_CHILD=1)
   --require NAME          NAME must be set and non-empty (repeatable; AGENT_INIT_REQUIRE=A,B)
   --secrets-file FILE     local mode: load a dotenv file (repeatable; later files win);
-                          default: .env then .env.local when they exist
-  --secrets KEY=VALUE     local mode: add one secret (repeatable; beats files and inherited)
-  --list                  print each variable that would be injected and its origin; no values
-  --check                 do everything up to the exec, print a summary, run nothing
+                          default: .env then .env.local from the working directory, when they exist
+  --secrets KEY=VALUE     local mode: add one secret (repeatable; beats inherited variables and files)
+  --list                  print NAME<TAB>ORIGIN[<TAB>UPDATED_AT] for each variable the command
+                          would get, never a value; run nothing
+  --check                 do everything up to the exec, print a one-line summary, run nothing
   -h, --help              this text
   -V, --version           the version
+
+Local mode precedence, highest first: --secrets flags; inherited variables (docker run -e);
+dotenv files, later over earlier. LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET
+from files are used as the platform values. Dotenv syntax is python-dotenv's; a line
+that is not an assignment, a comment or blank refuses the file (exit 65).
+
+seal: seal the local inputs (files as above, --secrets over them; not the inherited
+environment) into a bundle for LIVEKIT_SECRETS_URL=file:///path, and print its token,
+only the token, on stdout.
+  --out BUNDLE            where to write the bundle (atomically, mode 0600)
+  --token TOKEN           seal for this existing token instead of a fresh random one
 
 Environment:
   LIVEKIT_BOOTSTRAP_TOKEN       the bootstrap token (lkbt1.ID.KEY); never passed on
   LIVEKIT_BOOTSTRAP_TOKEN_FILE  a file holding the token; never passed on
-  LIVEKIT_SECRETS_URL           https://..., http://loopback/..., or file:///path/to/bundle.json
+  LIVEKIT_SECRETS_URL           https://..., http://loopback/..., or file:///path/to/bundle.json;
+                                never passed on
+  LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET
+                                passed on; the bundle's livekit member overrides them
   AGENT_INIT_CA_FILE            extra trusted CA certificates (PEM), added to the built-in roots
   AGENT_INIT_TIMEOUT            overall fetch deadline in seconds (default 60)
   AGENT_INIT_MAX_BUNDLE         largest bundle in bytes (default 8388608)
@@ -93,6 +110,7 @@ Environment:
   AGENT_INIT_SUPERVISE          1 to supervise (see --supervise)
   AGENT_INIT_SIGNAL_CHILD       1 to signal the child alone (see --signal-child)
   HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY   honoured for the fetch
+  AGENT_INIT_* variables are never passed on.
 
 Exit codes: 64 usage, 65 bundle or secrets refused, 69 service unavailable,
 77 token refused, 78 configuration, 126 command not executable, 127 command
@@ -203,13 +221,35 @@ impl Config {
                             .ok_or_else(|| usage(format!("{flag} needs a value"))),
                     }
                 };
+            let switch = matches!(
+                flag.as_str(),
+                "-h" | "--help"
+                    | "-V"
+                    | "--version"
+                    | "--supervise"
+                    | "--signal-child"
+                    | "--list"
+                    | "--check"
+            );
+            if switch && inline.is_some() {
+                return Err(usage(format!("{flag} takes no value")));
+            }
             match flag.as_str() {
                 "-h" | "--help" => action = Action::Help,
                 "-V" | "--version" => action = Action::Version,
                 "--supervise" if !sealing => supervise = true,
                 "--signal-child" if !sealing => signal_child_only = true,
-                "--list" if !sealing => action = Action::List,
-                "--check" if !sealing => action = Action::Check,
+                "--list" | "--check" if !sealing => {
+                    let asked = if flag == "--list" {
+                        Action::List
+                    } else {
+                        Action::Check
+                    };
+                    if matches!(action, Action::List | Action::Check) && action != asked {
+                        return Err(usage("--list and --check exclude each other".into()));
+                    }
+                    action = asked;
+                }
                 "--require" if !sealing => {
                     let n = value(&mut it)?.to_string_lossy().into_owned();
                     if crate::secrets::check_name(&n).is_err() {
@@ -219,11 +259,21 @@ impl Config {
                     }
                     require.push(n);
                 }
-                "--secrets-file" => secrets_files.push(PathBuf::from(value(&mut it)?)),
+                "--secrets-file" => {
+                    let file = value(&mut it)?;
+                    if file.is_empty() {
+                        return Err(usage("--secrets-file needs a file name".into()));
+                    }
+                    secrets_files.push(PathBuf::from(file));
+                }
                 "--secrets" => secrets_flags.push(secret_flag(value(&mut it)?)?),
                 "--out" if sealing => out = Some(PathBuf::from(value(&mut it)?)),
                 "--token" if sealing => {
-                    seal_token = Some(value(&mut it)?.to_string_lossy().into_owned())
+                    let t = SecretBytes::new(value(&mut it)?.into_vec());
+                    let t = std::str::from_utf8(t.expose()).map_err(|_| {
+                        Error::Config("bootstrap token is malformed: it is not ASCII".into())
+                    })?;
+                    seal_token = Some(SecretString::new(t.to_string()));
                 }
                 _ => return Err(usage(format!("unknown option {flag}"))),
             }
@@ -379,6 +429,12 @@ mod tests {
             &["--require"][..],
             &["--secrets", "NOEQUALS", "x"][..],
             &["--require", "A-B", "x"][..],
+            &["--list=yes"][..],
+            &["--supervise=0", "x"][..],
+            &["--list", "--check"][..],
+            &["--secrets-file=", "x"][..],
+            &["seal", "--out", "b.json", "--list"][..],
+            &["seal", "--out", "b.json", "cmd"][..],
         ] {
             let e = Config::parse(os(args), vec![]).unwrap_err();
             assert_eq!(e.exit_code(), 64, "{args:?}");
@@ -484,6 +540,44 @@ mod tests {
                 .unwrap_err()
                 .exit_code(),
             64
+        );
+    }
+
+    #[test]
+    fn seal_token_flag_is_kept_secret_and_an_inherited_token_is_not_used() {
+        let c = Config::parse(
+            os(&["seal", "--token", TOKEN, "--out=b.json"]),
+            envs(&[("LIVEKIT_BOOTSTRAP_TOKEN", "lkbt1.other")]),
+        )
+        .unwrap();
+        let Action::Seal { token: Some(t), .. } = &c.action else {
+            panic!("{:?}", c.action)
+        };
+        assert_eq!(t.expose(), TOKEN);
+        assert!(c.token.is_none());
+        assert!(!format!("{c:?}").contains("AAECAw"));
+    }
+
+    #[test]
+    fn list_and_check_need_no_command_and_repeat_harmlessly() {
+        let c = Config::parse(os(&["--list", "--list"]), vec![]).unwrap();
+        assert_eq!(c.action, Action::List);
+        assert!(c.command.is_empty());
+        let c = Config::parse(os(&["--check", "--", "python", "agent.py"]), vec![]).unwrap();
+        assert_eq!(c.action, Action::Check);
+        assert_eq!(c.command, os(&["python", "agent.py"]));
+    }
+
+    #[test]
+    fn secrets_files_keep_their_order() {
+        let c = Config::parse(
+            os(&["--secrets-file", "a.env", "--secrets-file=b.env", "true"]),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.secrets_files,
+            [PathBuf::from("a.env"), PathBuf::from("b.env")]
         );
     }
 }

@@ -154,7 +154,7 @@ impl Environment {
         env
     }
 
-    /// Local mode: `--secrets` flags > inherited > files, later files over earlier.
+    /// Local mode: `--secrets` flags > inherited > files, a later assignment over an earlier one.
     pub fn local(
         inherited: Vec<(OsString, SecretBytes)>,
         files: FileVars,
@@ -167,10 +167,16 @@ impl Environment {
         for (name, value) in flags {
             env.set(name.into(), value, Origin::Flag);
         }
-        for (path, vars) in files.into_iter().rev() {
+        // Files: a later assignment beats an earlier one, in a later file or
+        // in the same file (python-dotenv's rule), whatever the caller deduplicated.
+        let mut from_files = Environment::default();
+        for (path, vars) in files {
             for (name, value) in vars {
-                env.set_default(name.into(), value, Origin::File(path.clone()));
+                from_files.set(name.into(), value, Origin::File(path.clone()));
             }
+        }
+        for v in from_files.vars {
+            env.set_default(v.name, v.value, v.origin);
         }
         env
     }
@@ -374,6 +380,19 @@ mod tests {
             Origin::File(".env.local".into())
         );
         assert_eq!(env.get("D").unwrap().origin, Origin::Flag);
+    }
+
+    #[test]
+    fn a_later_duplicate_in_one_file_wins_as_in_python_dotenv() {
+        // Found by the `merge` fuzz target: with `set_default` per entry the
+        // first of two assignments in one file won.
+        let files = vec![(
+            PathBuf::from(".env"),
+            vec![("A".into(), sb("first")), ("A".into(), sb("second"))],
+        )];
+        let env = Environment::local(Vec::new(), files, Vec::new());
+        assert_eq!(val(&env, "A").as_deref(), Some("second"));
+        assert_eq!(env.len(), 1);
     }
 
     #[test]

@@ -83,11 +83,18 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
 
     match cfg.action {
         Action::List => {
+            // One line per variable: a control character in a name or a path
+            // must not start a line of its own.
+            let printable = |s: &str| -> String {
+                s.chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect()
+            };
             let mut out = String::new();
             for v in environment.vars() {
-                out.push_str(&v.name.to_string_lossy());
+                out.push_str(&printable(&v.name.to_string_lossy()));
                 out.push('\t');
-                out.push_str(&v.origin.to_string());
+                out.push_str(&printable(&v.origin.to_string()));
                 if let env::Origin::Bundle {
                     updated_at: Some(t),
                 } = &v.origin
@@ -116,8 +123,9 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             let count = |f: fn(&env::Origin) -> bool| {
                 environment.vars().iter().filter(|v| f(&v.origin)).count()
             };
-            info!(
-                "check passed: {} variables ({} from the bundle, {} platform, {} from files, {} from flags, {} inherited){resolved}",
+            // The summary is what --check is asked for: printed whatever AGENT_INIT_LOG says.
+            let summary = format!(
+                "agent-init: check passed: {} variables ({} from the bundle, {} platform, {} from files, {} from flags, {} inherited){resolved}\n",
                 environment.len(),
                 count(|o| matches!(o, env::Origin::Bundle { .. })),
                 count(|o| matches!(o, env::Origin::Platform)),
@@ -125,6 +133,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
                 count(|o| matches!(o, env::Origin::Flag)),
                 count(|o| matches!(o, env::Origin::Inherited)),
             );
+            let _ = std::io::stderr().write_all(summary.as_bytes());
             Ok(0)
         }
         _ => {
@@ -181,38 +190,44 @@ pub fn local_files(cfg: &Config) -> Result<Vec<PathBuf>> {
     if !cfg.secrets_files.is_empty() {
         return Ok(cfg.secrets_files.clone());
     }
+    // A regular file or a FIFO (a secret manager's named pipe), as python-dotenv accepts.
+    let readable = |p: &PathBuf| {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() || m.file_type().is_fifo())
+    };
     Ok([".env", ".env.local"]
         .iter()
         .map(PathBuf::from)
-        .filter(|p| p.is_file())
+        .filter(readable)
         .collect())
 }
 
-/// Loads dotenv files in order; `${VAR}` sees the inherited environment, then
-/// earlier keys of the same file, then earlier files.
+/// Loads dotenv files in order. `${VAR}` in a file sees the inherited
+/// environment first (as `load_dotenv` without override does), then earlier
+/// keys of the same file, then earlier files, later over earlier: the same
+/// order in which the values themselves take effect.
 pub fn load_files(
     files: &[PathBuf],
     inherited: &[(OsString, SecretBytes)],
 ) -> Result<env::FileVars> {
+    let text = |v: &SecretBytes| {
+        sensitive::SecretString::new(String::from_utf8_lossy(v.expose()).into_owned())
+    };
+    let over = |name: &str| {
+        inherited
+            .iter()
+            .find(|(n, _)| n.as_encoded_bytes() == name.as_bytes())
+            .map(|(_, v)| text(v))
+    };
     let mut out: env::FileVars = Vec::with_capacity(files.len());
     for path in files {
-        let lookup = |name: &str| -> Option<sensitive::SecretString> {
-            let from_env = inherited
-                .iter()
-                .find(|(n, _)| n.as_encoded_bytes() == name.as_bytes())
-                .map(|(_, v)| v.expose());
-            let from_files = || {
-                out.iter()
-                    .rev()
-                    .flat_map(|(_, vars)| vars.iter().rev())
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.expose())
-            };
-            from_env
-                .or_else(from_files)
-                .map(|v| sensitive::SecretString::new(String::from_utf8_lossy(v).into_owned()))
+        let under = |name: &str| {
+            out.iter()
+                .rev()
+                .find_map(|(_, vars)| vars.iter().find(|(n, _)| n == name))
+                .map(|(_, v)| text(v))
         };
-        let entries = dotenv::load(path, &lookup)?;
+        let entries = dotenv::load_layered(path, &over, &under)?;
         debug!("{}: {} variables", path.display(), entries.len());
         let vars = entries
             .into_iter()

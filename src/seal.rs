@@ -9,14 +9,55 @@
 
 use crate::bundle;
 use crate::config::{Action, Config};
-use crate::env::{Environment, Origin};
+use crate::env::Environment;
 use crate::error::{Error, Result};
 use crate::secrets::LIVEKIT_NAMES;
 use crate::sensitive::SecretBytes;
 use crate::token::Token;
+use serde::Serialize;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+/// The plaintext of §6, borrowing every value: it is serialized once, straight
+/// into a zeroizing buffer of the exact size.
+#[derive(Serialize)]
+struct Plaintext<'a> {
+    secrets: Vec<PlainSecret<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    livekit: Option<PlainLiveKit<'a>>,
+}
+
+#[derive(Serialize)]
+struct PlainSecret<'a> {
+    name: &'a str,
+    value: &'a str,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+#[derive(Serialize, Default)]
+struct PlainLiveKit<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_secret: Option<&'a str>,
+}
+
+/// Counts bytes, to size the plaintext buffer before writing it.
+struct Count(usize);
+
+impl Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Runs the `seal` subcommand.
 pub fn run(mut cfg: Config) -> Result<i32> {
@@ -26,50 +67,42 @@ pub fn run(mut cfg: Config) -> Result<i32> {
         ));
     };
     let token = match token {
-        Some(t) => Token::parse(&t)?,
+        Some(t) => Token::parse(t.expose())?,
         None => Token::generate()?,
     };
     let files = crate::local_files(&cfg)?;
     let inherited = std::mem::take(&mut cfg.inherited);
+    // The inherited environment is seen by `${VAR}` in the files, as locally;
+    // it is not itself sealed.
     let loaded = crate::load_files(&files, &inherited)?;
     drop(inherited);
-    // Only the inputs are sealed: files, then flags over them; not the inherited environment.
+    let flags = cfg.secrets_flags.len();
     let env = Environment::local(Vec::new(), loaded, std::mem::take(&mut cfg.secrets_flags));
-    let now = rfc3339_now();
-    let mut secrets = Vec::new();
-    let mut livekit = serde_json::Map::new();
-    for v in env.vars() {
-        let name = v.name.to_string_lossy().into_owned();
-        let value = String::from_utf8(v.value.expose().to_vec())
-            .map_err(|_| Error::Refused(format!("{name}: value is not UTF-8")))?;
-        if let Some(i) = LIVEKIT_NAMES.iter().position(|n| *n == name) {
-            let key = ["url", "api_key", "api_secret"][i];
-            livekit.insert(key.into(), value.into());
-            continue;
-        }
-        debug_assert!(matches!(v.origin, Origin::File(_) | Origin::Flag));
-        secrets.push(serde_json::json!({
-            "name": name, "value": value, "created_at": now, "updated_at": now,
-        }));
-    }
-    let mut doc = serde_json::json!({ "secrets": secrets });
-    if !livekit.is_empty() {
-        doc["livekit"] = livekit.into();
-    }
-    let plaintext = SecretBytes::new(serde_json::to_vec(&doc).expect("JSON of strings"));
-    drop(doc);
+    let plaintext = plaintext(&env, &rfc3339_now())?;
     // The same checks the opener applies: a bundle seal writes, open accepts.
-    crate::secrets::parse(plaintext.expose())?;
+    let checked = crate::secrets::parse(plaintext.expose())?;
     let sealed = bundle::seal(&token, plaintext.expose())?;
+    drop(plaintext);
     write_atomically(&out, sealed.as_bytes())?;
+    let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    if env.is_empty() {
+        crate::warn!("nothing to seal: no dotenv file and no --secrets; the bundle is empty");
+    }
     crate::info!(
-        "sealed {} secrets{} into {} for token {}",
-        secrets_count(&env),
-        if env.get("LIVEKIT_URL").is_some() {
+        "sealed {} secret{}{} from {}{} into {} for token {}",
+        checked.secrets.len(),
+        if checked.secrets.len() == 1 { "" } else { "s" },
+        if checked.livekit.vars().next().is_some() {
             " and the livekit member"
         } else {
             ""
         },
+        if sources.is_empty() {
+            "no file".to_string()
+        } else {
+            sources.join(", ")
+        },
+        if flags == 0 { "" } else { " and --secrets" },
         out.display(),
         token.id_b64()
     );
@@ -78,20 +111,51 @@ pub fn run(mut cfg: Config) -> Result<i32> {
     let line = SecretBytes::new(line);
     std::io::stdout()
         .write_all(line.expose())
+        .and_then(|_| std::io::stdout().flush())
         .map_err(|e| Error::Internal(format!("cannot write the token to stdout: {e}")))?;
     Ok(0)
 }
 
-fn secrets_count(env: &Environment) -> usize {
-    env.vars()
-        .iter()
-        .filter(|v| !LIVEKIT_NAMES.iter().any(|n| v.name == *n))
-        .count()
+/// Builds the §6 plaintext: `LIVEKIT_*` into the `livekit` member, every
+/// other variable a secret stamped `now`.
+fn plaintext(env: &Environment, now: &str) -> Result<SecretBytes> {
+    let mut secrets = Vec::with_capacity(env.len());
+    let mut livekit = PlainLiveKit::default();
+    for v in env.vars() {
+        let name = v
+            .name
+            .to_str()
+            .ok_or_else(|| Error::Internal("a variable name is not UTF-8".into()))?;
+        let value = std::str::from_utf8(v.value.expose())
+            .map_err(|_| Error::Refused(format!("{name}: value is not UTF-8")))?;
+        match LIVEKIT_NAMES.iter().position(|n| *n == name) {
+            Some(0) => livekit.url = Some(value),
+            Some(1) => livekit.api_key = Some(value),
+            Some(_) => livekit.api_secret = Some(value),
+            None => secrets.push(PlainSecret {
+                name,
+                value,
+                created_at: now,
+                updated_at: now,
+            }),
+        }
+    }
+    let has_livekit =
+        livekit.url.is_some() || livekit.api_key.is_some() || livekit.api_secret.is_some();
+    let doc = Plaintext {
+        secrets,
+        livekit: has_livekit.then_some(livekit),
+    };
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, &doc).expect("JSON of strings");
+    let mut buf = SecretBytes::with_capacity(count.0);
+    serde_json::to_writer(buf.expose_mut(), &doc).expect("JSON of strings");
+    Ok(buf)
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file in the same
 /// directory, then renames it over `path`: readers see the old file or the
-/// whole new one, never a part.
+/// whole new one, never a part, and never a mode wider than 0600.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -100,11 +164,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::Usage(format!("--out {} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
     let fail = |e: std::io::Error| {
         Error::Config(format!(
             "cannot write {}: {}",
@@ -112,17 +171,37 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             crate::sys::io_reason(&e)
         ))
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
+    // A stale temporary from a crashed run must not block this one.
+    let (tmp, mut f) = (0..100)
+        .map(|attempt| {
+            let tmp = dir.join(format!(
+                ".{}.tmp{}.{attempt}",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map(|f| (tmp, f))
+        })
+        .find(|r| !matches!(r, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists))
+        .unwrap_or_else(|| Err(std::io::ErrorKind::AlreadyExists.into()))
         .map_err(fail)?;
-    let res = f.write_all(bytes).and_then(|_| f.sync_all());
+    // `mode` is filtered by the umask; set it exactly.
+    let res = f
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|_| f.write_all(bytes))
+        .and_then(|_| f.sync_all());
     drop(f);
     if let Err(e) = res.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(fail(e));
+    }
+    // Make the rename itself durable; a failure here loses nothing already written.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
     Ok(())
 }
@@ -171,6 +250,39 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plaintext_puts_livekit_names_in_the_livekit_member_and_obeys_section_6() {
+        let sb = |s: &str| SecretBytes::new(s.as_bytes().to_vec());
+        let mut env = Environment::default();
+        env.set("A".into(), sb("a\"\n\u{2603}"), crate::env::Origin::Flag);
+        env.set(
+            "LIVEKIT_URL".into(),
+            sb("wss://x"),
+            crate::env::Origin::Flag,
+        );
+        env.set(
+            "LIVEKIT_API_SECRET".into(),
+            sb("s"),
+            crate::env::Origin::Flag,
+        );
+        let mut p = plaintext(&env, "2026-01-02T03:04:05Z").unwrap();
+        // Sized exactly: the buffer never grew (a regrowth would leave a copy behind).
+        assert_eq!(p.len(), p.expose_mut().capacity());
+        let v: serde_json::Value = serde_json::from_slice(p.expose()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "secrets": [{"name": "A", "value": "a\"\n\u{2603}",
+                             "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:05Z"}],
+                "livekit": {"url": "wss://x", "api_secret": "s"}
+            })
+        );
+        let checked = crate::secrets::parse(p.expose()).unwrap();
+        assert_eq!(checked.secrets.len(), 1);
+        let none = plaintext(&Environment::default(), "t").unwrap();
+        assert_eq!(none.expose(), b"{\"secrets\":[]}");
     }
 
     #[test]

@@ -131,7 +131,15 @@ fn describe(index: usize, name: &str) -> String {
 
 /// Parses and checks a bundle plaintext.
 pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
-    let raw: RawPlain = serde_json::from_slice(plaintext).map_err(|e| {
+    // serde_json checks UTF-8 only in the strings it keeps; §6 says the whole
+    // plaintext is UTF-8, unknown members included.
+    let text = std::str::from_utf8(plaintext).map_err(|e| {
+        Error::Refused(format!(
+            "bundle plaintext is not valid UTF-8 JSON (bad UTF-8 at byte {})",
+            e.valid_up_to() + 1
+        ))
+    })?;
+    let raw: RawPlain = serde_json::from_str(text).map_err(|e| {
         let what = if e.is_data() {
             "does not have the expected shape (\"secrets\" is a list of {name, value})"
         } else {
@@ -308,6 +316,15 @@ mod tests {
             assert!(!m.contains("distinct-value"), "{m}");
             assert!(!m.contains("vvvv"), "{m}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_inside_an_unknown_member_is_refused() {
+        // Found by the `secrets_parse` fuzz target: serde_json skips unknown
+        // members without checking their UTF-8, so this plaintext was accepted.
+        let e = parse(b"{\"secrets\": [], \"note\": \"\xff\xfe\"}").unwrap_err();
+        assert_eq!(e.exit_code(), 65);
+        assert!(e.to_string().contains("UTF-8"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! Guarantees: no attempt runs past the deadline; the body is never read past
 //! the size cap; 401/403, 404, an unverifiable certificate and an oversized
 //! body stop at once; redirects are not followed (a 3xx is "unexpected", 69),
-//! so the Authorization header goes to no other host.
+//! so the Authorization header goes to no other host. A proxy named by
+//! `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` (less `NO_PROXY`) is used,
+//! except for a loopback host, which is always reached directly.
 
 use super::FetchOptions;
 use crate::error::{Error, Result};
@@ -94,6 +96,11 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
         _ => return None,
     };
     let year: i64 = parts.next()?.parse().ok()?;
+    // IMF-fixdate has a four-digit year; a longer one overflowed the day
+    // arithmetic below (found by the `retry_after` fuzz target).
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
     let mut hms = parts.next()?.split(':');
     let (h, m, sec): (u64, u64, u64) = (
         hms.next()?.parse().ok()?,
@@ -166,7 +173,12 @@ fn root_certs(opts: &FetchOptions) -> Result<RootCerts> {
 pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
     let start = Instant::now();
     let deadline = start + opts.deadline;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder();
+    if super::is_loopback_url(url) {
+        // HTTPS_PROXY and friends are for leaving the host; see is_loopback_url.
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(concat!("agent-init/", env!("CARGO_PKG_VERSION")))
@@ -298,10 +310,32 @@ fn too_big(cap: u64) -> Error {
     ))
 }
 
+/// ureq hands on a rustls error raised during the handshake inside an
+/// `io::Error`; take it out, so that a certificate that does not verify is
+/// recognised as such (and not retried as an I/O failure).
+fn tls_cause(e: ureq::Error) -> ureq::Error {
+    let ureq::Error::Io(io) = e else { return e };
+    if !io
+        .get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+    {
+        return ureq::Error::Io(io);
+    }
+    let kind = io.kind();
+    match io
+        .into_inner()
+        .map(|inner| inner.downcast::<rustls::Error>())
+    {
+        Some(Ok(tls)) => ureq::Error::Rustls(*tls),
+        Some(Err(inner)) => ureq::Error::Io(std::io::Error::new(kind, inner)),
+        None => ureq::Error::Io(kind.into()),
+    }
+}
+
 /// Sorts a transport error into "try again" or "stop now", naming its class only.
 fn classify(e: ureq::Error) -> Outcome {
     use ureq::Error as E;
-    match e {
+    match tls_cause(e) {
         E::Rustls(rustls::Error::InvalidCertificate(c)) => Outcome::Fatal(Error::Config(format!(
             "the secrets service's TLS certificate does not verify ({}); check LIVEKIT_SECRETS_URL and AGENT_INIT_CA_FILE",
             cert_reason(&c)
@@ -392,6 +426,27 @@ mod tests {
             parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now),
             None
         );
+    }
+
+    #[test]
+    fn certificate_errors_inside_io_errors_stop_at_once_with_78() {
+        // The shape in which ureq reports a failed handshake.
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        match classify(ureq::Error::Io(io)) {
+            Outcome::Fatal(e) => {
+                assert_eq!(e.exit_code(), 78);
+                assert!(e.to_string().contains("unknown issuer"), "{e}");
+            }
+            _ => panic!("a certificate error must not be retried"),
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            classify(ureq::Error::Io(refused)),
+            Outcome::Transient(..)
+        ));
     }
 
     #[test]

@@ -67,6 +67,22 @@ impl SecretsUrl {
     }
 }
 
+/// Whether an `http://` or `https://` URL names a loopback host. A fetch
+/// from one never goes through a proxy: the proxy's loopback is not this
+/// container's, and plain `http://` is allowed only because the request
+/// never leaves the host.
+fn is_loopback_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    is_loopback(host_of(authority))
+}
+
 /// The host part of `host[:port]` or `[v6]:port`.
 fn host_of(authority: &str) -> &str {
     if let Some(v6) = authority.strip_prefix('[') {
@@ -129,6 +145,24 @@ mod tests {
             SecretsUrl::parse("file:///run/bundle.json").unwrap(),
             SecretsUrl::File("/run/bundle.json".into())
         );
+    }
+
+    #[test]
+    fn loopback_urls_are_recognised_for_bypassing_proxies() {
+        for yes in [
+            "http://127.0.0.1:8080/x",
+            "https://LOCALHOST/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(is_loopback_url(yes), "{yes}");
+        }
+        for no in [
+            "https://secrets.example.com/x",
+            "https://127.0.0.1.example.com/",
+            "file:///run/b.json",
+        ] {
+            assert!(!is_loopback_url(no), "{no}");
+        }
     }
 
     #[test]

@@ -1,0 +1,891 @@
+//! Local development (issue 3): dotenv files, `--secrets`, their precedence,
+//! `--list`, `--check` and `agent-init seal`, through the real binary.
+//!
+//! Each precedence test asserts the command's exact initial environment,
+//! captured byte for byte from `/proc/self/environ`.
+
+mod support;
+
+use agent_init::bundle;
+use agent_init::token::Token;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use support::{
+    assert_failed_cleanly, assert_no_leak, capture_command, read_captured, scratch, Run,
+};
+
+/// What `Run::new` passes on.
+const PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
+
+/// One scratch directory, a marker the command creates when it starts, and
+/// the file it writes its environment to.
+struct Case {
+    dir: PathBuf,
+    marker: PathBuf,
+    out: PathBuf,
+}
+
+impl Case {
+    fn new(name: &str) -> Case {
+        let dir = scratch(name);
+        // The marker and capture live outside the working directory, so they
+        // never look like files agent-init could read.
+        let side = scratch(&format!("{name}-side"));
+        Case {
+            marker: side.join("started"),
+            out: side.join("environ"),
+            dir,
+        }
+    }
+
+    fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    fn run(&self) -> Run {
+        Run::new(&self.dir)
+    }
+
+    fn command(&self) -> Vec<OsString> {
+        capture_command(&self.marker, &self.out)
+    }
+
+    /// The command's environment as a set of `NAME=VALUE` strings; asserts no name repeats.
+    fn child_env(&self) -> BTreeSet<String> {
+        let vars: Vec<String> = read_captured(&self.out)
+            .into_iter()
+            .map(|v| String::from_utf8(v).unwrap())
+            .collect();
+        let names: BTreeSet<&str> = vars.iter().map(|v| v.split('=').next().unwrap()).collect();
+        assert_eq!(names.len(), vars.len(), "a name repeats: {vars:?}");
+        vars.into_iter().collect()
+    }
+}
+
+fn set(vars: &[&str]) -> BTreeSet<String> {
+    vars.iter().map(|s| s.to_string()).collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_ran(out: &Output, case: &Case) {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(out));
+    assert!(
+        case.marker.exists(),
+        "the command did not start: {}",
+        stderr(out)
+    );
+}
+
+fn vector() -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/lkbt1.json"))
+            .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn file_url(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+// ---------------------------------------------------------------------------
+// Precedence, one row per test: --secrets > inherited > files (later > earlier)
+
+#[test]
+fn secrets_flags_beat_inherited_variables_and_files() {
+    let c = Case::new("flags-win");
+    c.file("a.env", "SHARED=from-file\nONLY_FILE=f\n");
+    let out = c
+        .run()
+        .env("SHARED", "from-env")
+        .env("ONLY_ENV", "e")
+        .args(["--secrets-file", "a.env", "--secrets", "SHARED=from-flag"])
+        .args(["--secrets=ONLY_FLAG=x=y"])
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[
+            PATH,
+            "SHARED=from-flag",
+            "ONLY_FILE=f",
+            "ONLY_ENV=e",
+            "ONLY_FLAG=x=y"
+        ])
+    );
+}
+
+#[test]
+fn inherited_variables_beat_dotenv_files_like_docker_run_e_over_a_mounted_file() {
+    let c = Case::new("inherited-wins");
+    c.file(".env.local", "A=from-file\nB=from-file\nC=${A}\n");
+    let out = c.run().env("A", "from-env").args(c.command()).output();
+    assert_ran(&out, &c);
+    // `${A}` sees what the command gets for A, as load_dotenv does.
+    assert_eq!(
+        c.child_env(),
+        set(&[PATH, "A=from-env", "B=from-file", "C=from-env"])
+    );
+}
+
+#[test]
+fn later_secrets_files_beat_earlier_ones_and_interpolation_follows_the_same_order() {
+    let c = Case::new("later-file-wins");
+    c.file("one.env", "A=one\nB=one\nC=one\n");
+    c.file("two.env", "B=two\nFROM_EARLIER=${C}\nFROM_SAME=${B}\n");
+    let out = c
+        .run()
+        .args(["--secrets-file", "one.env", "--secrets-file", "two.env"])
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[
+            PATH,
+            "A=one",
+            "B=two",
+            "C=one",
+            "FROM_EARLIER=one",
+            "FROM_SAME=two"
+        ])
+    );
+}
+
+#[test]
+fn without_secrets_file_dot_env_then_dot_env_local_are_read_from_the_working_directory() {
+    let c = Case::new("default-files");
+    c.file(".env", "A=env\nB=env\n");
+    c.file(".env.local", "B=local\nC=\"multi\nline\"\n");
+    c.file(".env.production", "D=never-read\n");
+    let out = c.run().args(c.command()).output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[PATH, "A=env", "B=local", "C=multi\nline"])
+    );
+}
+
+#[test]
+fn a_missing_default_file_is_skipped() {
+    let c = Case::new("only-local");
+    c.file(".env.local", "ONLY=local\n");
+    let out = c.run().args(c.command()).output();
+    assert_ran(&out, &c);
+    assert_eq!(c.child_env(), set(&[PATH, "ONLY=local"]));
+}
+
+#[test]
+fn a_named_pipe_dot_env_local_is_read_like_a_file() {
+    // A secret manager can hand the file over through a FIFO; python-dotenv reads those too.
+    let c = Case::new("fifo");
+    let fifo = c.dir.join(".env.local");
+    nix::unistd::mkfifo(
+        &fifo,
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )
+    .unwrap();
+    // Opening for writing blocks until agent-init opens the pipe to read.
+    let writer = std::thread::spawn(move || std::fs::write(fifo, "FROM_PIPE=piped\n").unwrap());
+    let out = c.run().args(c.command()).output();
+    assert_ran(&out, &c);
+    writer.join().unwrap();
+    assert_eq!(c.child_env(), set(&[PATH, "FROM_PIPE=piped"]));
+}
+
+#[test]
+fn secrets_file_flag_replaces_the_default_files() {
+    let c = Case::new("explicit-file");
+    c.file(".env", "FROM_DEFAULT=1\n");
+    c.file("other.env", "FROM_OTHER=2\n");
+    let out = c
+        .run()
+        .args(["--secrets-file", "other.env"])
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    assert_eq!(c.child_env(), set(&[PATH, "FROM_OTHER=2"]));
+}
+
+#[test]
+fn livekit_values_from_files_are_the_platform_values() {
+    let c = Case::new("livekit-from-file");
+    c.file(
+        ".env.local",
+        "LIVEKIT_URL=wss://dev.livekit.cloud\nLIVEKIT_API_KEY=APIdev\nLIVEKIT_API_SECRET=devsecret\nOPENAI_API_KEY=sk-dev\n",
+    );
+    let out = c.run().args(c.command()).output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[
+            PATH,
+            "LIVEKIT_URL=wss://dev.livekit.cloud",
+            "LIVEKIT_API_KEY=APIdev",
+            "LIVEKIT_API_SECRET=devsecret",
+            "OPENAI_API_KEY=sk-dev",
+        ])
+    );
+    assert!(!stderr(&out).contains("not set"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_livekit_values_locally_are_a_warning_naming_them_not_a_failure() {
+    let c = Case::new("livekit-missing");
+    c.file(".env.local", "LIVEKIT_URL=wss://dev.livekit.cloud\n");
+    let out = c.run().args(c.command()).output();
+    assert_ran(&out, &c);
+    assert!(
+        stderr(&out).contains("LIVEKIT_API_KEY, LIVEKIT_API_SECRET not set"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn with_a_token_dotenv_files_are_not_read_and_a_warning_names_them() {
+    let c = Case::new("token-ignores-env");
+    c.file(".env", "FROM_DOTENV=zq-should-not-appear\n");
+    c.file(".env.local", "LIVEKIT_URL=wss://from-dotenv\n");
+    let v = vector();
+    let b = c.file("bundle.json", &v["bundle"].to_string());
+    let out = c
+        .run()
+        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
+        .env("LIVEKIT_SECRETS_URL", file_url(&b))
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    let env = c.child_env();
+    assert!(env.iter().all(|v| !v.contains("dotenv")), "{env:?}");
+    assert!(
+        env.contains("LIVEKIT_URL=wss://example.livekit.cloud"),
+        "{env:?}"
+    );
+    assert!(
+        stderr(&out).contains(".env, .env.local"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Round trips between `agent-init seal`, the library and the protocol's construction
+
+/// PROTOCOL.md §3 and §5 written out independently of src/: HKDF-SHA256 for
+/// seal_key, AES-256-GCM with AAD "lkbt1." ID. Returns the plaintext.
+fn open_per_protocol(token: &str, bundle: &serde_json::Value) -> Vec<u8> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    use ring::hkdf;
+    let rest = token.trim().strip_prefix("lkbt1.").expect("lkbt1. prefix");
+    let (id, key) = rest.split_once('.').expect("lkbt1.ID.KEY");
+    let ikm = URL_SAFE_NO_PAD.decode(key).unwrap();
+    let mut seal_key = [0u8; 32];
+    hkdf::Salt::new(hkdf::HKDF_SHA256, b"lkbt1")
+        .extract(&ikm)
+        .expand(&[b"seal"], hkdf::HKDF_SHA256)
+        .unwrap()
+        .fill(&mut seal_key)
+        .unwrap();
+    assert_eq!(bundle["format"], "lkbt1");
+    let nonce = URL_SAFE_NO_PAD
+        .decode(bundle["nonce"].as_str().unwrap())
+        .unwrap();
+    let mut ct = URL_SAFE_NO_PAD
+        .decode(bundle["ciphertext"].as_str().unwrap())
+        .unwrap();
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &seal_key).unwrap());
+    let aad = format!("lkbt1.{id}");
+    let plain = key
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(&nonce).unwrap(),
+            Aad::from(aad.as_bytes()),
+            &mut ct,
+        )
+        .expect("the bundle authenticates under the protocol's construction");
+    plain.to_vec()
+}
+
+#[test]
+fn the_protocol_construction_used_here_reproduces_the_known_answer_vector() {
+    let v = vector();
+    let plain = open_per_protocol(v["token"].as_str().unwrap(), &v["bundle"]);
+    assert_eq!(plain, v["plaintext"].as_str().unwrap().as_bytes());
+}
+
+/// Runs `agent-init seal ARGS`, asserting success and that stdout is exactly one token line.
+fn seal(c: &Case, args: &[&str]) -> (String, Output) {
+    let out = c.run().args(["seal"]).args(args).output();
+    assert_eq!(out.status.code(), Some(0), "seal failed: {}", stderr(&out));
+    let text = stdout(&out);
+    let token = text
+        .strip_suffix('\n')
+        .expect("the token ends in a newline");
+    assert!(
+        !token.contains('\n'),
+        "stdout holds more than the token: {text:?}"
+    );
+    Token::parse(token).expect("stdout is a well-formed token");
+    assert_eq!(token.len(), "lkbt1.".len() + 22 + 1 + 43);
+    (token.to_string(), out)
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn a_bundle_from_agent_init_seal_opens_with_the_protocol_construction_and_the_library() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new("seal-opens");
+    c.file(
+        "in.env",
+        "OPENAI_API_KEY=zq-sealed-openai\nMULTI=\"zq line one\nline two\"\nLIVEKIT_URL=wss://sealed.livekit.cloud\nLIVEKIT_API_KEY=APIsealed\nLIVEKIT_API_SECRET=zq-sealed-api-secret\n",
+    );
+    let (token, out) = seal(
+        &c,
+        &[
+            "--secrets-file",
+            "in.env",
+            "--secrets",
+            "EXTRA=zq-from-flag",
+            "--out",
+            "b.json",
+        ],
+    );
+    assert_no_leak(
+        &out,
+        &[
+            "zq-sealed-openai",
+            "zq line one",
+            "zq-sealed-api-secret",
+            "zq-from-flag",
+        ],
+    );
+    // The token is printed once, on stdout, and never on stderr.
+    assert!(!stderr(&out).contains(&token));
+
+    let path = c.dir.join("b.json");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut left: Vec<String> = std::fs::read_dir(&c.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["b.json", "in.env"],
+        "no temporary file is left behind"
+    );
+
+    let sealed = read_json(&path);
+    let plain = open_per_protocol(&token, &sealed);
+    let via_lib = bundle::open(
+        &Token::parse(&token).unwrap(),
+        sealed.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(via_lib.expose(), &plain[..]);
+
+    let doc: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    let secrets: Vec<(String, String)> = doc["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            for t in ["created_at", "updated_at"] {
+                let t = s[t].as_str().unwrap();
+                assert!(t.len() == 20 && t.ends_with('Z'), "{t}");
+            }
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut secrets = secrets;
+    secrets.sort();
+    assert_eq!(
+        secrets,
+        [
+            ("EXTRA".to_string(), "zq-from-flag".to_string()),
+            ("MULTI".to_string(), "zq line one\nline two".to_string()),
+            ("OPENAI_API_KEY".to_string(), "zq-sealed-openai".to_string()),
+        ]
+    );
+    assert_eq!(
+        doc["livekit"],
+        serde_json::json!({"url": "wss://sealed.livekit.cloud", "api_key": "APIsealed", "api_secret": "zq-sealed-api-secret"})
+    );
+}
+
+#[test]
+fn seal_does_not_seal_the_inherited_environment_but_interpolates_from_it() {
+    let c = Case::new("seal-inherited");
+    c.file(".env.local", "GREETING=hello ${WHO}\n");
+    let out = c
+        .run()
+        .env("WHO", "world")
+        .env("UNRELATED", "zq-inherited-only")
+        .args(["seal"])
+        .args(["--out", "b.json"])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = stdout(&out);
+    let plain = open_per_protocol(&token, &read_json(&c.dir.join("b.json")));
+    let doc: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(doc["secrets"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["secrets"][0]["name"], "GREETING");
+    assert_eq!(doc["secrets"][0]["value"], "hello world");
+    assert!(doc.get("livekit").is_none());
+}
+
+#[test]
+fn the_known_answer_bundle_runs_through_the_binary_from_a_file_url() {
+    let c = Case::new("vector-runs");
+    let v = vector();
+    let b = c.file("bundle.json", &v["bundle"].to_string());
+    let out = c
+        .run()
+        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
+        .env("LIVEKIT_SECRETS_URL", file_url(&b))
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[
+            PATH,
+            "OPENAI_API_KEY=sk-test-1234",
+            "MULTI_LINE=line one\nline two",
+            "UNICODE_VALUE=h\u{e9}llo \u{2603}",
+            "EMPTY=",
+            "LIVEKIT_URL=wss://example.livekit.cloud",
+            "LIVEKIT_API_KEY=APIexample",
+            "LIVEKIT_API_SECRET=example-api-secret",
+        ])
+    );
+}
+
+#[test]
+fn a_bundle_sealed_by_the_library_runs_through_the_binary_from_a_file_url() {
+    let c = Case::new("lib-sealed-runs");
+    let token = Token::generate().unwrap();
+    let plain = r#"{"secrets":[{"name":"LIB_SECRET","value":"from the library"}],"livekit":{"url":"wss://lib","api_key":"k","api_secret":"s"}}"#;
+    let b = c.file(
+        "bundle.json",
+        &bundle::seal(&token, plain.as_bytes()).unwrap(),
+    );
+    let out = c
+        .run()
+        .env("LIVEKIT_BOOTSTRAP_TOKEN", token.encode().expose())
+        .env("LIVEKIT_SECRETS_URL", file_url(&b))
+        .env("KEPT", "inherited")
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[
+            PATH,
+            "KEPT=inherited",
+            "LIB_SECRET=from the library",
+            "LIVEKIT_URL=wss://lib",
+            "LIVEKIT_API_KEY=k",
+            "LIVEKIT_API_SECRET=s",
+        ])
+    );
+}
+
+#[test]
+fn resealing_with_token_gives_a_bundle_the_same_token_opens() {
+    let c = Case::new("reseal");
+    let (token, _) = seal(&c, &["--secrets", "ROTATED=old", "--out", "first.json"]);
+    let (again, _) = seal(
+        &c,
+        &[
+            "--secrets",
+            "ROTATED=new",
+            "--secrets",
+            "LIVEKIT_URL=wss://u",
+            "--secrets",
+            "LIVEKIT_API_KEY=k",
+            "--secrets",
+            "LIVEKIT_API_SECRET=s",
+            "--token",
+            &token,
+            "--out",
+            "second.json",
+        ],
+    );
+    assert_eq!(again, token, "seal --token prints the token it was given");
+    let t = Token::parse(&token).unwrap();
+    for (file, value) in [("first.json", "old"), ("second.json", "new")] {
+        let plain = bundle::open(&t, read_json(&c.dir.join(file)).to_string().as_bytes()).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(plain.expose()).unwrap();
+        assert_eq!(doc["secrets"][0]["value"], value, "{file}");
+    }
+    // And the production path runs it.
+    let out = c
+        .run()
+        .env("LIVEKIT_BOOTSTRAP_TOKEN", &token)
+        .env("LIVEKIT_SECRETS_URL", file_url(&c.dir.join("second.json")))
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[
+            PATH,
+            "ROTATED=new",
+            "LIVEKIT_URL=wss://u",
+            "LIVEKIT_API_KEY=k",
+            "LIVEKIT_API_SECRET=s",
+        ])
+    );
+}
+
+#[test]
+fn seal_with_a_malformed_token_exits_78_and_writes_nothing() {
+    let c = Case::new("seal-bad-token");
+    let out = c
+        .run()
+        .args(["seal"])
+        .args([
+            "--secrets",
+            "A=b",
+            "--token",
+            "lkbt1.nope",
+            "--out",
+            "b.json",
+        ])
+        .output();
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    assert!(!c.dir.join("b.json").exists());
+}
+
+#[test]
+fn seal_refuses_a_bad_dotenv_file_with_65_and_writes_nothing() {
+    let c = Case::new("seal-refused");
+    c.file("in.env", "GOOD=zq-good-value\nzq-pasted-secret-line\n");
+    let out = c
+        .run()
+        .args(["seal"])
+        .args(["--secrets-file", "in.env", "--out", "b.json"])
+        .output();
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in.env:2:"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "no token for a bundle not written");
+    assert!(!c.dir.join("b.json").exists());
+    assert_no_leak(&out, &["zq-good-value", "zq-pasted-secret-line"]);
+}
+
+// ---------------------------------------------------------------------------
+// --list and --check: never a value, never the command
+
+/// Distinctive values from every local source; none may appear in any output.
+const VALUES: &[&str] = &[
+    "zq-file-value-7f3a",
+    "zq-multi-line-first",
+    "zq-local-override-91",
+    "zq-flag-value-c0de",
+    "zq-inherited-value-5e",
+    "h\u{e9}llo-zq-\u{2603}",
+    "zq-livekit-secret-0a",
+];
+
+fn list_check_case(name: &str) -> Case {
+    let c = Case::new(name);
+    c.file(
+        ".env",
+        "FILE_VALUE=zq-file-value-7f3a\nMULTI=\"zq-multi-line-first\nsecond\"\nOVERRIDDEN=first\nLIVEKIT_URL=wss://x\nLIVEKIT_API_KEY=k\nLIVEKIT_API_SECRET=zq-livekit-secret-0a\n",
+    );
+    c.file(
+        ".env.local",
+        "OVERRIDDEN=zq-local-override-91\nUNICODE=h\u{e9}llo-zq-\u{2603}\n",
+    );
+    c
+}
+
+fn run_list_check(c: &Case, flag: &str) -> Output {
+    c.run()
+        .env("INHERITED_VALUE", "zq-inherited-value-5e")
+        .args([flag, "--secrets", "FLAG_VALUE=zq-flag-value-c0de"])
+        .args(c.command())
+        .output()
+}
+
+#[test]
+fn list_prints_each_name_and_origin_never_a_value_and_runs_nothing() {
+    let c = list_check_case("list");
+    let out = run_list_check(&c, "--list");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!c.marker.exists(), "--list must not run the command");
+    assert_no_leak(&out, VALUES);
+    let lines: BTreeSet<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        set(&[
+            "PATH\tinherited",
+            "INHERITED_VALUE\tinherited",
+            "FLAG_VALUE\tflag --secrets",
+            "FILE_VALUE\tfile .env",
+            "MULTI\tfile .env",
+            "OVERRIDDEN\tfile .env.local",
+            "UNICODE\tfile .env.local",
+            "LIVEKIT_URL\tfile .env",
+            "LIVEKIT_API_KEY\tfile .env",
+            "LIVEKIT_API_SECRET\tfile .env",
+        ])
+    );
+}
+
+#[test]
+fn list_shows_bundle_origins_and_updated_at_in_production() {
+    let c = Case::new("list-bundle");
+    let v = vector();
+    let b = c.file("bundle.json", &v["bundle"].to_string());
+    let out = c
+        .run()
+        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
+        .env("LIVEKIT_SECRETS_URL", file_url(&b))
+        .args(["--list"])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_no_leak(
+        &out,
+        &[
+            "sk-test-1234",
+            "line one",
+            "example-api-secret",
+            "APIexample",
+        ],
+    );
+    let lines: BTreeSet<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        set(&[
+            "PATH\tinherited",
+            "OPENAI_API_KEY\tbundle\t2026-11-20T08:30:00Z",
+            "MULTI_LINE\tbundle\t2026-11-20T08:30:00Z",
+            "UNICODE_VALUE\tbundle\t2026-11-20T08:30:00Z",
+            "EMPTY\tbundle\t2026-11-20T08:30:00Z",
+            "LIVEKIT_URL\tbundle (livekit)",
+            "LIVEKIT_API_KEY\tbundle (livekit)",
+            "LIVEKIT_API_SECRET\tbundle (livekit)",
+        ])
+    );
+}
+
+#[test]
+fn check_prints_a_one_line_summary_never_a_value_and_runs_nothing() {
+    let c = list_check_case("check");
+    let out = run_list_check(&c, "--check");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!c.marker.exists(), "--check must not run the command");
+    assert_no_leak(&out, VALUES);
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("agent-init: check passed: 10 variables (0 from the bundle, 0 platform, 7 from files, 1 from flags, 2 inherited); command python3 resolves to /"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_prints_its_summary_even_when_logging_is_quiet() {
+    let c = list_check_case("check-quiet");
+    let out = c
+        .run()
+        .env("AGENT_INIT_LOG", "error")
+        .args(["--check"])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("agent-init: check passed: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_fails_like_a_real_run_when_a_required_name_is_missing() {
+    let c = list_check_case("check-require");
+    let out = c
+        .run()
+        .args(["--check", "--require", "NOT_THERE"])
+        .args(c.command())
+        .output();
+    assert_failed_cleanly(&out, 78, &c.marker, VALUES);
+    assert!(stderr(&out).contains("NOT_THERE"), "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------
+// Refused files
+
+#[test]
+fn a_line_that_is_not_an_assignment_exits_65_with_file_and_line_and_starts_nothing() {
+    let c = Case::new("refused-line");
+    c.file(
+        ".env.local",
+        "GOOD=zq-good-value\n# a comment\nsk-proj-zq-pasted-secret-value\nLATER=zq-later-value\n",
+    );
+    let out = c.run().args(c.command()).output();
+    assert_failed_cleanly(
+        &out,
+        65,
+        &c.marker,
+        &[
+            "zq-good-value",
+            "sk-proj-zq-pasted-secret-value",
+            "zq-later-value",
+        ],
+    );
+    assert!(stderr(&out).contains(".env.local:3: "), "{}", stderr(&out));
+}
+
+#[test]
+fn a_name_section_6_refuses_exits_65_with_file_and_line_and_starts_nothing() {
+    let c = Case::new("refused-name");
+    c.file("x.env", "OK=1\n\nMY-KEY=zq-hyphen-value\n");
+    let out = c
+        .run()
+        .args(["--secrets-file", "x.env"])
+        .args(c.command())
+        .output();
+    assert_failed_cleanly(&out, 65, &c.marker, &["zq-hyphen-value", "MY-KEY"]);
+    assert!(stderr(&out).contains("x.env:3: "), "{}", stderr(&out));
+}
+
+#[test]
+fn a_missing_secrets_file_exits_78_and_starts_nothing() {
+    let c = Case::new("missing-file");
+    let out = c
+        .run()
+        .args(["--secrets-file", "nope.env"])
+        .args(c.command())
+        .output();
+    assert_failed_cleanly(&out, 78, &c.marker, &[]);
+    assert!(stderr(&out).contains("nope.env"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_secrets_flag_with_a_bad_name_exits_64_without_echoing_it() {
+    let c = Case::new("bad-flag");
+    let out = c
+        .run()
+        .args(["--secrets", "zq-bad.name=zq-flag-secret"])
+        .args(c.command())
+        .output();
+    assert_failed_cleanly(&out, 64, &c.marker, &["zq-flag-secret", "zq-bad.name"]);
+}
+
+// ---------------------------------------------------------------------------
+// --help and --version
+
+/// Every `"--flag"` literal in config.rs and every `AGENT_INIT_*`/`LIVEKIT_*`
+/// literal anywhere in src/: what agent-init reads.
+fn names_in_sources() -> BTreeSet<String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut names = BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Unit tests name made-up flags and variables.
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        let is_config = f.ends_with("src/config.rs");
+        for (i, _) in text.match_indices('"') {
+            let rest = &text[i + 1..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .unwrap_or(rest.len());
+            if !rest[end..].starts_with('"') {
+                continue;
+            }
+            let lit = &rest[..end];
+            let env_var = (lit.starts_with("AGENT_INIT_") || lit.starts_with("LIVEKIT_"))
+                && lit.len() > "LIVEKIT_".len()
+                && !lit.ends_with('_');
+            let flag = is_config && lit.starts_with("--") && lit.len() > 2;
+            if env_var || flag {
+                names.insert(lit.to_string());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn help_names_every_flag_and_environment_variable_agent_init_reads() {
+    let dir = scratch("help");
+    let out = Run::new(&dir).args(["--help"]).output();
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    let names = names_in_sources();
+    for must in [
+        "--secrets-file",
+        "--secrets",
+        "--list",
+        "--check",
+        "--out",
+        "--token",
+        "LIVEKIT_BOOTSTRAP_TOKEN",
+    ] {
+        assert!(
+            names.contains(must),
+            "the source scan missed {must}: {names:?}"
+        );
+    }
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !help.contains(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "--help does not name {missing:?}");
+    for short in ["-h", "-V", "seal"] {
+        assert!(help.contains(short), "{short}");
+    }
+    let out = Run::new(&dir).args(["seal", "--help"]).output();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), help);
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let dir = scratch("version");
+    let out = Run::new(&dir).args(["--version"]).output();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        format!("agent-init {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -5,6 +5,15 @@
 //! Submodules (each owned by the tests that need it) add servers and tools.
 #![allow(dead_code)]
 
+/// Sealed test bundles and the token strings that must never be printed.
+pub mod bundle;
+/// A loopback HTTP CONNECT proxy.
+pub mod proxy;
+/// The scriptable HTTPS secrets server.
+pub mod server;
+/// A test CA and server certificates, good and bad.
+pub mod tls;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -87,8 +96,15 @@ impl Run {
 /// (no marker) and none of `secrets` appears in stdout or stderr.
 pub fn assert_failed_cleanly(out: &Output, code: i32, marker: &Path, secrets: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {stderr}");
-    assert!(!marker.exists(), "the command must not start; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status; stderr: {stderr}"
+    );
+    assert!(
+        !marker.exists(),
+        "the command must not start; stderr: {stderr}"
+    );
     assert_no_leak(out, secrets);
     assert!(
         stderr.lines().all(|l| l.starts_with("agent-init:")),

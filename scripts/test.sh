@@ -19,6 +19,25 @@ fi
 # python-dotenv is the reference for the dotenv differential test.
 python3 -c 'import dotenv' 2>/dev/null || python3 -m pip install -q 'python-dotenv==1.2.2'
 
+# The example agents, which tests/agents.rs runs for real (and pnpm, which
+# tests/containers.rs also copies into its Debian base image).
+command -v node >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+[ "$(pnpm --version 2>/dev/null)" = 10.34.9 ] || npm install -g --silent pnpm@10.34.9
+(
+  cd examples/python-agent
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  want=$(cat requirements.txt constraints.txt | sha256sum)
+  if [ "$(cat .venv/.installed 2>/dev/null)" != "$want" ]; then
+    .venv/bin/python -m pip install -q -r requirements.txt
+    echo "$want" > .venv/.installed
+  fi
+)
+(
+  cd examples/node-agent
+  pnpm install --frozen-lockfile --prefer-offline --silent
+  pnpm --silent build
+)
+
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test

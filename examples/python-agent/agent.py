@@ -1,0 +1,38 @@
+"""A minimal LiveKit agent, written the way LiveKit's Python starter writes one.
+
+It registers with the LiveKit server named by LIVEKIT_URL (credentials from
+LIVEKIT_API_KEY and LIVEKIT_API_SECRET) and, for each room it is dispatched
+to, joins and logs. Nothing heavy: no plugins, no model downloads.
+
+    python agent.py start                       # production mode: drains on SIGTERM
+    python agent.py start --drain-timeout 30    # drain for at most 30 s (LiveKit's default: 3600)
+
+Under agent-init the three LIVEKIT_* variables come from the sealed bundle;
+locally, from .env.local (agent-init reads it too, so both agree).
+"""
+
+import logging
+import os
+
+from dotenv import load_dotenv
+from livekit.agents import AgentServer, JobContext, cli
+
+logger = logging.getLogger("agent")
+
+# Local development only: images never ship .env files (see .dockerignore).
+load_dotenv(".env.local")
+
+# LiveKit serves a health check on port 8081 in production; AGENT_HTTP_PORT
+# moves it (0 picks a free port, so two workers can share a host).
+http_port = os.environ.get("AGENT_HTTP_PORT")
+server = AgentServer(port=int(http_port)) if http_port else AgentServer()
+
+
+@server.rtc_session(agent_name="agent-init-example-python")
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect()
+    logger.info("joined room %s", ctx.room.name)
+
+
+if __name__ == "__main__":
+    cli.run_app(server)

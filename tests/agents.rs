@@ -1,0 +1,530 @@
+//! The real LiveKit agents of `examples/`, started by agent-init with their
+//! secrets from a real HTTPS secrets server, against a stand-in LiveKit
+//! server on loopback.
+//!
+//! Each test seals a bundle whose `livekit` member names the stand-in
+//! (`tests/agents/livekit_standin.py`) and a fresh API key and secret, serves
+//! it over TLS from the test secrets server (`support::server`, its CA passed
+//! as `AGENT_INIT_CA_FILE`), runs the example agent's `start` under
+//! agent-init, and checks from the stand-in's side that the worker
+//! authenticated with exactly the credentials the bundle carried and
+//! registered. Then SIGTERM: the worker drains (it tells the server it is
+//! full, closes, and exits with its own status: 0 for Python, 143 for Node).
+//!
+//! Required: `bash scripts/test.sh` has installed the agents
+//! (examples/python-agent/.venv, examples/node-agent/node_modules and dist).
+//! A missing one fails the test with the command that installs it.
+
+mod support;
+
+use agent_init::token::Token;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use support::server::{Reply, Server};
+use support::tls::Ca;
+
+/// Bound on waiting for an agent or the stand-in; never a timing assertion
+/// (a worker's start-up imports take seconds on a busy machine).
+const PATIENCE: Duration = Duration::from_secs(180);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python_agent_dir() -> PathBuf {
+    repo().join("examples/python-agent")
+}
+
+fn node_agent_dir() -> PathBuf {
+    repo().join("examples/node-agent")
+}
+
+/// The Python of the example agent's virtualenv (it also runs the stand-in,
+/// which needs aiohttp and livekit-protocol from it).
+fn venv_python() -> PathBuf {
+    let p = python_agent_dir().join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/test.sh` (it creates the venv and installs requirements.txt)",
+        p.display()
+    );
+    p
+}
+
+fn require_node_agent() {
+    let dir = node_agent_dir();
+    for (path, how) in [
+        (
+            "node_modules/@livekit/agents",
+            "pnpm install --frozen-lockfile",
+        ),
+        ("dist/agent.js", "pnpm build"),
+    ] {
+        assert!(
+            dir.join(path).exists(),
+            "{} is missing: run `bash scripts/test.sh` (it runs `{how}` in examples/node-agent)",
+            dir.join(path).display()
+        );
+    }
+    assert!(
+        Command::new("node")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        "node is required (Debian's nodejs package)"
+    );
+}
+
+/// Lines of output collected from a child, with a way to wait for one.
+#[derive(Clone, Default)]
+struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn collect(self, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (lock, cond) = &*self.0;
+                lock.lock().unwrap().push(line);
+                cond.notify_all();
+            }
+        })
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0 .0.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the lines so far; panics after [`PATIENCE`].
+    fn wait(&self, what: &str, pred: impl Fn(&[String]) -> bool) {
+        let (lock, cond) = &*self.0;
+        let guard = lock.lock().unwrap();
+        let (guard, timeout) = cond
+            .wait_timeout_while(guard, PATIENCE, |l| !pred(l))
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "waited in vain for {what}; saw:\n{}",
+            guard.join("\n")
+        );
+    }
+}
+
+/// The stand-in LiveKit server, and every event it reported.
+struct StandIn {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Lines,
+    url: String,
+}
+
+impl StandIn {
+    fn start(api_key: &str, api_secret: &str) -> StandIn {
+        let mut child = Command::new(venv_python())
+            .arg(repo().join("tests/agents/livekit_standin.py"))
+            .args(["--api-key", api_key, "--api-secret", api_secret])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the stand-in LiveKit server starts");
+        let events = Lines::default();
+        events.clone().collect(child.stdout.take().unwrap());
+        let stdin = child.stdin.take();
+        let mut s = StandIn {
+            child,
+            stdin,
+            events,
+            url: String::new(),
+        };
+        s.url = s.wait_event("the stand-in to listen", |e| e["event"] == "listening")["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s
+    }
+
+    fn parsed(&self) -> Vec<Value> {
+        self.events
+            .all()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Waits for the first event matching `pred` and returns it.
+    fn wait_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let matches = |lines: &[String]| {
+            lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|e| pred(&e))
+        };
+        self.events.wait(what, matches);
+        self.parsed().into_iter().find(|e| pred(e)).unwrap()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        // Closing its stdin ends it; kill it if it lingers.
+        drop(self.stdin.take());
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// agent-init running an agent, in a process group of its own, so the
+/// worker's job processes go when the test ends, whatever happened.
+struct Agent {
+    child: Child,
+    output: Lines,
+    exited: Option<ExitStatus>,
+}
+
+impl Agent {
+    fn start(cwd: &Path, env: &[(&str, String)], args: &[&str]) -> Agent {
+        let mut cmd = Command::new(support::bin());
+        cmd.env_clear()
+            .current_dir(cwd)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("agent-init starts");
+        let output = Lines::default();
+        output.clone().collect(child.stdout.take().unwrap());
+        output.clone().collect(child.stderr.take().unwrap());
+        Agent {
+            child,
+            output,
+            exited: None,
+        }
+    }
+
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    fn sigterm(&self) {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+
+    /// Waits for agent-init (or the agent it became) to exit.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.exited = Some(status);
+                // Let the output threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(200));
+                return status;
+            }
+            assert!(
+                t0.elapsed() < PATIENCE,
+                "the agent did not exit after SIGTERM; output:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.output.all().join("\n")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        if self.exited.is_none() {
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One end-to-end setup: credentials, the stand-in, a sealed bundle served
+/// over HTTPS, and the environment that points agent-init at it.
+struct Setup {
+    api_key: String,
+    api_secret: String,
+    standin: StandIn,
+    server: Server,
+    token: Token,
+    dir: PathBuf,
+}
+
+const EXAMPLE_SECRET: (&str, &str) = ("EXAMPLE_SECRET", "example-secret-value-e2e");
+
+impl Setup {
+    /// The stand-in expects `api_secret`; the bundle carries `bundle_secret`.
+    fn new(name: &str, bundle_secret: Option<&str>) -> Setup {
+        let token = Token::generate().unwrap();
+        let id = token.id_b64();
+        let api_key = format!("APIe2e{}", &id[..8]);
+        let api_secret = format!("e2e-secret-{id}");
+        let standin = StandIn::start(&api_key, &api_secret);
+        let plain = support::bundle::plaintext(
+            &[EXAMPLE_SECRET],
+            &[
+                ("LIVEKIT_URL", standin.url.as_str()),
+                ("LIVEKIT_API_KEY", api_key.as_str()),
+                ("LIVEKIT_API_SECRET", bundle_secret.unwrap_or(&api_secret)),
+            ],
+        );
+        let ca = Ca::new("agent-init e2e CA");
+        let server = Server::start(
+            &ca.localhost(),
+            vec![Reply::ok(support::bundle::seal(&token, &plain))],
+        );
+        let dir = support::scratch(name);
+        ca.write_pem(&dir);
+        Setup {
+            api_key,
+            api_secret,
+            standin,
+            server,
+            token,
+            dir,
+        }
+    }
+
+    /// agent-init's environment: the token, the HTTPS URL, the test CA.
+    fn env(&self, path_first: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", path_first.display()),
+            ),
+            ("HOME", self.dir.display().to_string()),
+            (
+                "LIVEKIT_BOOTSTRAP_TOKEN",
+                self.token.encode().expose().to_string(),
+            ),
+            ("LIVEKIT_SECRETS_URL", self.server.url()),
+            (
+                "AGENT_INIT_CA_FILE",
+                self.dir.join("ca.pem").display().to_string(),
+            ),
+        ]
+    }
+
+    /// agent-init fetched the bundle once, with this token's Authorization.
+    fn assert_fetched_with_the_token(&self) {
+        self.server.wait_for_requests(1);
+        let req = &self.server.requests()[0];
+        assert_eq!(
+            req.header("authorization"),
+            self.token.authorization().expose(),
+            "agent-init authenticated to the secrets server with the token"
+        );
+    }
+
+    /// The stand-in verified a JWT signed with the bundle's secret and
+    /// issued by its key, and the worker registered under `agent_name`.
+    fn assert_registered_with_the_bundles_credentials(&self, agent_name: &str) {
+        let auth = self
+            .standin
+            .wait_event("the worker's connection", |e| e["event"] == "auth");
+        assert_eq!(auth["ok"], true, "the stand-in accepted the JWT: {auth}");
+        assert_eq!(auth["iss"], self.api_key.as_str());
+        let reg = self
+            .standin
+            .wait_event("the worker's registration", |e| e["event"] == "register");
+        assert_eq!(reg["agent_name"], agent_name);
+    }
+
+    /// Waits until the worker has reported its status once: registered and
+    /// running, not starting. (The status itself follows the machine's load.)
+    fn wait_until_running(&self) {
+        self.standin
+            .wait_event("the worker's first status report", |e| {
+                e["event"] == "status"
+            });
+    }
+
+    /// How many events the stand-in has reported so far.
+    fn mark(&self) -> usize {
+        self.standin.parsed().len()
+    }
+
+    /// After SIGTERM (sent when the stand-in had reported `mark` events): the
+    /// worker told the server it takes no more jobs (WS_FULL, what a drain
+    /// sends first), then closed its connection.
+    fn assert_drained(&self, mark: usize, log: &str) {
+        self.standin
+            .wait_event("the worker to close", |e| e["event"] == "closed");
+        let after: Vec<Value> = self.standin.parsed().split_off(mark);
+        let full = after
+            .iter()
+            .position(|e| e["event"] == "status" && e["status"] == "WS_FULL");
+        let closed = after.iter().position(|e| e["event"] == "closed");
+        assert!(
+            full.is_some() && full < closed,
+            "a draining worker reports WS_FULL, then goes: {after:?}\n{log}"
+        );
+        assert!(log.contains("draining worker"), "{log}");
+    }
+
+    /// No secret and no token material in anything printed.
+    fn assert_nothing_leaked(&self, log: &str) {
+        let mut never = support::bundle::token_strings(&self.token);
+        never.push(self.api_secret.clone());
+        never.push(EXAMPLE_SECRET.1.to_string());
+        for s in never {
+            assert!(!log.contains(&s), "the output shows a secret string");
+        }
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_python(setup: &Setup, supervise: bool) -> Agent {
+    let venv_bin = venv_python().parent().unwrap().to_path_buf();
+    let mut env = setup.env(&venv_bin);
+    // A free port for the worker's health server (8081 by default).
+    env.push(("AGENT_HTTP_PORT", "0".into()));
+    let mut args = vec![];
+    if supervise {
+        args.push("--supervise");
+    }
+    args.extend(["--", "python", "agent.py", "start", "--drain-timeout", "60"]);
+    Agent::start(&python_agent_dir(), &env, &args)
+}
+
+#[test]
+fn python_agent_registers_with_the_bundles_credentials_and_drains_on_sigterm() {
+    let setup = Setup::new("e2e-python", None);
+    let mut agent = start_python(&setup, false);
+    setup.assert_fetched_with_the_token();
+    setup.assert_registered_with_the_bundles_credentials("agent-init-example-python");
+    setup.wait_until_running();
+
+    let mark = setup.mark();
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    setup.assert_drained(mark, &log);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the Python worker's own status after a drain: {log}"
+    );
+    setup.assert_nothing_leaked(&log);
+}
+
+#[test]
+fn python_agent_under_supervise_drains_when_its_process_group_gets_sigterm() {
+    let setup = Setup::new("e2e-python-supervise", None);
+    let mut agent = start_python(&setup, true);
+    setup.assert_fetched_with_the_token();
+    setup.assert_registered_with_the_bundles_credentials("agent-init-example-python");
+    setup.wait_until_running();
+
+    let mark = setup.mark();
+    // agent-init forwards it to the worker's whole group, its job processes
+    // too (they ignore it: the worker shuts them down itself).
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    setup.assert_drained(mark, &log);
+    assert_eq!(status.code(), Some(0), "the worker's own status: {log}");
+    setup.assert_nothing_leaked(&log);
+}
+
+#[test]
+fn stand_in_server_refuses_a_worker_whose_secret_is_not_the_one_it_expects() {
+    // The stand-in really checks the signature: a bundle with another API
+    // secret gets the worker refused.
+    let setup = Setup::new("e2e-python-wrong-secret", Some("not-the-api-secret"));
+    let mut agent = start_python(&setup, false);
+    setup.assert_fetched_with_the_token();
+    let auth = setup
+        .standin
+        .wait_event("the worker's connection", |e| e["event"] == "auth");
+    assert_eq!(auth["ok"], false, "{auth}");
+    assert_eq!(
+        auth["reason"], "signature does not verify with the API secret",
+        "{auth}"
+    );
+    assert!(
+        !setup
+            .standin
+            .parsed()
+            .iter()
+            .any(|e| e["event"] == "register"),
+        "a refused worker never registers"
+    );
+    agent.sigterm();
+    agent.wait_exit();
+}
+
+/// A TCP port nothing listens on now, for the Node worker's health server
+/// (it takes 0 as "use the default, 8081").
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn node_agent_registers_with_the_bundles_credentials_and_drains_on_sigterm() {
+    require_node_agent();
+    let setup = Setup::new("e2e-node", None);
+    let mut env = setup.env(Path::new("/usr/local/bin"));
+    env.extend([
+        ("AGENT_HTTP_PORT", free_port().to_string()),
+        ("AGENT_DRAIN_TIMEOUT", "60".to_string()),
+        // One warm job process, and debug logs that say when it is ready.
+        ("AGENT_IDLE_PROCESSES", "1".to_string()),
+        ("LOG_LEVEL", "debug".to_string()),
+    ]);
+    let mut agent = Agent::start(
+        &node_agent_dir(),
+        &env,
+        &["--", "node", "dist/agent.js", "start"],
+    );
+    setup.assert_fetched_with_the_token();
+    setup.assert_registered_with_the_bundles_credentials("agent-init-example-node");
+    // @livekit/agents 1.9.0 mishandles a SIGTERM that lands while its job
+    // processes are still starting (it waits a minute for them to ack the
+    // shutdown), so signal a worker that is fully up.
+    agent.output.wait("the job process to be ready", |lines| {
+        lines.iter().any(|l| l.contains("job runner initialized"))
+    });
+
+    let mark = setup.mark();
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    setup.assert_drained(mark, &log);
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "the Node worker's own status after a drain (it calls process.exit(143)): {log}"
+    );
+    setup.assert_nothing_leaked(&log);
+}

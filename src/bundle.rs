@@ -15,14 +15,20 @@ use serde::Deserialize;
 /// The only format this version reads.
 pub const FORMAT: &str = "lkbt1";
 
+/// A string member, borrowed from the body unless it has escapes. serde's
+/// `borrow` makes a bare `Cow` borrow but not an `Option<Cow>`, which would
+/// copy the whole ciphertext: a second bundle-sized buffer at peak.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
 #[derive(Deserialize)]
 struct Sealed<'a> {
     #[serde(borrow)]
-    format: Option<std::borrow::Cow<'a, str>>,
+    format: Option<Text<'a>>,
     #[serde(borrow)]
-    nonce: Option<std::borrow::Cow<'a, str>>,
+    nonce: Option<Text<'a>>,
     #[serde(borrow)]
-    ciphertext: Option<std::borrow::Cow<'a, str>>,
+    ciphertext: Option<Text<'a>>,
 }
 
 fn refused(what: &str) -> Error {
@@ -46,16 +52,18 @@ pub fn open(token: &Token, body: &[u8]) -> Result<SecretBytes> {
             e.column()
         ))
     })?;
-    match sealed.format.as_deref() {
+    match sealed.format.as_ref().map(|t| t.0.as_ref()) {
         Some(FORMAT) => {}
         Some(_) => return Err(refused("its format is not \"lkbt1\"")),
         None => return Err(refused("it has no \"format\" member")),
     }
     let nonce_b64 = sealed
         .nonce
+        .map(|t| t.0)
         .ok_or_else(|| refused("it has no \"nonce\" member"))?;
     let ct_b64 = sealed
         .ciphertext
+        .map(|t| t.0)
         .ok_or_else(|| refused("it has no \"ciphertext\" member"))?;
     let nonce_bytes = b64u_decode(&nonce_b64).ok_or_else(|| refused("nonce is not base64url"))?;
     let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes)
@@ -243,6 +251,18 @@ mod tests {
         let e = open(&vector_token(), &body).unwrap_err();
         assert_eq!(e.exit_code(), 65);
         assert!(e.to_string().contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn envelope_strings_borrow_from_the_body_instead_of_copying_it() {
+        let s: Sealed<'_> = serde_json::from_str(r#"{"ciphertext":"AAAA"}"#).unwrap();
+        assert!(matches!(
+            s.ciphertext.unwrap().0,
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // An escaped string cannot borrow and still parses.
+        let s: Sealed<'_> = serde_json::from_str(r#"{"format":"lkbt\u0031"}"#).unwrap();
+        assert_eq!(s.format.unwrap().0, "lkbt1");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The fetch from the secrets service: one GET, retried with exponential
-//! backoff and full jitter, honouring `Retry-After`, inside one overall
-//! deadline (PROTOCOL.md §4).
+//! backoff and full jitter, honouring `Retry-After` (never earlier; the
+//! jitter is added to it), inside one overall deadline (PROTOCOL.md §4).
 //!
 //! Guarantees: no attempt runs past the deadline; the body is never read past
 //! the size cap; 401/403, 404, an unverifiable certificate and an oversized
@@ -170,6 +170,30 @@ fn root_certs(opts: &FetchOptions) -> Result<RootCerts> {
     Ok(RootCerts::Specific(std::sync::Arc::new(certs)))
 }
 
+/// ring's TLS algorithms, less the private-key loader: agent-init presents
+/// no client certificate, and without a key provider the binary carries no
+/// RSA or ECDSA signing code (about 45 KB).
+fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::CryptoProvider {
+        key_provider: &NoClientKey,
+        ..rustls::crypto::ring::default_provider()
+    }
+}
+
+#[derive(Debug)]
+struct NoClientKey;
+
+impl rustls::crypto::KeyProvider for NoClientKey {
+    fn load_private_key(
+        &self,
+        _: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> std::result::Result<std::sync::Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "agent-init presents no client certificate".into(),
+        ))
+    }
+}
+
 pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
     let start = Instant::now();
     let deadline = start + opts.deadline;
@@ -185,7 +209,12 @@ pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<Sec
         .accept("application/json")
         .accept_encoding("identity")
         .max_idle_connections(0)
-        .tls_config(TlsConfig::builder().root_certs(root_certs(opts)?).build())
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(root_certs(opts)?)
+                .unversioned_rustls_crypto_provider(std::sync::Arc::new(crypto_provider()))
+                .build(),
+        )
         .build()
         .into();
     let auth = token.authorization();
@@ -207,7 +236,10 @@ pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<Sec
             Outcome::Transient(what, ra) => (what, ra),
         };
         let jitter = backoff.next_wait();
-        let wait = retry_after.unwrap_or(jitter);
+        // Retry-After is the earliest time to come back, not a meeting time:
+        // a fleet told "1" and obeying it exactly returns as one wave every
+        // second (docs/HARDENING.md, the storm). The jitter on top spreads it.
+        let wait = retry_after.map_or(jitter, |ra| ra.saturating_add(jitter));
         let remaining = deadline.saturating_duration_since(Instant::now());
         if wait >= remaining {
             return Err(gave_up(
@@ -220,7 +252,7 @@ pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<Sec
             "attempt {attempt} failed ({what}); retrying in {:.3}s{}",
             wait.as_secs_f64(),
             if retry_after.is_some() {
-                " as Retry-After asks"
+                " (Retry-After, plus jitter)"
             } else {
                 ""
             }

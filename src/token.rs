@@ -33,7 +33,9 @@ pub fn b64u_decode(s: &str) -> Option<Vec<u8>> {
 /// A parsed bootstrap token.
 pub struct Token {
     id: [u8; 16],
-    key: Zeroizing<[u8; 32]>,
+    /// On the heap: moving a `Token` (out of a `Result`, into a `Config`)
+    /// then copies a pointer, and never leaves the KEY in a stack frame.
+    key: Box<Zeroizing<[u8; 32]>>,
 }
 
 impl fmt::Debug for Token {
@@ -65,7 +67,7 @@ impl Token {
             Zeroizing::new(b64u_decode(key).ok_or_else(|| bad("its KEY is not base64url"))?);
         let mut token = Token {
             id: [0; 16],
-            key: Zeroizing::new([0; 32]),
+            key: Box::new(Zeroizing::new([0; 32])),
         };
         token.id.copy_from_slice(&id_bytes);
         token.key.copy_from_slice(&key_bytes);
@@ -76,7 +78,7 @@ impl Token {
     pub fn from_parts(id: [u8; 16], key: [u8; 32]) -> Token {
         Token {
             id,
-            key: Zeroizing::new(key),
+            key: Box::new(Zeroizing::new(key)),
         }
     }
 
@@ -84,7 +86,7 @@ impl Token {
     pub fn generate() -> Result<Token> {
         let rng = ring::rand::SystemRandom::new();
         let mut id = [0u8; 16];
-        let mut key = Zeroizing::new([0u8; 32]);
+        let mut key = Box::new(Zeroizing::new([0u8; 32]));
         rng.fill(&mut id)
             .and_then(|_| rng.fill(&mut key[..]))
             .map_err(|_| Error::Internal("the system's random generator failed".into()))?;

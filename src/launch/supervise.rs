@@ -2,20 +2,30 @@
 //! does what an init must, as tini does, plus dumb-init's process groups.
 //!
 //! Guarantees, once the child runs:
+//! - the child runs in a process group of its own, with the signal mask, the
+//!   dispositions and the core limit agent-init inherited; with a terminal
+//!   whose foreground agent-init held, its group holds the foreground, so
+//!   Ctrl-C reaches it once and a shell gets job control;
 //! - every catchable signal agent-init receives is forwarded once, to the
 //!   child's process group (or the child alone with `--signal-child`); never
 //!   SIGCHLD. Fault signals stay deadly to agent-init itself;
-//! - every zombie is reaped; the main child's exit is noticed inside the reap
-//!   loop, so coalesced SIGCHLDs cannot hide it;
-//! - agent-init exits with the child's code, or 128+N when signal N killed it;
+//! - every zombie is reaped, as PID 1 or, when not PID 1, as a child
+//!   subreaper; the main child's exit is noticed inside the reap loop, so
+//!   coalesced SIGCHLDs cannot hide it;
+//! - agent-init exits with the child's code, or 128+N when signal N killed
+//!   it: as soon as the child exits (tini), or, when a stop signal (TERM,
+//!   INT, HUP, QUIT) reached the child's whole group, once that group is
+//!   empty, so that an agent under `pnpm start` finishes draining;
 //! - agent-init holds no secret: the environment block it built is wiped, its
-//!   own initial environment block is overwritten, its working directory is
-//!   `/`, and it holds no file descriptor above 2.
+//!   own initial environment block and any `--secrets` value on its command
+//!   line are overwritten, dead stack is wiped (and freed heap, by the wiping
+//!   allocator); its working directory is `/`, and it holds no file
+//!   descriptor above 2.
 
 use super::{exec_error, Command};
 use crate::env::EnvBlock;
-use crate::error::Result;
-use crate::sys::{self, Inherited, Prepared, SpawnOptions};
+use crate::error::{Error, Result};
+use crate::sys::{self, Inherited, Prepared, Reaped, SpawnOptions};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
@@ -25,7 +35,11 @@ pub struct SuperviseOptions {
     pub signal_child_only: bool,
 }
 
-/// The synchronous faults an init must not swallow (tini's list).
+/// The synchronous faults an init must not swallow (tini's list): left
+/// unblocked at their default action, a real fault in agent-init kills it
+/// instead of being "forwarded". Sent with `kill`, they kill agent-init when
+/// it is not PID 1, and the kernel drops them when it is (pid_namespaces(7):
+/// an init receives only the signals it has a handler for).
 const FAULTS: [Signal; 7] = [
     Signal::SIGSEGV,
     Signal::SIGBUS,
@@ -36,6 +50,18 @@ const FAULTS: [Signal; 7] = [
     Signal::SIGSYS,
 ];
 
+/// The signals that ask a program to stop: when one reaches the child's whole
+/// group, agent-init lets that group finish before it exits.
+const STOPS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// How often agent-init looks whether a stopping group is empty yet.
+const GROUP_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs the command as a child and supervises it until it exits; returns the exit status.
 pub fn supervise(
     cmd: Command,
@@ -45,53 +71,51 @@ pub fn supervise(
 ) -> Result<i32> {
     // From here on, signals queue instead of running handlers: one that lands
     // before the child exists is forwarded to it right after the spawn.
+    // Blocked, a signal is never dropped, not even by PID 1 with no handler.
     let mut waited = SigSet::all();
     for f in FAULTS {
         waited.remove(f);
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&waited), None);
+    // Once the child owns the terminal, agent-init is a background process
+    // that must never be stopped for touching it (tini).
     sys::ignore(Signal::SIGTTIN);
     sys::ignore(Signal::SIGTTOU);
+    sys::default_action(Signal::SIGCHLD);
 
-    let pid1 = nix::unistd::getpid().as_raw() == 1;
-    if !pid1 {
+    if nix::unistd::getpid().as_raw() != 1 {
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
             crate::warn!("cannot become a child subreaper ({e}); orphans will not be reaped here");
         }
     }
-    let new_group = !opts.signal_child_only;
-    let take_tty = new_group
-        && nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
-        && nix::unistd::tcgetpgrp(std::io::stdin()).ok() == Some(nix::unistd::getpgrp());
+    // The child always gets a process group of its own (tini): with a
+    // terminal, Ctrl-C then reaches the child's group once, and never
+    // agent-init, which would forward a second SIGINT.
+    // `--signal-child` only changes where forwarded signals go.
+    let take_tty = owns_terminal();
 
     let child = {
         let argv: Vec<&std::ffi::CStr> = cmd.argv.iter().map(|c| c.as_c_str()).collect();
         let envp = env.c_strs();
         let prepared = Prepared::new(&cmd.path, &argv, &envp);
-        sys::spawn(
-            &prepared,
-            inherited,
-            &SpawnOptions {
-                new_group,
-                take_tty,
-            },
-        )
+        sys::spawn(&prepared, inherited, &SpawnOptions { take_tty })
     };
     // The child has its own copy now; agent-init keeps none.
     drop(env);
     sys::scrub_environ(|_| true);
+    sys::scrub_args(secret_arg_tails);
     sys::scrub_stack();
     let child = child.map_err(|errno| exec_error(&cmd.name, errno))?;
     crate::debug!(
-        "supervising {} (pid {child}){}{}",
+        "supervising {} (pid {child}), signals go to {}{}",
         cmd.name,
-        if new_group {
-            ", signals go to its process group"
+        if opts.signal_child_only {
+            "it alone"
         } else {
-            ", signals go to it alone"
+            "its process group"
         },
         if take_tty {
-            ", it has the terminal"
+            "; it has the terminal"
         } else {
             ""
         }
@@ -100,42 +124,178 @@ pub fn supervise(
     let _ = nix::unistd::chdir("/");
     sys::close_fds_above_stderr();
 
-    let target = if new_group {
-        -child.as_raw()
-    } else {
-        child.as_raw()
-    };
+    // tini's rule: when the main child exits, agent-init exits, and the
+    // kernel ends what is left. One exception, for launchers: when a stop
+    // signal reached the child's whole group (forwarded by agent-init, or
+    // from a terminal), `pnpm start` dies of it at once while the agent it
+    // started still drains; agent-init then waits for the rest of that
+    // group, and exits with the main child's status once it is empty.
+    let mut stopping = false;
+    let mut status = None;
     loop {
-        let sig = sys::wait_signal(&waited);
-        if sig == Signal::SIGCHLD as i32 {
-            if let Some(code) = reap(child) {
+        let sig = match status {
+            None => Some(sys::wait_signal(&waited)),
+            // The group's last process may not be agent-init's child, so
+            // its exit may raise no SIGCHLD here: look again each second.
+            Some(_) => sys::wait_signal_for(&waited, GROUP_POLL),
+        };
+        match sig {
+            None => {}
+            Some(sig) if sig == Signal::SIGCHLD as i32 => {
+                let was_running = status.is_none();
+                reap(child, &mut status)?;
+                if let (true, Some(code)) = (was_running, status) {
+                    // Killed by a stop its group got too (Ctrl-C on a terminal).
+                    stopping |= !opts.signal_child_only && is_stop(code - 128);
+                    crate::debug!(
+                        "the command exited with status {code}{}",
+                        if stopping {
+                            "; its process group is stopping, agent-init waits for it"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Some(sig) => {
+                let reached_group = forward(child, sig, opts.signal_child_only, status.is_some());
+                stopping |= reached_group && is_stop(sig);
+            }
+        }
+        if let Some(code) = status {
+            if !stopping || !sys::group_exists(child.as_raw()) {
                 return Ok(code);
             }
-            continue;
-        }
-        crate::debug!(
-            "forwarding {} to {}",
-            sys::signal_name(sig),
-            if new_group {
-                "the child's group"
-            } else {
-                "the child"
-            }
-        );
-        if !sys::send_signal(target, sig) && new_group {
-            // The group may be gone (the child moved itself elsewhere); reach the child itself.
-            sys::send_signal(child.as_raw(), sig);
         }
     }
 }
 
-/// Reaps every zombie; returns the main child's status once it has exited.
-fn reap(child: Pid) -> Option<i32> {
-    let mut status = None;
-    while let Some((pid, code)) = sys::reap_one() {
-        if pid == child.as_raw() {
-            status = code;
+fn is_stop(sig: i32) -> bool {
+    STOPS.iter().any(|s| *s as i32 == sig)
+}
+
+/// Forwards `sig` to the child's group, or to the child `alone`; returns
+/// whether it reached the group. Once the child has `exited` (and was
+/// reaped), its pid may name another process: only its group is signalled.
+fn forward(child: Pid, sig: i32, alone: bool, exited: bool) -> bool {
+    crate::debug!(
+        "forwarding {} to {}",
+        sys::signal_name(sig),
+        if alone {
+            "the child"
+        } else {
+            "the child's group"
+        }
+    );
+    if !alone && sys::send_signal(-child.as_raw(), sig) {
+        return true;
+    }
+    if !exited {
+        // Alone by request, or the child moved itself to another group.
+        sys::send_signal(child.as_raw(), sig);
+    }
+    false
+}
+
+/// Whether agent-init's stdin is a terminal whose foreground process group is
+/// agent-init's own, so the child may take the foreground over from it.
+fn owns_terminal() -> bool {
+    let stdin = std::io::stdin();
+    nix::unistd::isatty(&stdin).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(&stdin).ok() == Some(nix::unistd::getpgrp())
+}
+
+/// Reaps every zombie (several may have raised one SIGCHLD), and records the
+/// main child's status in `status` when it is among them.
+fn reap(child: Pid, status: &mut Option<i32>) -> Result<()> {
+    loop {
+        match sys::reap_one() {
+            Reaped::Child(pid, code) => {
+                if pid == child.as_raw() {
+                    *status = Some(code);
+                }
+            }
+            Reaped::NoneReady => return Ok(()),
+            Reaped::NoChildren if status.is_some() => return Ok(()),
+            // Cannot happen with SIGCHLD at its default action; never wait forever.
+            Reaped::NoChildren => {
+                return Err(Error::Internal(
+                    "the command's exit status was lost (it was reaped by someone else)".into(),
+                ))
+            }
         }
     }
-    status
+}
+
+/// The `--secrets KEY=VALUE` values on agent-init's own command line, as
+/// (argument index, offset of the value): wiped from the argument block once
+/// the child runs, so a long-lived PID 1 does not show them in
+/// `/proc/1/cmdline`. Follows the option grammar of `Config::parse`: options
+/// end at `--` or at the command's first word.
+fn secret_arg_tails(args: &[&[u8]]) -> Vec<(usize, usize)> {
+    let value_at = |a: &[u8], from: usize| {
+        a[from..]
+            .iter()
+            .position(|&b| b == b'=')
+            .map_or(from, |eq| from + eq + 1)
+    };
+    let mut out = Vec::new();
+    let mut i = 1;
+    while let Some(&a) = args.get(i) {
+        if a == b"--" || a == b"-" || !a.starts_with(b"-") {
+            break;
+        }
+        if a == b"--secrets" {
+            if let Some(&v) = args.get(i + 1) {
+                out.push((i + 1, value_at(v, 0)));
+            }
+            i += 2;
+            continue;
+        }
+        if a.starts_with(b"--secrets=") {
+            out.push((i, value_at(a, "--secrets=".len())));
+        } else if matches!(a, b"--require" | b"--secrets-file" | b"--out" | b"--token") {
+            i += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tails(args: &[&str]) -> Vec<(usize, usize)> {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        secret_arg_tails(&a)
+    }
+
+    #[test]
+    fn secrets_flag_values_are_found_up_to_the_command() {
+        assert_eq!(
+            tails(&[
+                "agent-init",
+                "--supervise",
+                "--secrets",
+                "A=x",
+                "--require",
+                "--secrets",
+                "--secrets=B=y=z",
+                "--secrets-file",
+                ".env",
+                "python",
+                "--secrets",
+                "C=not-ours",
+            ]),
+            // `--require` takes `--secrets` as its value; the command's own
+            // `--secrets` stays untouched.
+            vec![(3, 2), (6, 12)]
+        );
+        assert_eq!(
+            tails(&["agent-init", "--secrets", "NOEQUALS", "--", "--secrets=X"]),
+            vec![(2, 0)]
+        );
+        assert!(tails(&["agent-init", "--supervise", "sh", "--secrets=A=b"]).is_empty());
+    }
 }

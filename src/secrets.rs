@@ -177,6 +177,13 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
             );
             continue;
         }
+        if crate::env::is_stripped(std::ffi::OsStr::new(&s.name)) {
+            // Kept in the list (the merge drops it, §7), but never silently.
+            crate::warn!(
+                "bundle secret {} will not reach the command: agent-init never passes that name on",
+                s.name
+            );
+        }
         let updated_at = s.updated_at.filter(|t| looks_like_rfc3339(t));
         secrets.push(Secret {
             name: s.name,

@@ -372,6 +372,28 @@ fn livekit_name_among_the_secrets_is_dropped_with_a_warning_naming_it() {
 }
 
 #[test]
+fn bootstrap_names_among_the_secrets_never_reach_the_command_and_are_named_in_a_warning() {
+    let s = secrets();
+    let mut list = pairs(&s);
+    list.push(("AGENT_INIT_LOG", "stripped-secret-value-1"));
+    list.push(("LIVEKIT_SECRETS_URL", "stripped-secret-value-2"));
+    let sealed = bundle::seal(&bundle::vector_token(), &bundle::plaintext(&list, &LIVEKIT));
+    let (ca, server) = serve(vec![Reply::ok(sealed)]);
+    let mut f = Fixture::new("bootstrap-dropped", &server.url(), &ca);
+    f.forbid(&["stripped-secret-value-1", "stripped-secret-value-2"]);
+    let out = f.run();
+    let env = f.assert_succeeded(&out);
+    assert_environment(&env, &expected_environment(&[]));
+    let err = stderr(&out);
+    for name in ["AGENT_INIT_LOG", "LIVEKIT_SECRETS_URL"] {
+        assert!(
+            err.lines().any(|l| l.contains("warning") && l.contains(name)),
+            "a warning names {name}: {err}"
+        );
+    }
+}
+
+#[test]
 fn token_file_with_a_trailing_newline_works_and_is_not_passed_on() {
     let (ca, server) = serve(vec![Reply::ok(good_bundle())]);
     let mut f = Fixture::new("token-file", &server.url(), &ca);

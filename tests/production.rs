@@ -387,7 +387,8 @@ fn bootstrap_names_among_the_secrets_never_reach_the_command_and_are_named_in_a_
     let err = stderr(&out);
     for name in ["AGENT_INIT_LOG", "LIVEKIT_SECRETS_URL"] {
         assert!(
-            err.lines().any(|l| l.contains("warning") && l.contains(name)),
+            err.lines()
+                .any(|l| l.contains("warning") && l.contains(name)),
             "a warning names {name}: {err}"
         );
     }

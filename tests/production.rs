@@ -1252,3 +1252,110 @@ fn static_binary_resolves_from_etc_hosts_and_fetches_in_an_empty_chroot() {
         bundle::vector_authorization()
     );
 }
+
+/// A DNS responder on 127.0.0.1:53 that answers A queries for `name` with
+/// 127.0.0.1 (and other queries with no answer), counting the A queries it
+/// answered. It stops when `stop` is set.
+fn dns_responder(
+    name: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (
+    std::thread::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    let sock =
+        std::net::UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53 (root, port free)");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    let handle = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let q = &buf[..n];
+            if q.len() < 17 {
+                continue;
+            }
+            // The question: labels from byte 12, then QTYPE and QCLASS.
+            let mut i = 12;
+            let mut labels = Vec::new();
+            while i < q.len() && q[i] != 0 {
+                let len = q[i] as usize;
+                labels.push(
+                    String::from_utf8_lossy(&q[i + 1..(i + 1 + len).min(q.len())]).into_owned(),
+                );
+                i += 1 + len;
+            }
+            let qend = i + 5;
+            if qend > q.len() {
+                continue;
+            }
+            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+            let hit = labels.join(".").eq_ignore_ascii_case(name) && qtype == 1;
+            let mut r = Vec::with_capacity(qend + 16);
+            r.extend_from_slice(&q[..2]); // ID
+            r.extend_from_slice(&[0x81, 0x80]); // response, recursion desired and available, NOERROR
+            r.extend_from_slice(&[0, 1, 0, u8::from(hit), 0, 0, 0, 0]);
+            r.extend_from_slice(&q[12..qend]);
+            if hit {
+                // Name pointer to the question, A, IN, TTL 60, 4 bytes: 127.0.0.1.
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    (handle, answered)
+}
+
+#[test]
+fn static_binary_resolves_through_dns_in_an_empty_chroot() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root for chroot and port 53"
+    );
+    let ca = Ca::new("agent-init test CA");
+    let server = Server::start(
+        &ca.issue(&["secrets-dns.test"], Validity::Good),
+        vec![Reply::ok(good_bundle())],
+    );
+    let url = server.url_for_host("secrets-dns.test");
+    let mut f = Fixture::new("chroot-dns", &url, &ca);
+    // Only the binary, resolv.conf and the CA: no /etc/hosts entry, no nsswitch.conf.
+    let root = f.dir.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy(support::bin(), root.join("agent-init")).unwrap();
+    std::fs::write(
+        root.join("etc/resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("ca.pem"), ca.pem()).unwrap();
+    f.set("AGENT_INIT_CA_FILE", "/ca.pem");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (dns, answered) = dns_responder("secrets-dns.test", stop.clone());
+    let args: Vec<OsString> = vec![root.into(), "/agent-init".into(), "--check".into()];
+    let out = f
+        .command(system_tool("chroot"), &args)
+        .output()
+        .expect("chroot runs");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    dns.join().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("check passed"), "{err}");
+    assert!(
+        answered.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the name was resolved through the DNS responder"
+    );
+    let forbidden: Vec<&str> = f.forbidden.iter().map(String::as_str).collect();
+    assert_no_leak(&out, &forbidden);
+    assert_eq!(
+        server.requests()[0].header("Authorization"),
+        bundle::vector_authorization()
+    );
+}

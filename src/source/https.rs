@@ -123,6 +123,21 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
+/// The civil date `(year, month, day)` of a day count since 1970-01-01
+/// (Howard Hinnant's algorithm); the inverse of the arithmetic in
+/// `parse_http_date`. Used to write timestamps (`seal`) and by the tests.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// What one attempt came to.
 enum Outcome {
     Body(SecretBytes),
@@ -479,6 +494,14 @@ mod tests {
             classify(ureq::Error::Io(refused)),
             Outcome::Transient(..)
         ));
+    }
+
+    #[test]
+    fn civil_from_days_inverts_known_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_784), (2026, 11, 27));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 
     #[test]

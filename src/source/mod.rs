@@ -15,7 +15,7 @@ use crate::token::Token;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use https::{parse_retry_after, Backoff};
+pub use https::{civil_from_days, parse_retry_after, Backoff};
 
 /// A secrets URL, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # python-dotenv is the reference for the dotenv differential test.
-python3 -c 'import dotenv' 2>/dev/null || python3 -m pip install -q 'python-dotenv==1.2.2'
+python3 -c 'import importlib.metadata as m; assert m.version("python-dotenv") == "1.2.2"' 2>/dev/null \
+  || python3 -m pip install -q 'python-dotenv==1.2.2'
 
 # The example agents, which tests/agents.rs runs for real (and pnpm, which
 # tests/containers.rs also copies into its Debian base image).

@@ -264,7 +264,8 @@ impl EnvBlock {
             .collect()
     }
 
-    /// The value of `name`, if present (used to find PATH for the command lookup).
+    /// The value of `name`, if present: reads a built block back (the fuzz
+    /// and property checks compare it with what went in).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         let prefix = name.len();
         self.strings.iter().find_map(|s| {

@@ -112,8 +112,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             let resolved = if cfg.command.is_empty() {
                 String::new()
             } else {
-                let path = environment.get("PATH").map(|v| v.value.expose().to_vec());
-                let c = launch::resolve(&cfg.command, path.as_deref())?;
+                let c = resolve_command(&environment, &cfg.command)?;
                 format!(
                     "; command {} resolves to {}",
                     c.name,
@@ -138,9 +137,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
         }
         _ => {
             environment.check(&required, &cfg.command, sys::arg_max())?;
-            let path = environment.get("PATH").map(|v| v.value.expose().to_vec());
-            let cmd = launch::resolve(&cfg.command, path.as_deref())?;
-            drop(path);
+            let cmd = resolve_command(&environment, &cfg.command)?;
             let block = environment.into_block();
             let supervise = cfg.supervise;
             let opts = launch::SuperviseOptions {
@@ -160,6 +157,12 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             }
         }
     }
+}
+
+/// Looks the command up on the PATH it will itself receive.
+fn resolve_command(environment: &Environment, command: &[OsString]) -> Result<launch::Command> {
+    let path = environment.get("PATH").map(|v| v.value.expose());
+    launch::resolve(command, path)
 }
 
 /// Builds the environment from the bundle (production) or from local files and flags.

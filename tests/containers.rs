@@ -447,6 +447,23 @@ impl Out {
             .map(<[u8]>::to_vec)
             .collect()
     }
+    /// Stops `container` (`podman stop`, SIGTERM) and asserts the probe
+    /// heard SIGTERM, drained to the end, and that the container exited with
+    /// the probe's own code. Returns the container's logs.
+    fn assert_stop_drains(&self, container: &Container) -> String {
+        let code = container.stop(60);
+        let logs = container.logs();
+        assert!(
+            self.has("drain-started"),
+            "SIGTERM reached the agent: {logs}"
+        );
+        assert!(self.has("drained"), "the drain ran to its end: {logs}");
+        assert_eq!(
+            code, PROBE_EXIT,
+            "the container's code is the agent's: {logs}"
+        );
+        logs
+    }
     fn wait_started(&self, container: &Container) {
         let t0 = Instant::now();
         while !self.has("started.json") {
@@ -816,17 +833,7 @@ fn podman_stop_drains_the_agent_and_the_container_exits_with_the_agents_code() {
     let c = Container::start("stop-exec", &flags, &images.python, &[]);
     out.wait_started(&c);
     assert_eq!(out.started()["pid"], 1);
-    let code = c.stop(60);
-    let logs = c.logs();
-    assert!(
-        out.has("drain-started"),
-        "SIGTERM reached the agent: {logs}"
-    );
-    assert!(out.has("drained"), "the drain ran to its end: {logs}");
-    assert_eq!(
-        code, PROBE_EXIT,
-        "the container's code is the agent's: {logs}"
-    );
+    out.assert_stop_drains(&c);
 }
 
 #[test]
@@ -854,17 +861,7 @@ fn podman_stop_under_supervise_drains_the_agent_behind_a_shell_that_does_not_for
         "the shell sits between agent-init and the agent"
     );
     assert_eq!(started["pid1"][0], "/usr/local/bin/agent-init");
-    let code = c.stop(60);
-    let logs = c.logs();
-    assert!(
-        out.has("drain-started"),
-        "SIGTERM reached the agent: {logs}"
-    );
-    assert!(out.has("drained"), "the drain ran to its end: {logs}");
-    assert_eq!(
-        code, PROBE_EXIT,
-        "the container's code is the agent's: {logs}"
-    );
+    out.assert_stop_drains(&c);
 }
 
 #[test]
@@ -965,13 +962,7 @@ fn node_image_runs_node_as_pid_1_with_the_bundles_environment_and_drains_on_podm
     expected.extend(sealed.vars());
     assert_env_eq(&out.environ(), &expected);
 
-    let code = c.stop(60);
-    let logs = c.logs();
-    assert!(out.has("drained"), "the drain ran to its end: {logs}");
-    assert_eq!(
-        code, PROBE_EXIT,
-        "the container's code is the agent's: {logs}"
-    );
+    let logs = out.assert_stop_drains(&c);
     assert_never_printed(&logs, &sealed.never_printed());
 }
 

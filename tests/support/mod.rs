@@ -18,9 +18,25 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The agent-init binary under test.
+/// The agent-init binary under test: the one `AGENT_INIT_BIN` names (a
+/// relative path is taken from the crate root), else the one `cargo test`
+/// built. `scripts/test.sh` sets it to the release binary, the one that
+/// ships, for the suites whose promises are about memory, signals,
+/// environment and output.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_agent-init"))
+    match std::env::var_os("AGENT_INIT_BIN") {
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            let p = if p.is_absolute() {
+                p
+            } else {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+            };
+            assert!(p.is_file(), "AGENT_INIT_BIN names no file: {}", p.display());
+            p
+        }
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_agent-init")),
+    }
 }
 
 /// A fresh, empty scratch directory for one test.

@@ -69,6 +69,7 @@ Usage:
   agent-init [OPTIONS] [--] COMMAND [ARGS...]
   agent-init --list | --check [OPTIONS] [[--] COMMAND [ARGS...]]
   agent-init seal [--secrets-file FILE]... [--secrets KEY=VALUE]... [--token TOKEN] --out BUNDLE
+  agent-init health [--port N]... [--timeout SECONDS]
 
 Options:
   --supervise             stay as PID 1: forward signals, reap zombies (AGENT_INIT_SUPERVISE=1)
@@ -94,6 +95,11 @@ environment) into a bundle for LIVEKIT_SECRETS_URL=file:///path, and print its t
 only the token, on stdout.
   --out BUNDLE            where to write the bundle (atomically, mode 0600)
   --token TOKEN           seal for this existing token instead of a fresh random one
+
+health: GET http://127.0.0.1:PORT/ (a LiveKit worker's health server) for HEALTHCHECK
+and exec probes; exit 0 when a port answers 200, 1 otherwise; one line on stderr.
+  --port N                the port (repeatable: the first 200 wins; default 8081)
+  --timeout SECONDS       the whole probe's deadline (default 2)
 
 Environment:
   LIVEKIT_BOOTSTRAP_TOKEN       the bootstrap token (lkbt1.ID.KEY); never passed on

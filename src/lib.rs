@@ -20,6 +20,7 @@ pub mod config;
 pub mod dotenv;
 pub mod env;
 pub mod error;
+pub mod health;
 pub mod launch;
 #[macro_use]
 pub mod log;
@@ -43,6 +44,11 @@ use std::path::PathBuf;
 /// (listing, checking, sealing, supervising); in exec mode it does not return
 /// on success.
 pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
+    // A probe runs inside the agent's container, with its environment: it
+    // must not read the token or anything else, only probe.
+    if args.first().is_some_and(|a| a == "health") {
+        return Ok(health::Probe::parse(&args[1..])?.run());
+    }
     let env = sys::read_environ();
     // The token is copied; its bytes in the initial environment block go now,
     // so /proc/<pid>/environ does not show it during the fetch.

@@ -401,10 +401,15 @@ impl Drop for Setup {
 }
 
 fn start_python(setup: &Setup, supervise: bool) -> Agent {
+    start_python_on(setup, supervise, 0)
+}
+
+/// The Python worker with its health server on `port` (0: a free one).
+fn start_python_on(setup: &Setup, supervise: bool, port: u16) -> Agent {
     let venv_bin = venv_python().parent().unwrap().to_path_buf();
     let mut env = setup.env(&venv_bin);
-    // A free port for the worker's health server (8081 by default).
-    env.push(("AGENT_HTTP_PORT", "0".into()));
+    // The worker's health server (8081 by default).
+    env.push(("AGENT_HTTP_PORT", port.to_string()));
     let mut args = vec![];
     if supervise {
         args.push("--supervise");
@@ -453,12 +458,53 @@ fn python_agent_under_supervise_drains_when_its_process_group_gets_sigterm() {
     setup.assert_nothing_leaked(&log);
 }
 
+/// `agent-init health --port PORT`: its exit status and its one line.
+fn health(port: u16) -> (i32, String) {
+    let out = Command::new(support::bin())
+        .args(["health", "--port", &port.to_string(), "--timeout", "10"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .expect("agent-init health runs");
+    let line = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    (out.status.code().unwrap_or(-1), line)
+}
+
+/// Probes until the health server listens (it starts after the worker's imports).
+fn health_once_listening(port: u16) -> (i32, String) {
+    let t0 = Instant::now();
+    loop {
+        let (code, line) = health(port);
+        if !line.contains("refused") || t0.elapsed() > PATIENCE {
+            return (code, line);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn health_probe_is_0_against_a_registered_python_worker_and_1_once_it_is_gone() {
+    let setup = Setup::new("e2e-python-health", None);
+    let port = free_port();
+    let mut agent = start_python_on(&setup, true, port);
+    setup.assert_registered_with_the_bundles_credentials("agent-init-example-python");
+    setup.wait_until_running();
+    let (code, line) = health(port);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("answered 200"), "{line}");
+    agent.sigterm();
+    agent.wait_exit();
+    let (code, line) = health(port);
+    assert_eq!(code, 1, "{line}");
+}
+
 #[test]
 fn stand_in_server_refuses_a_worker_whose_secret_is_not_the_one_it_expects() {
     // The stand-in really checks the signature: a bundle with another API
     // secret gets the worker refused.
     let setup = Setup::new("e2e-python-wrong-secret", Some("not-the-api-secret"));
-    let mut agent = start_python(&setup, false);
+    let port = free_port();
+    let mut agent = start_python_on(&setup, false, port);
     setup.assert_fetched_with_the_token();
     let auth = setup
         .standin
@@ -476,6 +522,14 @@ fn stand_in_server_refuses_a_worker_whose_secret_is_not_the_one_it_expects() {
             .any(|e| e["event"] == "register"),
         "a refused worker never registers"
     );
+    // What the Python SDK's health endpoint means: 200 while it is still
+    // (re)connecting; 503 only after its 16 attempts (about 130 s) failed.
+    let (code, line) = health_once_listening(port);
+    assert_eq!(
+        (code, line.contains("answered 200")),
+        (0, true),
+        "a Python worker that is not registered still answers 200: {line}"
+    );
     agent.sigterm();
     agent.wait_exit();
 }
@@ -488,6 +542,53 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+fn start_node(setup: &Setup, port: u16) -> Agent {
+    let mut env = setup.env(Path::new("/usr/local/bin"));
+    env.extend([
+        ("AGENT_HTTP_PORT", port.to_string()),
+        ("AGENT_DRAIN_TIMEOUT", "60".to_string()),
+        ("AGENT_IDLE_PROCESSES", "1".to_string()),
+        ("LOG_LEVEL", "debug".to_string()),
+    ]);
+    Agent::start(
+        &node_agent_dir(),
+        &env,
+        &["--supervise", "--", "node", "dist/agent.js", "start"],
+    )
+}
+
+#[test]
+fn health_probe_is_0_against_a_connected_node_worker_and_1_against_a_refused_one() {
+    require_node_agent();
+    // Node answers 200 only while its WebSocket to LiveKit is open.
+    let setup = Setup::new("e2e-node-health", None);
+    let port = free_port();
+    let mut agent = start_node(&setup, port);
+    setup.assert_registered_with_the_bundles_credentials("agent-init-example-node");
+    agent.output.wait("the job process to be ready", |lines| {
+        lines.iter().any(|l| l.contains("job runner initialized"))
+    });
+    let (code, line) = health(port);
+    assert_eq!(code, 0, "{line}");
+    agent.sigterm();
+    agent.wait_exit();
+
+    let refused = Setup::new("e2e-node-health-refused", Some("not-the-api-secret"));
+    let port = free_port();
+    let mut agent = start_node(&refused, port);
+    refused
+        .standin
+        .wait_event("the refused connection", |e| e["event"] == "auth");
+    let (code, line) = health_once_listening(port);
+    assert_eq!(
+        code, 1,
+        "a Node worker that is not connected is unhealthy: {line}"
+    );
+    assert!(line.contains("answered 503"), "{line}");
+    agent.sigterm();
+    agent.wait_exit();
 }
 
 #[test]

@@ -14,8 +14,14 @@ use crate::error::{Error, Result};
 use crate::sensitive::SecretBytes;
 use crate::token::Token;
 use ring::rand::SecureRandom;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::time::{Duration as UDuration, Instant as UInstant};
+use ureq::unversioned::transport::{
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout,
+    TcpConnector, Transport, TransportAdapter,
+};
 
 /// First backoff window.
 const BASE: Duration = Duration::from_millis(250);
@@ -146,43 +152,138 @@ enum Outcome {
     Fatal(Error),
 }
 
-fn root_certs(opts: &FetchOptions) -> Result<RootCerts> {
-    let mut certs: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()))
-        .collect();
+/// The trust store: the webpki trust anchors (ready-made, nothing parsed at
+/// run time), plus every certificate of `AGENT_INIT_CA_FILE`.
+fn root_store(opts: &FetchOptions) -> Result<rustls::RootCertStore> {
+    let mut store = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     if let Some(path) = &opts.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::Config(format!(
-                "AGENT_INIT_CA_FILE {}: {}",
-                path.display(),
-                crate::sys::io_reason(&e)
-            ))
-        })?;
+        let bad =
+            |why: &str| Error::Config(format!("AGENT_INIT_CA_FILE {}: {why}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| bad(&crate::sys::io_reason(&e)))?;
         let mut n = 0;
         for c in ureq::tls::parse_pem(&pem) {
             match c {
                 Ok(ureq::tls::PemItem::Certificate(c)) => {
-                    certs.push(c.to_owned());
+                    store
+                        .add(rustls::pki_types::CertificateDer::from(c.der()))
+                        .map_err(|_| bad("holds a certificate that is not a valid CA"))?;
                     n += 1;
                 }
                 Ok(_) => {}
-                Err(_) => {
-                    return Err(Error::Config(format!(
-                        "AGENT_INIT_CA_FILE {}: not valid PEM",
-                        path.display()
-                    )))
-                }
+                Err(_) => return Err(bad("not valid PEM")),
             }
         }
         if n == 0 {
-            return Err(Error::Config(format!(
-                "AGENT_INIT_CA_FILE {}: holds no certificate",
-                path.display()
-            )));
+            return Err(bad("holds no certificate"));
         }
     }
-    Ok(RootCerts::Specific(std::sync::Arc::new(certs)))
+    Ok(store)
+}
+
+/// The rustls client configuration: ring (less the key loader), TLS 1.2 and
+/// 1.3, the trust store above, no client certificate.
+fn client_config(opts: &FetchOptions) -> Result<Arc<rustls::ClientConfig>> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(crypto_provider()))
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| Error::Internal(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(root_store(opts)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The last link of the connector chain: wraps the TCP stream (or the
+/// CONNECT tunnel) in TLS for `https://` URLs. It stands in for ureq's own
+/// rustls connector, which takes roots only as whole certificates to parse on
+/// every run.
+#[derive(Debug)]
+struct Tls(Arc<rustls::ClientConfig>);
+
+impl<In: Transport> Connector<In> for Tls {
+    type Out = Either<In, TlsTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(Either::A(transport)));
+        }
+        let host = details.uri.host().unwrap_or_default();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let name = rustls::pki_types::ServerName::try_from(host)
+            .map_err(|_| ureq::Error::Tls("invalid server name"))?
+            .to_owned();
+        let mut conn = rustls::ClientConnection::new(self.0.clone(), name)?;
+        // The handshake gets what is left of the connect timeout.
+        let mut timeout = details.timeout;
+        if let (UDuration::Exact(after), UInstant::Exact(started)) = (timeout.after, details.now) {
+            timeout.after = UDuration::Exact(after.saturating_sub(started.elapsed()));
+        }
+        let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        sock.set_timeout(timeout);
+        conn.complete_io(&mut sock)?;
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Either::B(TlsTransport {
+            buffers,
+            stream: rustls::StreamOwned { conn, sock },
+        })))
+    }
+}
+
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: rustls::StreamOwned<rustls::ClientConnection, TransportAdapter>,
+}
+
+impl std::fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsTransport")
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: NextTimeout,
+    ) -> std::result::Result<(), ureq::Error> {
+        use std::io::Write;
+        self.stream.get_mut().set_timeout(timeout);
+        self.stream.write_all(&self.buffers.output()[..amount])?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        use std::io::Read;
+        self.stream.get_mut().set_timeout(timeout);
+        let amount = self.stream.read(self.buffers.input_append_buf())?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
 }
 
 /// ring's TLS algorithms, less the private-key loader: agent-init presents
@@ -217,21 +318,20 @@ pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<Sec
         // HTTPS_PROXY and friends are for leaving the host; see is_loopback_url.
         config = config.proxy(None);
     }
-    let agent: ureq::Agent = config
+    let config = config
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(concat!("agent-init/", env!("CARGO_PKG_VERSION")))
         .accept("application/json")
         .accept_encoding("identity")
         .max_idle_connections(0)
-        .tls_config(
-            TlsConfig::builder()
-                .root_certs(root_certs(opts)?)
-                .unversioned_rustls_crypto_provider(std::sync::Arc::new(crypto_provider()))
-                .build(),
-        )
-        .build()
-        .into();
+        .build();
+    // ureq's default chain less SOCKS, with our TLS link (see `Tls`).
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(Tls(client_config(opts)?));
+    let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
     let auth = token.authorization();
     let mut backoff = Backoff::default();
     let mut attempt = 0u32;

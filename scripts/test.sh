@@ -40,5 +40,5 @@ command -v node >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninte
 )
 
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
-cargo test
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace

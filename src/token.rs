@@ -149,6 +149,31 @@ impl Token {
     }
 }
 
+/// Decodes a token ID (§2): 22 characters of strict base64url naming 16 bytes.
+/// The secrets service uses it for the `{ID}` of its management API (§10).
+pub fn parse_id(id: &str) -> Option<[u8; 16]> {
+    if id.len() != 22 {
+        return None;
+    }
+    b64u_decode(id)?.try_into().ok()
+}
+
+/// The service's side of §4: splits `Authorization: Bearer lkbt1.<ID>.<b64u(auth_key)>`
+/// into the ID and the presented auth_key (which is secret: it proves
+/// possession of the token). `None` for any other shape.
+pub fn parse_authorization(header: &str) -> Option<([u8; 16], Zeroizing<[u8; 32]>)> {
+    let rest = header.strip_prefix("Bearer ")?.strip_prefix(PREFIX)?;
+    let (id, auth) = rest.split_once('.')?;
+    if auth.len() != 43 {
+        return None;
+    }
+    let id = parse_id(id)?;
+    let bytes = Zeroizing::new(b64u_decode(auth)?);
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(bytes.get(..32)?);
+    Some((id, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +255,27 @@ mod tests {
         let d = format!("{t:?}");
         assert!(d.contains("oKGio6SlpqeoqaqrrK2urw"));
         assert!(!d.contains("AAECAw"));
+    }
+
+    #[test]
+    fn the_service_reads_back_the_header_a_token_sends() {
+        let t = Token::parse(VECTOR_TOKEN).unwrap();
+        let (id, auth) = parse_authorization(t.authorization().expose()).unwrap();
+        assert_eq!(id, t.id);
+        assert_eq!(auth[..], t.auth_key()[..]);
+        assert_eq!(parse_id(&t.id_b64()), Some(t.id));
+        for bad in [
+            "",
+            "Bearer ",
+            "Basic lkbt1.oKGio6SlpqeoqaqrrK2urw.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            "Bearer lkbt1.oKGio6SlpqeoqaqrrK2urw.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh",
+            "Bearer lkbt1.oKGio6SlpqeoqaqrrK2ur.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            "Bearer lkbt1.oKGio6SlpqeoqaqrrK2urw.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh=",
+            "Bearer lkbt1.oKGio6SlpqeoqaqrrK2urw.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9",
+        ] {
+            assert!(parse_authorization(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(parse_id("oKGio6SlpqeoqaqrrK2ur"), None);
+        assert_eq!(parse_id("oKGio6SlpqeoqaqrrK2urx"), None);
     }
 }

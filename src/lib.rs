@@ -72,6 +72,10 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
     }
     let production = cfg.token.is_some();
     let environment = assemble(&mut cfg)?;
+    // The fetch and the open ran in frames below this one, and ring leaves
+    // its AES key schedule there: wipe that dead stack before later frames
+    // (supervise's, which lives as long as the child) take it over.
+    sys::scrub_stack();
 
     let mut required: Vec<String> = Vec::new();
     if production {
@@ -172,6 +176,9 @@ fn resolve_command(environment: &Environment, command: &[OsString]) -> Result<la
 }
 
 /// Builds the environment from the bundle (production) or from local files and flags.
+/// Never inlined: its frames, and the key schedules in them, must lie below
+/// `run`'s, where `sys::scrub_stack` reaches them.
+#[inline(never)]
 fn assemble(cfg: &mut Config) -> Result<Environment> {
     let inherited = std::mem::take(&mut cfg.inherited);
     if let (Some(token), Some(fetch)) = (&cfg.token, &cfg.fetch) {

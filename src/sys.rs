@@ -52,15 +52,18 @@ unsafe impl GlobalAlloc for WipingAlloc {
     // `realloc` keeps GlobalAlloc's default: alloc, copy, dealloc (which wipes).
 }
 
-/// Overwrites `n` bytes of this thread's stack below the caller, so key
+/// Overwrites 128 KiB of this thread's stack below the caller, so key
 /// schedules and copies left in dead stack frames do not outlive their use.
+/// The deepest path measured, an HTTPS fetch in the release build, reaches
+/// about 49 KiB below the frame that called it.
 #[inline(never)]
 pub fn scrub_stack() {
-    let mut buf = [0u8; 64 * 1024];
-    for b in buf.iter_mut() {
-        // SAFETY: `b` is a valid, aligned, exclusive reference into `buf`.
-        unsafe { std::ptr::write_volatile(b, 0) };
-    }
+    const SIZE: usize = 128 * 1024;
+    let mut buf = std::mem::MaybeUninit::<[u8; SIZE]>::uninit();
+    // SAFETY: explicit_bzero writes exactly the SIZE bytes of `buf`, which
+    // this frame owns; it is glibc's memset that is never removed as a dead
+    // store.
+    unsafe { libc::explicit_bzero(buf.as_mut_ptr().cast(), SIZE) };
     std::hint::black_box(&buf);
 }
 

@@ -42,3 +42,14 @@ command -v node >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninte
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+# Test what ships: the promises about memory, signals, environment and
+# output hold for the release binary the Dockerfiles and the README install,
+# so the suites that check them run again against it (tests/support::bin
+# takes the binary from AGENT_INIT_BIN).
+cargo build --release -p agent-init --bin agent-init
+release=target/x86_64-unknown-linux-gnu/release/agent-init
+size=$(stat -c %s "$release")
+[ "$size" -le 2621440 ] || { echo "scripts/test.sh: $release is $size bytes, over 2.5 MiB" >&2; exit 1; }
+AGENT_INIT_BIN=$release cargo test -p agent-init --test supervise --test production \
+  --test hardening --test local --test fault_matrix

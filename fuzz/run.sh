@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(token bundle_open secrets_parse sealed_plaintext merge retry_after dotenv)
+[ ${#targets[@]} -gt 0 ] || targets=(token bundle_open secrets_parse sealed_plaintext merge retry_after dotenv config_parse)
 mkdir -p logs
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
@@ -19,6 +19,7 @@ for t in "${targets[@]}"; do
   case $t in
     bundle_open|secrets_parse|sealed_plaintext) dict=(-dict=dict/json.dict) ;;
     dotenv) dict=(-dict=dict/dotenv.dict) ;;
+    config_parse) dict=(-dict=dict/args.dict) ;;
   esac
   echo "== $t: ${secs}s" >&2
   nice -n 10 cargo +nightly fuzz run "$t" "corpus/$t" "${seeds[@]}" -- \

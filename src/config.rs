@@ -5,6 +5,7 @@
 //! the bootstrap token, if any, has been loaded from `LIVEKIT_BOOTSTRAP_TOKEN`
 //! or the file `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names and parsed.
 
+use crate::error::shown_arg;
 use crate::error::{Error, Result};
 use crate::log::Level;
 use crate::sensitive::{SecretBytes, SecretString};
@@ -12,7 +13,7 @@ use crate::source::{FetchOptions, SecretsUrl};
 use crate::token::Token;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Default overall deadline for the fetch.
@@ -53,6 +54,9 @@ pub struct Config {
     pub token: Option<Token>,
     pub fetch: Option<FetchOptions>,
     pub log_level: Level,
+    /// `PYTHON_DOTENV_DISABLED` is true: `.env` and `.env.local` are not read
+    /// by default (an explicit `--secrets-file` still is).
+    pub dotenv_disabled: bool,
     /// agent-init's environment, minus the variables it never passes on.
     pub inherited: Vec<(OsString, SecretBytes)>,
 }
@@ -68,7 +72,7 @@ development) it reads dotenv files and --secrets flags instead.
 Usage:
   agent-init [OPTIONS] [--] COMMAND [ARGS...]
   agent-init --list | --check [OPTIONS] [[--] COMMAND [ARGS...]]
-  agent-init seal [--secrets-file FILE]... [--secrets KEY=VALUE]... [--token TOKEN] --out BUNDLE
+  agent-init seal [--secrets-file FILE]... [--secrets KEY=VALUE]... [--token-file FILE] --out BUNDLE
   agent-init health [--port N]... [--timeout SECONDS]
 
 Options:
@@ -77,7 +81,8 @@ Options:
                           (AGENT_INIT_SIGNAL_CHILD=1)
   --require NAME          NAME must be set and non-empty (repeatable; AGENT_INIT_REQUIRE=A,B)
   --secrets-file FILE     local mode: load a dotenv file (repeatable; later files win);
-                          default: .env then .env.local from the working directory, when they exist
+                          default: .env then .env.local from the working directory, when they
+                          exist and PYTHON_DOTENV_DISABLED is not true (1, true, t, yes, y)
   --secrets KEY=VALUE     local mode: add one secret (repeatable; beats inherited variables and files)
   --list                  print NAME<TAB>ORIGIN[<TAB>UPDATED_AT] for each variable the command
                           would get, never a value; run nothing
@@ -91,10 +96,12 @@ from files are used as the platform values. Dotenv syntax is python-dotenv's; a 
 that is not an assignment, a comment or blank refuses the file (exit 65).
 
 seal: seal the local inputs (files as above, --secrets over them; not the inherited
-environment) into a bundle for LIVEKIT_SECRETS_URL=file:///path, and print its token,
-only the token, on stdout.
-  --out BUNDLE            where to write the bundle (atomically, mode 0600)
-  --token TOKEN           seal for this existing token instead of a fresh random one
+environment, which ${VAR} does not see either) into a bundle for
+LIVEKIT_SECRETS_URL=file:///path, print its token, only the token, on stdout, then
+write the bundle.
+  --out BUNDLE            where to write it (atomically, mode 0600; a new path or a file)
+  --token-file FILE       seal for the token in FILE, not a fresh one (or the variables below)
+  --token TOKEN           the same from the command line (visible to others; prefer a file)
 
 health: GET http://127.0.0.1:PORT/ (a LiveKit worker's health server) for HEALTHCHECK
 and exec probes; exit 0 when a port answers 200, 1 otherwise; one line on stderr.
@@ -156,6 +163,59 @@ fn secret_flag(arg: OsString) -> Result<(String, SecretBytes)> {
     Ok((name, SecretBytes::new(value.as_bytes().to_vec())))
 }
 
+/// The token of `LIVEKIT_BOOTSTRAP_TOKEN` or of the file
+/// `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names, not yet parsed.
+fn token_from_env(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<SecretString>> {
+    let token_env = env_get("LIVEKIT_BOOTSTRAP_TOKEN").filter(|v| !v.is_empty());
+    let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
+    match (token_env, token_file) {
+        (Some(_), Some(_)) => Err(Error::Config(
+            "both LIVEKIT_BOOTSTRAP_TOKEN and LIVEKIT_BOOTSTRAP_TOKEN_FILE are set; set one".into(),
+        )),
+        (Some(v), None) => Ok(Some(SecretString::new(v.into_string().map_err(|_| {
+            Error::Config("bootstrap token is malformed: it is not ASCII".into())
+        })?))),
+        (None, Some(path)) => {
+            read_token_file("LIVEKIT_BOOTSTRAP_TOKEN_FILE", Path::new(&path)).map(Some)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Reads a token file (`what` names the variable or flag that gave it).
+/// Like ssh for a private key, warns when other users may read or write it;
+/// group access is fine (Kubernetes mounts secrets for an `fsGroup`).
+fn read_token_file(what: &str, path: &Path) -> Result<SecretString> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| {
+        Error::Config(format!(
+            "{what} {}: {}",
+            path.display(),
+            crate::sys::io_reason(&e)
+        ))
+    };
+    let mut f = std::fs::File::open(path).map_err(fail)?;
+    let mode = f.metadata().map_err(fail)?.permissions().mode();
+    if mode & 0o006 != 0 {
+        let how = match mode & 0o006 {
+            0o004 => "readable",
+            0o002 => "writable",
+            _ => "readable and writable",
+        };
+        crate::warn!(
+            "{what} {}: the token file is {how} by other users (mode {:04o})",
+            path.display(),
+            mode & 0o7777
+        );
+    }
+    let mut bytes = SecretBytes::new(Vec::new());
+    f.read_to_end(bytes.expose_mut()).map_err(fail)?;
+    let text = std::str::from_utf8(bytes.expose())
+        .map_err(|_| Error::Config("bootstrap token is malformed: it is not ASCII".into()))?;
+    Ok(SecretString::new(text.to_string()))
+}
+
 impl Config {
     /// Reads flags (without argv[0]) and the environment.
     pub fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Config> {
@@ -186,10 +246,22 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(bad) = require
+            .iter()
+            .find(|n| crate::secrets::check_name(n).is_err())
+        {
+            return Err(Error::Config(format!(
+                "AGENT_INIT_REQUIRE: {} is not a valid variable name",
+                shown_arg(bad.as_bytes())
+            )));
+        }
+        let dotenv_disabled = env_get("PYTHON_DOTENV_DISABLED")
+            .is_some_and(|v| crate::dotenv::disabled_by(v.as_bytes()));
         let mut secrets_files = Vec::new();
         let mut secrets_flags = Vec::new();
         let mut out = None;
         let mut seal_token = None;
+        let mut seal_token_file = None;
         let mut command = Vec::new();
 
         let mut it = args.into_iter().peekable();
@@ -198,29 +270,35 @@ impl Config {
             it.next();
         }
         while let Some(arg) = it.next() {
-            let s = arg.to_string_lossy().into_owned();
-            if s == "--" {
+            let bytes = arg.as_bytes();
+            if bytes == b"--" {
                 command.extend(it.by_ref());
                 break;
             }
-            if !s.starts_with('-') || s == "-" {
+            if !bytes.starts_with(b"-") || bytes == b"-" {
                 if sealing {
-                    return Err(usage(format!("seal: unexpected argument {s:?}")));
+                    return Err(usage(format!(
+                        "seal: unexpected argument {}",
+                        shown_arg(bytes)
+                    )));
                 }
                 command.push(arg);
                 command.extend(it.by_ref());
                 break;
             }
-            // `--flag=value` and `--flag value`.
-            let (flag, inline) = match s.split_once('=') {
-                Some((f, _)) if f.starts_with("--") => {
-                    (f.to_string(), Some(arg.as_bytes()[f.len() + 1..].to_vec()))
-                }
-                _ => (s.clone(), None),
+            // `--flag=value` and `--flag value`, split on bytes: an argument
+            // need not be UTF-8.
+            let (flag, inline) = match bytes.iter().position(|&b| b == b'=') {
+                Some(eq) if bytes.starts_with(b"--") => (&bytes[..eq], Some(&bytes[eq + 1..])),
+                _ => (bytes, None),
+            };
+            let flag = match std::str::from_utf8(flag) {
+                Ok(f) => f,
+                Err(_) => return Err(usage(format!("unknown option {}", shown_arg(flag)))),
             };
             let value =
                 |it: &mut std::iter::Peekable<std::vec::IntoIter<OsString>>| -> Result<OsString> {
-                    match &inline {
+                    match inline {
                         Some(v) => Ok(OsString::from(std::ffi::OsStr::from_bytes(v))),
                         None => it
                             .next()
@@ -228,7 +306,7 @@ impl Config {
                     }
                 };
             let switch = matches!(
-                flag.as_str(),
+                flag,
                 "-h" | "--help"
                     | "-V"
                     | "--version"
@@ -240,7 +318,7 @@ impl Config {
             if switch && inline.is_some() {
                 return Err(usage(format!("{flag} takes no value")));
             }
-            match flag.as_str() {
+            match flag {
                 "-h" | "--help" => action = Action::Help,
                 "-V" | "--version" => action = Action::Version,
                 "--supervise" if !sealing => supervise = true,
@@ -257,13 +335,17 @@ impl Config {
                     action = asked;
                 }
                 "--require" if !sealing => {
-                    let n = value(&mut it)?.to_string_lossy().into_owned();
-                    if crate::secrets::check_name(&n).is_err() {
-                        return Err(usage(format!(
-                            "--require {n:?} is not a valid variable name"
-                        )));
-                    }
-                    require.push(n);
+                    let n = value(&mut it)?;
+                    let n = n
+                        .to_str()
+                        .filter(|n| crate::secrets::check_name(n).is_ok())
+                        .ok_or_else(|| {
+                            usage(format!(
+                                "--require {} is not a valid variable name",
+                                shown_arg(n.as_bytes())
+                            ))
+                        })?;
+                    require.push(n.to_string());
                 }
                 "--secrets-file" => {
                     let file = value(&mut it)?;
@@ -281,52 +363,45 @@ impl Config {
                     })?;
                     seal_token = Some(SecretString::new(t.to_string()));
                 }
-                _ => return Err(usage(format!("unknown option {flag}"))),
+                "--token-file" if sealing => {
+                    let file = value(&mut it)?;
+                    if file.is_empty() {
+                        return Err(usage("--token-file needs a file name".into()));
+                    }
+                    seal_token_file = Some(PathBuf::from(file));
+                }
+                _ => {
+                    return Err(usage(format!(
+                        "unknown option {}",
+                        shown_arg(flag.as_bytes())
+                    )))
+                }
             }
         }
+        // The token: for `seal`, --token or --token-file, else the
+        // environment as for a run; `seal` keeps it in its action.
+        let token_text = match (seal_token, seal_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(usage("--token and --token-file exclude each other".into()))
+            }
+            (Some(t), None) => Some(t),
+            (None, Some(path)) => Some(read_token_file("--token-file", &path)?),
+            (None, None) if matches!(action, Action::Help | Action::Version) => None,
+            (None, None) => token_from_env(&env_get)?,
+        };
+        let mut token = None;
         if sealing && !matches!(action, Action::Help | Action::Version) {
             let out = out.ok_or_else(|| usage("seal needs --out BUNDLE".into()))?;
             action = Action::Seal {
                 out,
-                token: seal_token,
+                token: token_text,
             };
+        } else if let Some(t) = token_text {
+            token = Some(Token::parse(t.expose())?);
         }
         if action == Action::Run && command.is_empty() {
             return Err(usage("no command given".into()));
         }
-
-        let token_env = env_get("LIVEKIT_BOOTSTRAP_TOKEN").filter(|v| !v.is_empty());
-        let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
-        let token_text: Option<SecretString> = match (token_env, token_file) {
-            (Some(_), Some(_)) => return Err(Error::Config(
-                "both LIVEKIT_BOOTSTRAP_TOKEN and LIVEKIT_BOOTSTRAP_TOKEN_FILE are set; set one"
-                    .into(),
-            )),
-            (Some(v), None) => Some(SecretString::new(v.into_string().map_err(|_| {
-                Error::Config("bootstrap token is malformed: it is not ASCII".into())
-            })?)),
-            (None, Some(path)) => {
-                let bytes = SecretBytes::new(std::fs::read(&path).map_err(|e| {
-                    Error::Config(format!(
-                        "LIVEKIT_BOOTSTRAP_TOKEN_FILE {}: {}",
-                        PathBuf::from(&path).display(),
-                        crate::sys::io_reason(&e)
-                    ))
-                })?);
-                let text = std::str::from_utf8(bytes.expose()).map_err(|_| {
-                    Error::Config("bootstrap token is malformed: it is not ASCII".into())
-                })?;
-                Some(SecretString::new(text.to_string()))
-            }
-            (None, None) => None,
-        };
-        let token = match (&token_text, &action) {
-            // `seal` makes or takes its own token; an inherited one is not used.
-            (_, Action::Seal { .. } | Action::Help | Action::Version) => None,
-            (Some(t), _) => Some(Token::parse(t.expose())?),
-            (None, _) => None,
-        };
-        drop(token_text);
 
         let url = env_get("LIVEKIT_SECRETS_URL").filter(|v| !v.is_empty());
         let fetch = match (&token, url) {
@@ -400,6 +475,7 @@ impl Config {
             token,
             fetch,
             log_level: level,
+            dotenv_disabled,
             inherited,
         })
     }
@@ -445,6 +521,125 @@ mod tests {
             let e = Config::parse(os(args), vec![]).unwrap_err();
             assert_eq!(e.exit_code(), 64, "{args:?}");
         }
+    }
+
+    #[test]
+    fn a_non_utf8_flag_is_a_usage_error_not_a_panic() {
+        use std::os::unix::ffi::OsStringExt;
+        for arg in [
+            &b"--\xff=x"[..],
+            b"--\xff\xff\xff\xff=x",
+            b"--x\xff",
+            b"-\xff",
+        ] {
+            for seal in [false, true] {
+                let mut args = if seal { os(&["seal"]) } else { vec![] };
+                args.push(OsString::from_vec(arg.to_vec()));
+                args.extend(os(&["--", "true"]));
+                let e = Config::parse(args, vec![]).unwrap_err();
+                assert_eq!(e.exit_code(), 64, "{arg:?}: {e}");
+            }
+        }
+        // A value may be anything: only the flag's name must be UTF-8.
+        let c = Config::parse(
+            vec![
+                OsString::from_vec(b"--secrets-file=\xff.env".to_vec()),
+                "true".into(),
+            ],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.secrets_files[0].as_os_str().as_bytes(), b"\xff.env");
+    }
+
+    #[test]
+    fn messages_show_a_misplaced_name_value_or_token_by_name_or_id_only() {
+        for args in [
+            &["-sOPENAI_API_KEY=sk-zq-value", "true"][..],
+            &["--bogus=sk-zq-value", "true"][..],
+            &["--require", "A=sk-zq-value", "true"][..],
+            &["seal", "--out", "b", "OPENAI_API_KEY=sk-zq-value"][..],
+            &["seal", "--out", "b", TOKEN][..],
+        ] {
+            let e = Config::parse(os(args), vec![]).unwrap_err();
+            assert_eq!(e.exit_code(), 64, "{args:?}");
+            let m = e.to_string();
+            assert!(!m.contains("sk-zq-value") && !m.contains("AAECAw"), "{m}");
+        }
+        let e = Config::parse(os(&["seal", "--out", "b", TOKEN]), vec![]).unwrap_err();
+        assert!(e.to_string().contains("oKGio6SlpqeoqaqrrK2urw"), "{e}");
+    }
+
+    #[test]
+    fn agent_init_require_names_are_checked_like_require_flags() {
+        for bad in ["A-B", "A,B C", "OPENAI_API_KEY=sk-zq-value"] {
+            let e = Config::parse(os(&["true"]), envs(&[("AGENT_INIT_REQUIRE", bad)])).unwrap_err();
+            assert_eq!(e.exit_code(), 78, "{bad}: {e}");
+            assert!(e.to_string().starts_with("AGENT_INIT_REQUIRE: "), "{e}");
+            assert!(!e.to_string().contains("sk-zq-value"), "{e}");
+        }
+    }
+
+    #[test]
+    fn python_dotenv_disabled_is_read_from_the_environment() {
+        let parse = |v: &str| {
+            Config::parse(os(&["true"]), envs(&[("PYTHON_DOTENV_DISABLED", v)]))
+                .unwrap()
+                .dotenv_disabled
+        };
+        assert!(parse("1") && parse("yes") && parse("TRUE"));
+        assert!(!parse("0") && !parse("") && !parse("on"));
+        assert!(
+            !Config::parse(os(&["true"]), vec![])
+                .unwrap()
+                .dotenv_disabled
+        );
+    }
+
+    #[test]
+    fn seal_reads_its_token_from_a_flag_a_file_or_the_environment() {
+        let dir = std::env::temp_dir().join(format!("agent-init-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("agent.token");
+        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+        let token_of = |c: Config| match c.action {
+            Action::Seal { token, .. } => token.map(|t| t.expose().trim().to_string()),
+            other => panic!("{other:?}"),
+        };
+        let f = file.to_str().unwrap();
+        let c = Config::parse(os(&["seal", "--token-file", f, "--out", "b"]), vec![]).unwrap();
+        assert_eq!(token_of(c).as_deref(), Some(TOKEN));
+        let c = Config::parse(
+            os(&["seal", "--out", "b"]),
+            envs(&[("LIVEKIT_BOOTSTRAP_TOKEN_FILE", f)]),
+        )
+        .unwrap();
+        assert_eq!(token_of(c).as_deref(), Some(TOKEN));
+        let c = Config::parse(
+            os(&["seal", "--out", "b"]),
+            envs(&[
+                ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
+                ("LIVEKIT_SECRETS_URL", "https://x"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.token.is_none() && c.fetch.is_none());
+        assert_eq!(token_of(c).as_deref(), Some(TOKEN));
+        let e = Config::parse(
+            os(&["seal", "--token", TOKEN, "--token-file", f, "--out", "b"]),
+            vec![],
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        let missing = dir.join("missing").to_str().unwrap().to_string();
+        let e = Config::parse(
+            os(&["seal", "--token-file", &missing, "--out", "b"]),
+            vec![],
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().starts_with("--token-file "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -550,7 +745,7 @@ mod tests {
     }
 
     #[test]
-    fn seal_token_flag_is_kept_secret_and_an_inherited_token_is_not_used() {
+    fn seal_token_flag_is_kept_secret_and_beats_an_inherited_token() {
         let c = Config::parse(
             os(&["seal", "--token", TOKEN, "--out=b.json"]),
             envs(&[("LIVEKIT_BOOTSTRAP_TOKEN", "lkbt1.other")]),

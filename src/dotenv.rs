@@ -62,7 +62,7 @@
 //! be a secret.
 
 use crate::error::{Error, Result};
-use crate::secrets::{check_name, check_value};
+use crate::secrets::{check_name, check_value, MAX_VALUE};
 use crate::sensitive::{SecretBytes, SecretString};
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,6 +75,11 @@ pub struct Entry {
     pub value: SecretString,
     /// The line the (last) assignment starts on, 1-based.
     pub line: usize,
+    /// The line looks like the end of a value wrapped onto a line of its own
+    /// (base64 padding): its "name" is then a piece of that value, which
+    /// python-dotenv reads as a variable and agent-init passes on the same
+    /// way, but never shows.
+    pub wrapped: bool,
 }
 
 /// Looks up `${NAME}` during interpolation.
@@ -88,6 +93,22 @@ pub fn load(path: &Path, lookup: &Lookup<'_>) -> Result<Vec<Entry>> {
 /// Like [`load`], with a last layer for `${NAME}`: `over`, then earlier keys
 /// of this file, then `under`.
 pub fn load_layered(path: &Path, over: &Lookup<'_>, under: &Lookup<'_>) -> Result<Vec<Entry>> {
+    load_with(path, over, under, false)
+}
+
+/// Like [`load_layered`], for `seal`: a `${NAME}` that no layer resolves, or
+/// a line that looks like the end of a wrapped value, refuses the file, so
+/// what is sealed never depends on anything that is not sealed with it.
+pub fn load_sealing(path: &Path, over: &Lookup<'_>, under: &Lookup<'_>) -> Result<Vec<Entry>> {
+    load_with(path, over, under, true)
+}
+
+fn load_with(
+    path: &Path,
+    over: &Lookup<'_>,
+    under: &Lookup<'_>,
+    sealing: bool,
+) -> Result<Vec<Entry>> {
     let bytes = SecretBytes::new(std::fs::read(path).map_err(|e| {
         Error::Config(format!("{}: {}", path.display(), crate::sys::io_reason(&e)))
     })?);
@@ -98,7 +119,7 @@ pub fn load_layered(path: &Path, over: &Lookup<'_>, under: &Lookup<'_>) -> Resul
             e.valid_up_to() + 1
         ))
     })?;
-    parse_layered(text, &path.display().to_string(), over, under)
+    parse_with(text, &path.display().to_string(), over, under, sealing)
 }
 
 /// Parses dotenv text; `file` names it in errors. `${NAME}` sees `lookup`
@@ -114,6 +135,63 @@ pub fn parse_layered(
     file: &str,
     over: &Lookup<'_>,
     under: &Lookup<'_>,
+) -> Result<Vec<Entry>> {
+    parse_with(text, file, over, under, false)
+}
+
+/// Like [`parse_layered`], with `seal`'s rules (see [`load_sealing`]).
+pub fn parse_sealing(
+    text: &str,
+    file: &str,
+    over: &Lookup<'_>,
+    under: &Lookup<'_>,
+) -> Result<Vec<Entry>> {
+    parse_with(text, file, over, under, true)
+}
+
+/// python-dotenv's `_load_dotenv_disabled`: whether `PYTHON_DOTENV_DISABLED`
+/// holds, after Python's `str.casefold`, one of `1`, `true`, `t`, `yes`, `y`.
+pub fn disabled_by(value: &[u8]) -> bool {
+    let Ok(v) = std::str::from_utf8(value) else {
+        return false;
+    };
+    // Of all code points, only U+017F (long s) casefolds into these words
+    // besides ASCII letters.
+    let folded: String = v
+        .chars()
+        .map(|c| match c {
+            '\u{17f}' => 's',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    matches!(folded.as_str(), "1" | "true" | "t" | "yes" | "y")
+}
+
+/// Whether an unquoted value looks cut off: a long run of base64 without
+/// the padding that would end it.
+fn looks_cut(value: &str) -> bool {
+    value.len() >= 40
+        && !value.ends_with('=')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+}
+
+/// Whether a name looks like a piece of base64 rather than a variable's
+/// name: mixed case or digits with lowercase, and no `_`.
+fn looks_like_base64(name: &str) -> bool {
+    let has = |f: fn(&u8) -> bool| name.bytes().any(|b| f(&b));
+    has(u8::is_ascii_lowercase)
+        && (has(u8::is_ascii_uppercase) || has(u8::is_ascii_digit))
+        && !name.contains('_')
+}
+
+fn parse_with(
+    text: &str,
+    file: &str,
+    over: &Lookup<'_>,
+    under: &Lookup<'_>,
+    sealing: bool,
 ) -> Result<Vec<Entry>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let normalized;
@@ -132,11 +210,21 @@ pub fn parse_layered(
         pos: 0,
         line: 1,
     };
+    // The line of the last assignment whose unquoted value looks cut off.
+    let mut cut_at = None;
     loop {
-        let (key, value, line) = match reader.statement() {
+        let (key, value, quoted, line) = match reader.statement() {
             Ok(Statement::End) => break,
-            Ok(Statement::Comment) => continue,
-            Ok(Statement::Binding { key, value, line }) => (key, value, line),
+            Ok(Statement::Comment) => {
+                cut_at = None;
+                continue;
+            }
+            Ok(Statement::Binding {
+                key,
+                value,
+                quoted,
+                line,
+            }) => (key, value, quoted, line),
             Err(Fail { line, why }) => return Err(refuse(line, why)),
         };
         let Some(raw) = value else {
@@ -147,6 +235,19 @@ pub fn parse_layered(
         };
         check_name(key)
             .map_err(|why| refuse(line, &format!("the name breaks PROTOCOL.md §6: {why}")))?;
+        // `KEY==` (or, after a cut value, `KEY=`): the last line of a wrapped
+        // base64 value, its `=` padding read as an assignment.
+        let wrapped = !quoted
+            && ((!raw.is_empty() && raw.bytes().all(|b| b == b'='))
+                || (raw.is_empty() && cut_at == Some(line - 1) && looks_like_base64(key)));
+        cut_at = (!quoted && looks_cut(&raw)).then_some(line);
+        if wrapped {
+            let what = "this line looks like the end of a value wrapped from the line before (base64 padding), not a variable; put the whole value on one line";
+            if sealing {
+                return Err(refuse(line, what));
+            }
+            crate::warn!("{file}:{line}: {what} (passed on as python-dotenv does, never listed)");
+        }
         let value = interpolate(&raw, |name| {
             if let Some(v) = over(name) {
                 return Some(Resolved::Owned(v));
@@ -155,13 +256,31 @@ pub fn parse_layered(
                 return Some(Resolved::Borrowed(entries[i].value.expose()));
             }
             under(name).map(Resolved::Owned)
-        });
+        }, sealing)
+        .map_err(|e| match e {
+            Unexpanded::TooLong => refuse(
+                line,
+                &format!("{key}: value is over the limit of {MAX_VALUE} bytes once expanded"),
+            ),
+            Unexpanded::NotSealed(name) => refuse(
+                line,
+                &format!(
+                    "{key}: {} is not sealed before this line (seal's ${{...}} sees only what it seals)",
+                    if check_name(name).is_ok() {
+                        format!("${{{name}}}")
+                    } else {
+                        "a ${...} reference".to_string()
+                    }
+                ),
+            ),
+        })?;
         drop(raw);
         check_value(value.expose()).map_err(|why| refuse(line, &format!("{key}: {why}")))?;
         match index.get(key) {
             Some(&i) => {
                 entries[i].value = value;
                 entries[i].line = line;
+                entries[i].wrapped |= wrapped;
             }
             None => {
                 index.insert(key.to_string(), entries.len());
@@ -169,6 +288,7 @@ pub fn parse_layered(
                     name: key.to_string(),
                     value,
                     line,
+                    wrapped,
                 });
             }
         }
@@ -201,6 +321,8 @@ enum Statement<'t> {
         /// The value after unquoting and escapes, before interpolation; `None`
         /// for a name without `=`.
         value: Option<Zeroizing<String>>,
+        /// The value was in quotes.
+        quoted: bool,
         line: usize,
     },
 }
@@ -320,7 +442,12 @@ impl<'t> Reader<'t> {
         }
         Ok(match key {
             None => Statement::Comment,
-            Some(key) => Statement::Binding { key, value, line },
+            Some(key) => Statement::Binding {
+                key,
+                value,
+                quoted,
+                line,
+            },
         })
     }
 
@@ -437,12 +564,37 @@ impl Piece<'_> {
     }
 }
 
+/// Why a value could not be expanded.
+enum Unexpanded<'a> {
+    /// The expansion would be over [`MAX_VALUE`]; nothing that size was allocated.
+    TooLong,
+    /// While sealing, `${NAME}` found no value to use.
+    NotSealed(&'a str),
+}
+
 /// Expands `${NAME}` and `${NAME:-default}` as python-dotenv's
 /// `\$\{(?P<name>[^\}:]*)(?::-(?P<default>[^\}]*))?\}` does; text that does
-/// not match is literal. The result is built in one exact-size buffer.
-fn interpolate<'a>(value: &'a str, resolve: impl Fn(&str) -> Option<Resolved<'a>>) -> SecretString {
+/// not match is literal. The length is counted as the pieces are found, and
+/// an expansion over [`MAX_VALUE`] stops there, before anything of its size
+/// is allocated; the result is built in one exact-size buffer. With
+/// `sealing`, a name that `resolve` does not know is refused, default or not.
+fn interpolate<'a>(
+    value: &'a str,
+    resolve: impl Fn(&str) -> Option<Resolved<'a>>,
+    sealing: bool,
+) -> std::result::Result<SecretString, Unexpanded<'a>> {
     let b = value.as_bytes();
     let mut pieces: Vec<Piece<'a>> = Vec::new();
+    let mut len = 0usize;
+    let mut push = |p: Piece<'a>, pieces: &mut Vec<Piece<'a>>| {
+        len += p.as_str().len();
+        pieces.push(p);
+        if len > MAX_VALUE {
+            Err(Unexpanded::TooLong)
+        } else {
+            Ok(())
+        }
+    };
     let (mut cursor, mut i) = (0, 0);
     while i + 1 < b.len() {
         if b[i] != b'$' || b[i + 1] != b'{' {
@@ -454,24 +606,25 @@ fn interpolate<'a>(value: &'a str, resolve: impl Fn(&str) -> Option<Resolved<'a>
             continue;
         };
         if i > cursor {
-            pieces.push(Piece::Text(&value[cursor..i]));
+            push(Piece::Text(&value[cursor..i]), &mut pieces)?;
         }
-        pieces.push(match resolve(name) {
+        let piece = match resolve(name) {
             Some(r) => Piece::Var(r),
+            None if sealing => return Err(Unexpanded::NotSealed(name)),
             None => Piece::Text(default.unwrap_or("")),
-        });
+        };
+        push(piece, &mut pieces)?;
         cursor = end;
         i = end;
     }
     if cursor < b.len() {
-        pieces.push(Piece::Text(&value[cursor..]));
+        push(Piece::Text(&value[cursor..]), &mut pieces)?;
     }
-    let len = pieces.iter().map(|p| p.as_str().len()).sum();
     let mut out = String::with_capacity(len);
     for p in &pieces {
         out.push_str(p.as_str());
     }
-    SecretString::new(out)
+    Ok(SecretString::new(out))
 }
 
 /// Matches `${NAME}` or `${NAME:-DEFAULT}` at byte `at`: (name, default, end).
@@ -832,6 +985,108 @@ mod tests {
         let half = "h".repeat(8 * 1024 + 1);
         let m = refused(&format!("H={half}\nDOUBLE=${{H}}${{H}}\n"));
         assert!(m.starts_with("t.env:2: DOUBLE: "), "{m}");
+    }
+
+    #[test]
+    fn an_expansion_over_16_kib_stops_before_it_is_built() {
+        // 300,000 references to 16,000 bytes would be 4.8 GB.
+        let text = format!("A={}\nB={}\n", "x".repeat(16_000), "${A}".repeat(300_000));
+        let m = refused(&text);
+        assert!(
+            m.starts_with("t.env:2: B: value is over the limit of 16384 bytes"),
+            "{m}"
+        );
+        // An expansion of exactly the limit is fine.
+        let text = format!("A={}\nB=${{A}}${{A}}\n", "x".repeat(8 * 1024));
+        assert_eq!(ok(&text)[1].1.len(), 16 * 1024);
+    }
+
+    #[test]
+    fn sealing_refuses_a_reference_to_anything_not_sealed() {
+        let over = |n: &str| (n == "FLAG").then(|| SecretString::new("flag".into()));
+        let under = |n: &str| (n == "EARLIER").then(|| SecretString::new("earlier".into()));
+        let e = parse_sealing("A=1\nB=${A}${FLAG}${EARLIER}\n", "t", &over, &under).unwrap();
+        assert_eq!(e[1].value.expose(), "1flagearlier");
+        for (text, name) in [
+            ("A=${HOME}", "${HOME}"),
+            ("A=${B}\nB=1", "${B}"),
+            ("A=${UNSET:-default}", "${UNSET}"),
+            ("A=${not-a-name}", "a ${...} reference"),
+        ] {
+            let m = parse_sealing(text, "t", &none, &none)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.starts_with(&format!("t:1: A: {name} is not sealed")),
+                "{m}"
+            );
+        }
+        // Outside seal, the same text reads as python-dotenv reads it.
+        assert_eq!(one("A=${UNSET:-default}"), "default");
+    }
+
+    #[test]
+    fn a_line_that_is_only_base64_padding_is_marked_wrapped() {
+        let wrapped = |text: &str| -> Vec<(String, bool)> {
+            parse(text, "t", &none)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.wrapped))
+                .collect()
+        };
+        let cut = "eyJ0eXBlIjoic2VydmljZV9hY2NvdW50IiwicHJpdmF0ZV9rZXki";
+        let w = |n: &str, b: bool| (n.to_string(), b);
+        assert_eq!(
+            wrapped(&format!("K={cut}\nOiJTRUifQ==\n")),
+            [w("K", false), w("OiJTRUifQ", true)]
+        );
+        assert_eq!(
+            wrapped(&format!("K={cut}\nOiJTRUifQ=\n")),
+            [w("K", false), w("OiJTRUifQ", true)]
+        );
+        assert_eq!(wrapped("A=x\nEQ==\n"), [w("A", false), w("EQ", true)]);
+        // An empty variable after a short, padded, quoted or commented value is a variable.
+        for text in [
+            "K=short\nOiJTRUifQ=\n".to_string(),
+            format!("K={cut}=\nOiJTRUifQ=\n"),
+            format!("K=\"{cut}\"\nOiJTRUifQ=\n"),
+            format!("K={cut}\n# c\nOiJTRUifQ=\n"),
+            format!("K={cut}\nNEXT_EMPTY=\n"),
+            "A=\"==\"\n".to_string(),
+        ] {
+            assert!(wrapped(&text).iter().all(|(_, b)| !b), "{text:?}");
+        }
+        let m = parse_sealing("A=x\nEQ==\n", "t", &none, &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.starts_with("t:2: this line looks like the end of a value wrapped"),
+            "{m}"
+        );
+        assert!(!m.contains("EQ"), "{m}");
+    }
+
+    #[test]
+    fn python_dotenv_disabled_takes_python_s_true_words_after_casefold() {
+        for v in [
+            "1",
+            "true",
+            "True",
+            "TRUE",
+            "t",
+            "T",
+            "yes",
+            "YES",
+            "y",
+            "Y",
+            "ye\u{17f}",
+        ] {
+            assert!(disabled_by(v.as_bytes()), "{v}");
+        }
+        for v in ["", "0", "false", "no", "on", " 1", "1 ", "tru", "yess"] {
+            assert!(!disabled_by(v.as_bytes()), "{v}");
+        }
+        assert!(!disabled_by(b"\xff"));
     }
 
     #[test]

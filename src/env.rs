@@ -126,8 +126,10 @@ impl Environment {
     /// Production (§7): bundle `livekit` > agent-init's LIVEKIT_* > bundle secrets > inherited.
     pub fn production(inherited: Vec<(OsString, SecretBytes)>, secrets: Secrets) -> Environment {
         let mut env = Environment::default();
+        // A name twice in the environment: the first entry, as glibc's
+        // getenv (and agent-init's own reads) take it.
         for (n, v) in inherited {
-            env.set(n, v, Origin::Inherited);
+            env.set_default(n, v, Origin::Inherited);
         }
         for s in secrets.secrets {
             // LIVEKIT_* were dropped from secrets by `secrets::parse`; the guard keeps
@@ -161,8 +163,10 @@ impl Environment {
         flags: Vec<(String, SecretBytes)>,
     ) -> Environment {
         let mut env = Environment::default();
+        // A name twice in the environment: the first entry, as glibc's
+        // getenv (and agent-init's own reads) take it.
         for (n, v) in inherited {
-            env.set(n, v, Origin::Inherited);
+            env.set_default(n, v, Origin::Inherited);
         }
         for (name, value) in flags {
             env.set(name.into(), value, Origin::Flag);
@@ -381,6 +385,17 @@ mod tests {
             Origin::File(".env.local".into())
         );
         assert_eq!(env.get("D").unwrap().origin, Origin::Flag);
+    }
+
+    #[test]
+    fn a_name_twice_in_the_environment_keeps_its_first_entry_as_getenv_does() {
+        let dup = || inh(&[("DUP", "first"), ("PATH", "/bin"), ("DUP", "second")]);
+        let local = Environment::local(dup(), Vec::new(), Vec::new());
+        let prod = Environment::production(dup(), Secrets::default());
+        for env in [local, prod] {
+            assert_eq!(val(&env, "DUP").as_deref(), Some("first"));
+            assert_eq!(env.len(), 2);
+        }
     }
 
     #[test]

@@ -76,6 +76,36 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// How a command-line argument may appear in a message. An argument that
+/// holds a bootstrap token shows only the token's ID; one that looks like
+/// `NAME=VALUE` (a secret misplaced on the command line) shows only `NAME=...`;
+/// control characters show as `?`.
+pub fn shown_arg(arg: &[u8]) -> String {
+    let text = String::from_utf8_lossy(arg);
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    if let Some(at) = text.find("lkbt1.") {
+        let rest = text[at + "lkbt1.".len()..].as_bytes();
+        let id = rest.get(..22).filter(|id| {
+            rest.get(22) == Some(&b'.')
+                && id
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        return match id {
+            Some(id) => format!("a bootstrap token (ID {})", String::from_utf8_lossy(id)),
+            None => "a bootstrap token".into(),
+        };
+    }
+    match text.split_once('=') {
+        Some((name, _)) => format!("{}=...", clean(name)),
+        None => clean(&text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +120,25 @@ mod tests {
         assert_eq!(Error::NotExecutable(String::new()).exit_code(), 126);
         assert_eq!(Error::NotFound(String::new()).exit_code(), 127);
         assert_eq!(Error::Interrupted(15).exit_code(), 143);
+    }
+
+    #[test]
+    fn shown_arguments_keep_names_and_token_ids_and_drop_values() {
+        assert_eq!(shown_arg(b"OPENAI_API_KEY=sk-value"), "OPENAI_API_KEY=...");
+        assert_eq!(shown_arg(b"-sA=b=c"), "-sA=...");
+        assert_eq!(shown_arg(b"python3"), "python3");
+        assert_eq!(shown_arg(b"a\nb\xff"), "a?b\u{fffd}");
+        let token = b"lkbt1.oKGio6SlpqeoqaqrrK2urw.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        assert_eq!(
+            shown_arg(token),
+            "a bootstrap token (ID oKGio6SlpqeoqaqrrK2urw)"
+        );
+        assert_eq!(shown_arg(&[b"X=", &token[..]].concat()), shown_arg(token));
+        // Without the dot after 22 characters the ID may be the KEY itself.
+        assert_eq!(
+            shown_arg(b"lkbt1.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
+            "a bootstrap token"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
         Action::Run | Action::List | Action::Check => {}
     }
     let production = cfg.token.is_some();
-    let environment = assemble(&mut cfg)?;
+    let (environment, unlisted) = assemble(&mut cfg)?;
     // The fetch and the open ran in frames below this one, and ring leaves
     // its AES key schedule there: wipe that dead stack before later frames
     // (supervise's, which lives as long as the child) take it over.
@@ -101,7 +101,12 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
                     .collect()
             };
             let mut out = String::new();
-            for v in environment.vars() {
+            // A "name" that is a piece of a wrapped value is never shown.
+            for v in environment
+                .vars()
+                .iter()
+                .filter(|v| !unlisted.iter().any(|n| v.name == n.as_str()))
+            {
                 out.push_str(&printable(&v.name.to_string_lossy()));
                 out.push('\t');
                 out.push_str(&printable(&v.origin.to_string()));
@@ -175,11 +180,12 @@ fn resolve_command(environment: &Environment, command: &[OsString]) -> Result<la
     launch::resolve(command, path)
 }
 
-/// Builds the environment from the bundle (production) or from local files and flags.
+/// Builds the environment from the bundle (production) or from local files
+/// and flags, with the names `--list` must not show.
 /// Never inlined: its frames, and the key schedules in them, must lie below
 /// `run`'s, where `sys::scrub_stack` reaches them.
 #[inline(never)]
-fn assemble(cfg: &mut Config) -> Result<Environment> {
+fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>)> {
     let inherited = std::mem::take(&mut cfg.inherited);
     if let (Some(token), Some(fetch)) = (&cfg.token, &cfg.fetch) {
         warn_about_env_files();
@@ -190,21 +196,25 @@ fn assemble(cfg: &mut Config) -> Result<Environment> {
         drop(plaintext);
         cfg.token = None;
         debug!("bundle opened: {} secrets", secrets.secrets.len());
-        return Ok(Environment::production(inherited, secrets));
+        return Ok((Environment::production(inherited, secrets), Vec::new()));
     }
     let files = local_files(cfg)?;
-    let loaded = load_files(&files, &inherited)?;
-    Ok(Environment::local(
-        inherited,
-        loaded,
-        std::mem::take(&mut cfg.secrets_flags),
-    ))
+    let (loaded, unlisted) = load_files(&files, &inherited, false)?;
+    let env = Environment::local(inherited, loaded, std::mem::take(&mut cfg.secrets_flags));
+    Ok((env, unlisted))
 }
 
-/// The dotenv files of local mode: the flags' list, or `.env` then `.env.local` when present.
+/// The dotenv files of local mode: the flags' list, or `.env` then
+/// `.env.local` when present. `PYTHON_DOTENV_DISABLED` turns the agent's own
+/// `load_dotenv` off, so it turns off these defaults too; files named with
+/// `--secrets-file` are an explicit request and are read regardless.
 pub fn local_files(cfg: &Config) -> Result<Vec<PathBuf>> {
     if !cfg.secrets_files.is_empty() {
         return Ok(cfg.secrets_files.clone());
+    }
+    if cfg.dotenv_disabled {
+        debug!("PYTHON_DOTENV_DISABLED is set: .env and .env.local are not read");
+        return Ok(Vec::new());
     }
     // A regular file or a FIFO (a secret manager's named pipe), as python-dotenv accepts.
     let readable = |p: &PathBuf| {
@@ -218,14 +228,19 @@ pub fn local_files(cfg: &Config) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Loads dotenv files in order. `${VAR}` in a file sees the inherited
-/// environment first (as `load_dotenv` without override does), then earlier
-/// keys of the same file, then earlier files, later over earlier: the same
-/// order in which the values themselves take effect.
+/// Loads dotenv files in order. `${VAR}` in a file sees `over` first (the
+/// inherited environment, as `load_dotenv` without override does; for
+/// `seal`, its `--secrets`), then earlier keys of the same file, then earlier
+/// files, later over earlier: the same order in which the values themselves
+/// take effect. With `sealing`, a `${VAR}` none of these resolve refuses the
+/// file (see [`dotenv::load_sealing`]). Also returns the names of lines that
+/// look like the end of a wrapped value, which are never shown.
 pub fn load_files(
     files: &[PathBuf],
-    inherited: &[(OsString, SecretBytes)],
-) -> Result<env::FileVars> {
+    over: &[(OsString, SecretBytes)],
+    sealing: bool,
+) -> Result<(env::FileVars, Vec<String>)> {
+    let inherited = over;
     let text = |v: &SecretBytes| {
         sensitive::SecretString::new(String::from_utf8_lossy(v.expose()).into_owned())
     };
@@ -236,6 +251,7 @@ pub fn load_files(
             .map(|(_, v)| text(v))
     };
     let mut out: env::FileVars = Vec::with_capacity(files.len());
+    let mut unlisted = Vec::new();
     for path in files {
         let under = |name: &str| {
             out.iter()
@@ -243,8 +259,13 @@ pub fn load_files(
                 .find_map(|(_, vars)| vars.iter().find(|(n, _)| n == name))
                 .map(|(_, v)| text(v))
         };
-        let entries = dotenv::load_layered(path, &over, &under)?;
+        let entries = if sealing {
+            dotenv::load_sealing(path, &over, &under)?
+        } else {
+            dotenv::load_layered(path, &over, &under)?
+        };
         debug!("{}: {} variables", path.display(), entries.len());
+        unlisted.extend(entries.iter().filter(|e| e.wrapped).map(|e| e.name.clone()));
         let vars = entries
             .into_iter()
             .map(|e| {
@@ -256,7 +277,7 @@ pub fn load_files(
             .collect();
         out.push((path.clone(), vars));
     }
-    Ok(out)
+    Ok((out, unlisted))
 }
 
 /// Images should not ship `.env*` files: with a token they are not read, and

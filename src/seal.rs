@@ -60,7 +60,14 @@ impl Write for Count {
 }
 
 /// Runs the `seal` subcommand.
+///
+/// Nothing on disk changes until the token is delivered: the bundle is
+/// sealed in memory, `--out` is checked, the token is written to stdout, and
+/// only then is the bundle written. A bundle sealed for a token nobody
+/// received would make the next start fail with 65.
 pub fn run(mut cfg: Config) -> Result<i32> {
+    // `--token` and `--secrets` values leave /proc/PID/cmdline now.
+    crate::sys::scrub_args(secret_arg_tails);
     let Action::Seal { out, token } = std::mem::replace(&mut cfg.action, Action::Help) else {
         return Err(Error::Internal(
             "seal::run called for another action".into(),
@@ -70,20 +77,39 @@ pub fn run(mut cfg: Config) -> Result<i32> {
         Some(t) => Token::parse(t.expose())?,
         None => Token::generate()?,
     };
+    check_out(&out)?;
     let files = crate::local_files(&cfg)?;
-    let inherited = std::mem::take(&mut cfg.inherited);
-    // The inherited environment is seen by `${VAR}` in the files, as locally;
-    // it is not itself sealed.
-    let loaded = crate::load_files(&files, &inherited)?;
-    drop(inherited);
-    let flags = cfg.secrets_flags.len();
+    // Nothing of the inherited environment is sealed, so `${VAR}` does not
+    // see it either: what is sealed agrees with itself wherever it is opened.
+    drop(std::mem::take(&mut cfg.inherited));
+    let flags: Vec<(std::ffi::OsString, SecretBytes)> = cfg
+        .secrets_flags
+        .iter()
+        .map(|(n, v)| (n.into(), v.clone()))
+        .collect();
+    let (loaded, _) = crate::load_files(&files, &flags, true)?;
+    drop(flags);
+    let nflags = cfg.secrets_flags.len();
     let env = Environment::local(Vec::new(), loaded, std::mem::take(&mut cfg.secrets_flags));
     let plaintext = plaintext(&env, &rfc3339_now())?;
     // The same checks the opener applies: a bundle seal writes, open accepts.
     let checked = crate::secrets::parse(plaintext.expose())?;
     let sealed = bundle::seal(&token, plaintext.expose())?;
     drop(plaintext);
+
+    let mut line = token.encode().expose().as_bytes().to_vec();
+    line.push(b'\n');
+    let line = SecretBytes::new(line);
+    deliver(line.expose()).map_err(|e| {
+        Error::Internal(format!(
+            "cannot write the token to stdout: {}; {} was not written",
+            e.desc(),
+            out.display()
+        ))
+    })?;
+    drop(line);
     write_atomically(&out, sealed.as_bytes())?;
+
     let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     if env.is_empty() {
         crate::warn!("nothing to seal: no dotenv file and no --secrets; the bundle is empty");
@@ -102,18 +128,117 @@ pub fn run(mut cfg: Config) -> Result<i32> {
         } else {
             sources.join(", ")
         },
-        if flags == 0 { "" } else { " and --secrets" },
+        if nflags == 0 { "" } else { " and --secrets" },
         out.display(),
         token.id_b64()
     );
-    let mut line = token.encode().expose().as_bytes().to_vec();
-    line.push(b'\n');
-    let line = SecretBytes::new(line);
-    std::io::stdout()
-        .write_all(line.expose())
-        .and_then(|_| std::io::stdout().flush())
-        .map_err(|e| Error::Internal(format!("cannot write the token to stdout: {e}")))?;
     Ok(0)
+}
+
+/// Writes all of `bytes` to file descriptor 1 itself. Rust's `Stdout`
+/// reports success when descriptor 1 is closed, which would lose the token.
+fn deliver(mut bytes: &[u8]) -> std::result::Result<(), nix::errno::Errno> {
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    while !bytes.is_empty() {
+        match nix::unistd::write(stdout.as_fd(), bytes) {
+            Ok(0) => return Err(nix::errno::Errno::EIO),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The values of `--token` and `--secrets` in seal's own arguments
+/// (argv[0] first): for each, its index and the offset its value starts at.
+fn secret_arg_tails(args: &[&[u8]]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 1;
+    while let Some(&a) = args.get(i) {
+        match a {
+            b"--token" | b"--secrets" => {
+                if args.get(i + 1).is_some() {
+                    // `--secrets NAME=VALUE` keeps its name; a token goes whole.
+                    let v = args[i + 1];
+                    let from = match a {
+                        b"--secrets" => v.iter().position(|&b| b == b'=').map_or(0, |eq| eq + 1),
+                        _ => 0,
+                    };
+                    out.push((i + 1, from));
+                }
+                i += 1;
+            }
+            _ if a.starts_with(b"--token=") => out.push((i, "--token=".len())),
+            _ if a.starts_with(b"--secrets=") => {
+                let v = &a["--secrets=".len()..];
+                let eq = v.iter().position(|&b| b == b'=').map_or(0, |eq| eq + 1);
+                out.push((i, "--secrets=".len() + eq));
+            }
+            b"--secrets-file" | b"--out" | b"--token-file" => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Refuses an `--out` that exists and is not a regular file: renaming over
+/// `/dev/null` or `/dev/stdout` would turn them into bundle files for every
+/// process that shares them, and a symbolic link is refused for the same
+/// reason. Also checks that the directory can take the bundle, before the
+/// token is printed.
+fn check_out(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = match std::fs::symlink_metadata(path) {
+        Ok(m) => {
+            let t = m.file_type();
+            if t.is_file() {
+                None
+            } else if t.is_dir() {
+                Some("a directory")
+            } else if t.is_symlink() {
+                Some("a symbolic link")
+            } else if t.is_char_device() || t.is_block_device() {
+                Some("a device")
+            } else if t.is_fifo() {
+                Some("a named pipe")
+            } else {
+                Some("a socket")
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "--out {}: {}",
+                path.display(),
+                crate::sys::io_reason(&e)
+            )))
+        }
+    };
+    if let Some(kind) = kind {
+        return Err(Error::Config(format!(
+            "--out {} is {kind}, not a regular file; seal replaces only a regular file",
+            path.display()
+        )));
+    }
+    let dir = parent(path);
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).map_err(|e| {
+        Error::Config(format!(
+            "cannot write {}: {}: {}",
+            path.display(),
+            dir.display(),
+            e.desc()
+        ))
+    })
+}
+
+/// The directory `path` is in.
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Builds the §6 plaintext: `LIVEKIT_*` into the `livekit` member, every
@@ -155,12 +280,10 @@ fn plaintext(env: &Environment, now: &str) -> Result<SecretBytes> {
 
 /// Writes `bytes` to `path` through a 0600 temporary file in the same
 /// directory, then renames it over `path`: readers see the old file or the
-/// whole new one, never a part, and never a mode wider than 0600.
+/// whole new one, never a part, and never a mode wider than 0600. An
+/// existing `path` must be a regular file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent(path);
     let name = path
         .file_name()
         .ok_or_else(|| Error::Usage(format!("--out {} is not a file path", path.display())))?;
@@ -195,6 +318,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|_| f.write_all(bytes))
         .and_then(|_| f.sync_all());
     drop(f);
+    // Checked again just before the rename, which would replace anything.
+    if let Err(e) = check_out(path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     if let Err(e) = res.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(fail(e));
@@ -274,6 +402,50 @@ mod tests {
         assert_eq!(checked.secrets.len(), 1);
         let none = plaintext(&Environment::default(), "t").unwrap();
         assert_eq!(none.expose(), b"{\"secrets\":[]}");
+    }
+
+    #[test]
+    fn token_and_secrets_values_are_found_in_seal_s_arguments() {
+        let a: Vec<&[u8]> = [
+            "agent-init",
+            "seal",
+            "--token",
+            "T1",
+            "--secrets",
+            "A=v1",
+            "--out",
+            "--token",
+            "--token=T2",
+            "--secrets=B=v2",
+            "--token-file",
+            "--secrets",
+            "--secrets",
+        ]
+        .iter()
+        .map(|s| s.as_bytes())
+        .collect();
+        // `--out --token` is a file called --token; `--token-file --secrets` one called --secrets.
+        assert_eq!(secret_arg_tails(&a), [(3, 0), (5, 2), (8, 8), (9, 12)],);
+    }
+
+    #[test]
+    fn out_must_be_absent_or_a_regular_file() {
+        let dir = std::env::temp_dir().join(format!("agent-init-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(check_out(&dir.join("new.json")).is_ok());
+        std::fs::write(dir.join("old.json"), "x").unwrap();
+        assert!(check_out(&dir.join("old.json")).is_ok());
+        std::os::unix::fs::symlink("old.json", dir.join("link")).unwrap();
+        for (p, kind) in [("link", "a symbolic link"), (".", "a directory")] {
+            let e = check_out(&dir.join(p)).unwrap_err();
+            assert_eq!(e.exit_code(), 78);
+            assert!(e.to_string().contains(kind), "{e}");
+        }
+        let e = check_out(Path::new("/dev/null")).unwrap_err();
+        assert!(e.to_string().contains("is a device"), "{e}");
+        let e = check_out(&dir.join("missing/b.json")).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

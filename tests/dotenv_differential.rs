@@ -284,3 +284,71 @@ fn every_corpus_file_is_listed_in_the_manifest_and_every_entry_exists() {
         assert!(c["about"].as_str().is_some_and(|a| !a.is_empty()), "{c}");
     }
 }
+
+#[test]
+fn python_dotenv_disabled_is_true_for_exactly_the_values_python_dotenv_takes_as_true() {
+    // Python's own test values, the casefold corner (U+017F folds to `s`),
+    // and near misses.
+    let values = [
+        "1",
+        "true",
+        "True",
+        "TRUE",
+        "t",
+        "T",
+        "yes",
+        "Yes",
+        "YES",
+        "y",
+        "Y",
+        "ye\u{17f}",
+        "0",
+        "false",
+        "no",
+        "n",
+        "on",
+        "",
+        " 1",
+        "1 ",
+        "true\n",
+        "tru",
+        "yess",
+        "\u{131}",
+        "ß",
+    ];
+    let script = r#"
+import json, os, sys
+from dotenv.main import _load_dotenv_disabled
+out = []
+for v in json.load(sys.stdin):
+    os.environ["PYTHON_DOTENV_DISABLED"] = v
+    out.append(_load_dotenv_disabled())
+json.dump(out, sys.stdout)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs python-dotenv for this test");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&values).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python-dotenv's _load_dotenv_disabled: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python: Vec<bool> = serde_json::from_slice(&out.stdout).unwrap();
+    let ours: Vec<bool> = values
+        .iter()
+        .map(|v| dotenv::disabled_by(v.as_bytes()))
+        .collect();
+    assert_eq!(ours, python, "for {values:?}");
+    assert!(python.iter().filter(|&&t| t).count() >= 11);
+}

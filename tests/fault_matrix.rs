@@ -224,6 +224,16 @@ fn dotenv(dir: &Path, text: impl AsRef<[u8]>, forbidden: &[&str]) -> Scenario {
         .flag(path)
 }
 
+/// `agent-init seal ARGS --out DIR/b.json`, with no command after it.
+fn seal_scenario(dir: &Path, args: &[&str]) -> Scenario {
+    let mut s = Scenario::local(&[], &[]).command(Command::Nothing);
+    s.flags = std::iter::once("seal".into())
+        .chain(args.iter().map(OsString::from))
+        .chain(["--out".into(), dir.join("b.json").into()])
+        .collect();
+    s
+}
+
 /// Waits until `server` has seen a request: agent-init is inside its fetch.
 fn when_fetching(server: &Arc<Server>) -> impl FnOnce() + 'static {
     let s = Arc::clone(server);
@@ -690,6 +700,124 @@ fn cases() -> Vec<Case> {
         case("dotenv", "--secrets value over 16 KiB", 65, |_| {
             let flag = format!("BIG={}", "y".repeat(16 * 1024 + 1));
             Scenario::local(&["--secrets", &flag], &[&"y".repeat(64)])
+        }),
+        case(
+            "dotenv",
+            "${VAR} expansion over 16 KiB, refused before it is built",
+            65,
+            |d| {
+                let text = format!(
+                    "A=dotenv-bomb-{}\nB={}\n",
+                    "x".repeat(16_000),
+                    "${A}".repeat(20_000)
+                );
+                dotenv(d, text, &["dotenv-bomb-xxxx"])
+            },
+        ),
+        case(
+            "dotenv",
+            "AGENT_INIT_REQUIRE names an invalid variable",
+            78,
+            |_| {
+                Scenario::local(&[], &["sk-require-env-3f9a"]).set(
+                    "AGENT_INIT_REQUIRE",
+                    "GOOD,OPENAI_API_KEY=sk-require-env-3f9a",
+                )
+            },
+        ),
+        // --- the command line: no message echoes a misplaced value or token.
+        case("cli", "a non-UTF-8 byte in --flag=value", 64, |_| {
+            use std::os::unix::ffi::OsStringExt;
+            Scenario::local(&[], &[])
+                .flag(OsString::from_vec(b"--\xff=x".to_vec()))
+                .command(Command::Other(vec!["--".into(), "true".into()]))
+        }),
+        case("cli", "NAME=VALUE given as the command", 127, |_| {
+            Scenario::local(&[], &["sk-cli-command-4d1e"]).command(Command::Other(vec![
+                "OPENAI_API_KEY=sk-cli-command-4d1e".into(),
+                "python3".into(),
+            ]))
+        }),
+        case("cli", "a bootstrap token given as the command", 127, |_| {
+            let token = Token::generate().unwrap();
+            let mut s = Scenario::local(&[], &[])
+                .command(Command::Other(vec![token.encode().expose().into()]));
+            s.forbidden.extend(token_strings(&token));
+            s
+        }),
+        case("cli", "single-dash option holding NAME=VALUE", 64, |_| {
+            Scenario::local(
+                &["-sOPENAI_API_KEY=sk-cli-dash-6a2b"],
+                &["sk-cli-dash-6a2b"],
+            )
+        }),
+        case("cli", "--require given NAME=VALUE", 64, |_| {
+            Scenario::local(
+                &["--require", "OPENAI_API_KEY=sk-cli-require-8c3d"],
+                &["sk-cli-require-8c3d"],
+            )
+        }),
+        // --- seal: refused before anything is written or printed.
+        case("seal", "a token given as a stray argument", 64, |d| {
+            let token = Token::generate().unwrap();
+            let mut s = seal_scenario(d, &["--secrets", "A=b"]).flag(token.encode().expose());
+            s.forbidden.extend(token_strings(&token));
+            s
+        }),
+        case("seal", "NAME=VALUE given as a stray argument", 64, |d| {
+            seal_scenario(d, &["OPENAI_API_KEY=sk-seal-stray-1b7e"]).forbid("sk-seal-stray-1b7e")
+        }),
+        case("seal", "--out is a symbolic link", 78, |d| {
+            let target = d.join("target.json");
+            std::fs::write(&target, "keep").unwrap();
+            std::os::unix::fs::symlink(&target, d.join("b.json")).unwrap();
+            seal_scenario(d, &["--secrets", "A=seal-link-5c2a"]).forbid("seal-link-5c2a")
+        }),
+        case("seal", "--out is a named pipe", 78, |d| {
+            nix::unistd::mkfifo(
+                &d.join("b.json"),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .unwrap();
+            seal_scenario(d, &["--secrets", "A=seal-fifo-9e4f"]).forbid("seal-fifo-9e4f")
+        }),
+        case(
+            "seal",
+            "${VAR} in a file names an unsealed variable",
+            65,
+            |d| {
+                std::fs::write(d.join("in.env"), "A=seal-interp-2d8c\nB=${FROM_SHELL}\n").unwrap();
+                seal_scenario(d, &["--secrets-file", "in.env"])
+                    .set("FROM_SHELL", "shell-value-7a1b")
+                    .forbid("seal-interp-2d8c")
+                    .forbid("shell-value-7a1b")
+            },
+        ),
+        case(
+            "seal",
+            "a line that looks like the end of a wrapped value",
+            65,
+            |d| {
+                std::fs::write(
+                d.join("in.env"),
+                "CREDS=eyJ0eXBlIjoic2VydmljZV9hY2NvdW50IiwicHJpdmF0ZV9rZXki\nOiJTRUNSRVRQUklWQVRFS0VZTUFURVJJQUwifQ==\n",
+            )
+            .unwrap();
+                seal_scenario(d, &["--secrets-file", "in.env"])
+                    .forbid("eyJ0eXBlIjoic2VydmljZV9hY2NvdW50")
+                    .forbid("OiJTRUNSRVRQUklWQVRFS0VZTUFURVJJQUwifQ")
+            },
+        ),
+        case("seal", "--token and --token-file together", 64, |d| {
+            let token = Token::generate().unwrap();
+            let file = d.join("agent.token");
+            std::fs::write(&file, token.encode().expose()).unwrap();
+            let mut s = seal_scenario(d, &["--secrets", "A=b", "--token-file"])
+                .flag(file)
+                .flag("--token")
+                .flag(token.encode().expose());
+            s.forbidden.extend(token_strings(&token));
+            s
         }),
         // --- exec (production: the secrets were opened, so they must not leak).
         case("exec", "command not found", 127, |d| {

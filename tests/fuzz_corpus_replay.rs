@@ -87,3 +87,8 @@ fn merge_corpus_matches_the_precedence_model() {
 fn retry_after_corpus_parses_without_overflow() {
     replay("retry_after", checks::retry_after);
 }
+
+#[test]
+fn config_parse_corpus_refuses_with_a_usage_or_config_code_and_never_echoes_a_value() {
+    replay("config_parse", checks::config_parse);
+}

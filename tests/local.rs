@@ -433,25 +433,92 @@ fn a_bundle_from_agent_init_seal_opens_with_the_protocol_construction_and_the_li
     );
 }
 
+/// The secrets of the bundle `token` opens at `p`, as sorted (name, value) pairs.
+fn sealed_secrets(token: &str, p: &Path) -> Vec<(String, String)> {
+    let plain = open_per_protocol(token.trim(), &read_json(p));
+    let doc: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    let mut v: Vec<(String, String)> = doc["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
 #[test]
-fn seal_does_not_seal_the_inherited_environment_but_interpolates_from_it() {
-    let c = Case::new("seal-inherited");
-    c.file(".env.local", "GREETING=hello ${WHO}\n");
+fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() {
+    let c = Case::new("seal-interp");
+    c.file("in.env", "A=from-file\nB=${A}\nC=${FLAG}\nD=${EARLIER}\n");
+    c.file("earlier.env", "EARLIER=from-earlier\n");
+    let (token, _) = seal(
+        &c,
+        &[
+            "--secrets-file",
+            "earlier.env",
+            "--secrets-file",
+            "in.env",
+            "--secrets",
+            "FLAG=from-flag",
+            "--out",
+            "b.json",
+        ],
+    );
+    // A from the sealer's shell is neither sealed nor seen: B agrees with the A
+    // the bundle holds, as production will open it.
+    assert_eq!(
+        sealed_secrets(&token, &c.dir.join("b.json")),
+        pairs(&[
+            ("A", "from-file"),
+            ("B", "from-file"),
+            ("C", "from-flag"),
+            ("D", "from-earlier"),
+            ("EARLIER", "from-earlier"),
+            ("FLAG", "from-flag"),
+        ])
+    );
+    // Run again with A and WHO in the shell: a ${WHO} that only the shell
+    // knows is refused with FILE:LINE and the name, and nothing is written.
+    c.file("shell.env", "GREETING=hello ${WHO}\nX=${UNSET:-fallback}\n");
     let out = c
         .run()
-        .env("WHO", "world")
-        .env("UNRELATED", "zq-inherited-only")
-        .args(["seal"])
-        .args(["--out", "b.json"])
+        .env("WHO", "zq-shell-value")
+        .env("A", "zq-inherited-a")
+        .args(["seal", "--secrets-file", "shell.env", "--out", "shell.json"])
         .output();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let token = stdout(&out);
-    let plain = open_per_protocol(&token, &read_json(&c.dir.join("b.json")));
-    let doc: serde_json::Value = serde_json::from_slice(&plain).unwrap();
-    assert_eq!(doc["secrets"].as_array().unwrap().len(), 1);
-    assert_eq!(doc["secrets"][0]["name"], "GREETING");
-    assert_eq!(doc["secrets"][0]["value"], "hello world");
-    assert!(doc.get("livekit").is_none());
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("shell.env:1: GREETING: ${WHO} is not sealed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "no token for a bundle not written");
+    assert!(!c.dir.join("shell.json").exists());
+    assert_no_leak(&out, &["zq-shell-value", "zq-inherited-a", "hello"]);
+    // A default does not make an unsealed name sealed.
+    c.file("default.env", "X=${UNSET:-zq-fallback}\n");
+    let out = c
+        .run()
+        .args(["seal", "--secrets-file", "default.env", "--out", "d.json"])
+        .output();
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("default.env:1: X: ${UNSET} is not sealed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -593,6 +660,490 @@ fn seal_refuses_a_bad_dotenv_file_with_65_and_writes_nothing() {
     assert!(stdout(&out).is_empty(), "no token for a bundle not written");
     assert!(!c.dir.join("b.json").exists());
     assert_no_leak(&out, &["zq-good-value", "zq-pasted-secret-line"]);
+}
+
+/// Files in `dir` other than `keep`: a temporary left behind shows here.
+fn others(dir: &Path, keep: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn seal_refuses_an_out_that_is_a_named_pipe_or_a_symbolic_link_and_leaves_it_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let c = Case::new("seal-out-kind");
+    nix::unistd::mkfifo(
+        &c.dir.join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    c.file("target.json", "keep me");
+    std::os::unix::fs::symlink("target.json", c.dir.join("link")).unwrap();
+    for (out_path, kind) in [("pipe", "a named pipe"), ("link", "a symbolic link")] {
+        let out = c
+            .run()
+            .args(["seal", "--secrets", "A=zq-out-kind", "--out", out_path])
+            .output();
+        assert_eq!(out.status.code(), Some(78), "{out_path}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("--out {out_path} is {kind}, not a regular file")),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "no token for a bundle not written");
+        assert_no_leak(&out, &["zq-out-kind"]);
+    }
+    let meta = |p: &str| std::fs::symlink_metadata(c.dir.join(p)).unwrap();
+    assert!(meta("pipe").file_type().is_fifo());
+    assert!(meta("link").file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(c.dir.join("target.json")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(
+        others(&c.dir, &["pipe", "link", "target.json"]),
+        Vec::<String>::new()
+    );
+    // A regular file is still replaced, atomically.
+    let (token, _) = seal(&c, &["--secrets", "A=new", "--out", "target.json"]);
+    assert_eq!(
+        sealed_secrets(&token, &c.dir.join("target.json")),
+        pairs(&[("A", "new")])
+    );
+}
+
+#[test]
+fn seal_refuses_dev_null_and_dev_stdout_in_a_private_dev() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root for a private mount namespace"
+    );
+    let c = Case::new("seal-dev");
+    // A private /dev on a tmpfs, so the real one is never at risk.
+    let script = r#"
+        mount -t tmpfs tmpfs /dev || exit 99
+        mknod -m 666 /dev/null c 1 3 || exit 98
+        ln -s /proc/self/fd/1 /dev/stdout || exit 97
+        "$1" seal --secrets A=b --out /dev/null > /tmp/ignored-token-1; echo "null=$?"
+        "$1" seal --secrets A=b --out /dev/stdout > /dev/null; echo "stdout=$?"
+        [ -c /dev/null ] && echo null-is-a-device
+        [ -L /dev/stdout ] && echo stdout-is-a-link
+    "#;
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(support::bin())
+        .current_dir(&c.dir)
+        .output()
+        .expect("unshare runs");
+    let report = stdout(&out);
+    assert_eq!(
+        report.lines().collect::<Vec<_>>(),
+        [
+            "null=78",
+            "stdout=78",
+            "null-is-a-device",
+            "stdout-is-a-link"
+        ],
+        "{report}\n{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--out /dev/null is a device, not a regular file"));
+    assert!(stderr(&out).contains("--out /dev/stdout is a symbolic link, not a regular file"));
+}
+
+#[test]
+fn seal_that_cannot_print_its_token_fails_and_leaves_the_old_bundle_untouched() {
+    let c = Case::new("seal-stdout");
+    let (token, _) = seal(&c, &["--secrets", "A=old", "--out", "b.json"]);
+    let before = std::fs::read(c.dir.join("b.json")).unwrap();
+    // Closed stdout (`>&-`), and a full disk behind stdout.
+    let closed = std::process::Command::new("sh")
+        .args(["-c", r#"exec "$@" >&-"#, "sh"])
+        .arg(support::bin())
+        .args(["seal", "--secrets", "A=zq-new-value", "--out", "b.json"])
+        .current_dir(&c.dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    let full = c
+        .run()
+        .args(["seal", "--secrets", "A=zq-new-value", "--out", "b.json"])
+        .cmd
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    for (what, out) in [("closed", &closed), ("full", &full)] {
+        assert_eq!(out.status.code(), Some(70), "{what}: {}", stderr(out));
+        assert!(
+            stderr(out).contains("cannot write the token to stdout"),
+            "{what}: {}",
+            stderr(out)
+        );
+        assert!(
+            stderr(out).contains("b.json was not written"),
+            "{}",
+            stderr(out)
+        );
+        assert_no_leak(out, &["zq-new-value"]);
+        assert_eq!(
+            std::fs::read(c.dir.join("b.json")).unwrap(),
+            before,
+            "{what}"
+        );
+        assert_eq!(others(&c.dir, &["b.json"]), Vec::<String>::new(), "{what}");
+    }
+    assert_eq!(
+        sealed_secrets(&token, &c.dir.join("b.json")),
+        pairs(&[("A", "old")])
+    );
+}
+
+#[test]
+fn seal_takes_its_token_from_a_file_or_the_environment_like_a_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new("seal-token-file");
+    let (token, _) = seal(&c, &["--secrets", "A=first", "--out", "b.json"]);
+    let file = c.file("agent.token", &format!("{token}\n"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (again, out) = seal(
+        &c,
+        &[
+            "--secrets",
+            "A=second",
+            "--token-file",
+            "agent.token",
+            "--out",
+            "b.json",
+        ],
+    );
+    assert_eq!(again, token);
+    assert!(!stderr(&out).contains("other users"), "{}", stderr(&out));
+    assert_eq!(
+        sealed_secrets(&token, &c.dir.join("b.json")),
+        pairs(&[("A", "second")])
+    );
+    for (var, value) in [
+        ("LIVEKIT_BOOTSTRAP_TOKEN_FILE", "agent.token".to_string()),
+        ("LIVEKIT_BOOTSTRAP_TOKEN", token.clone()),
+    ] {
+        let out = c
+            .run()
+            .env(var, &value)
+            // Seal ignores the secrets URL: it writes a bundle, it fetches none.
+            .env("LIVEKIT_SECRETS_URL", "https://127.0.0.1:1/v1/secrets")
+            .args(["seal", "--secrets", "A=third", "--out", "b.json"])
+            .output();
+        assert_eq!(out.status.code(), Some(0), "{var}: {}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{token}\n"), "{var}");
+        assert!(!stderr(&out).contains(&token), "{var}");
+        assert_eq!(
+            sealed_secrets(&token, &c.dir.join("b.json")),
+            pairs(&[("A", "third")])
+        );
+    }
+}
+
+#[test]
+fn seal_wipes_a_token_flag_from_its_command_line_at_once() {
+    let c = Case::new("seal-cmdline");
+    let (token, _) = seal(&c, &["--secrets", "A=b", "--out", "b.json"]);
+    let fifo = c.dir.join("in.env");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // The FIFO holds seal inside its run until this test writes to it.
+    let child = c
+        .run()
+        .args(["seal", "--token", &token, "--secrets", "S=zq-flag-secret"])
+        .args(["--secrets-file", "in.env", "--out", "b.json"])
+        .cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cmdline = format!("/proc/{}/cmdline", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = String::new();
+    while std::time::Instant::now() < deadline {
+        seen = String::from_utf8_lossy(&std::fs::read(&cmdline).unwrap()).into_owned();
+        if !seen.contains(&token) && !seen.contains("zq-flag-secret") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(&fifo, "FROM_PIPE=1\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!seen.contains(&token), "the token stayed in {cmdline}");
+    assert!(
+        !seen.contains("zq-flag-secret"),
+        "a --secrets value stayed in {cmdline}"
+    );
+    assert!(seen.contains("--token") && seen.contains("S="), "{seen:?}");
+    assert_eq!(stdout(&out), format!("{token}\n"));
+}
+
+#[test]
+fn a_token_file_other_users_can_read_or_write_is_warned_about_and_group_read_is_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new("token-mode");
+    let (token, _) = seal(&c, &["--secrets", "A=b", "--out", "b.json"]);
+    let file = c.file("agent.token", &token);
+    for (mode, warning) in [
+        (0o644, Some("readable by other users (mode 0644)")),
+        (
+            0o666,
+            Some("readable and writable by other users (mode 0666)"),
+        ),
+        (0o602, Some("writable by other users (mode 0602)")),
+        (0o640, None),
+        (0o400, None),
+    ] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let run = c
+            .run()
+            .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", &file)
+            .env("LIVEKIT_SECRETS_URL", file_url(&c.dir.join("b.json")))
+            .args(["--list"])
+            .output();
+        let sealed = c
+            .run()
+            .args([
+                "seal",
+                "--secrets",
+                "A=c",
+                "--token-file",
+                "agent.token",
+                "--out",
+                "b.json",
+            ])
+            .output();
+        for out in [&run, &sealed] {
+            assert_eq!(out.status.code(), Some(0), "{mode:o}: {}", stderr(out));
+            match warning {
+                Some(w) => assert!(stderr(out).contains(w), "{mode:o}: {}", stderr(out)),
+                None => assert!(
+                    !stderr(out).contains("other users"),
+                    "{mode:o}: {}",
+                    stderr(out)
+                ),
+            }
+            assert!(!stderr(out).contains(&token));
+        }
+    }
+}
+
+#[test]
+fn a_wrapped_base64_value_is_warned_about_by_file_and_line_and_list_never_shows_the_piece() {
+    let c = Case::new("wrapped");
+    let first = "eyJ0eXBlIjoic2VydmljZV9hY2NvdW50IiwicHJpdmF0ZV9rZXki";
+    let piece = "OiJTRUNSRVRQUklWQVRFS0VZTUFURVJJQUwifQ";
+    c.file(
+        "wrapped.env",
+        &format!("GOOGLE_CREDENTIALS={first}\n{piece}==\nAFTER=ok\nPADDED=abc\nbQ=\nEQUALS==\n"),
+    );
+    let out = c
+        .run()
+        .args(["--secrets-file", "wrapped.env", "--list"])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    // Line 2 follows a cut value and is only padding; line 6 is only `=`.
+    // Line 5 (`bQ=`) follows a short value, so it is a variable like any other.
+    for line in [2, 6] {
+        assert!(
+            err.contains(&format!(
+                "wrapped.env:{line}: this line looks like the end of a value wrapped"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        err.matches("looks like the end of a value").count(),
+        2,
+        "{err}"
+    );
+    assert_no_leak(&out, &[first, piece, "OiJTRUNS"]);
+    let lines: BTreeSet<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        set(&[
+            "PATH\tinherited",
+            "GOOGLE_CREDENTIALS\tfile wrapped.env",
+            "AFTER\tfile wrapped.env",
+            "PADDED\tfile wrapped.env",
+            "bQ\tfile wrapped.env",
+        ])
+    );
+    // The command gets what python-dotenv would give it.
+    let out = c
+        .run()
+        .args(["--secrets-file", "wrapped.env"])
+        .args(c.command())
+        .output();
+    assert_ran(&out, &c);
+    assert_eq!(
+        c.child_env(),
+        set(&[
+            PATH,
+            &format!("GOOGLE_CREDENTIALS={first}"),
+            &format!("{piece}=="),
+            "AFTER=ok",
+            "PADDED=abc",
+            "bQ=",
+            "EQUALS==",
+        ])
+    );
+}
+
+#[test]
+fn a_dotenv_expansion_bomb_is_refused_with_65_before_it_allocates() {
+    let c = Case::new("bomb");
+    // 1.2 MB of `${A}` over a 16,000-byte A: 4.8 GB if it were built.
+    c.file(
+        "bomb.env",
+        &format!("A={}\nB={}\n", "x".repeat(16_000), "${A}".repeat(300_000)),
+    );
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--as={}", 512 << 20))
+        .arg(support::bin())
+        .args(["--secrets-file", "bomb.env", "--list"])
+        .current_dir(&c.dir)
+        .env_clear()
+        .output()
+        .expect("prlimit runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bomb.env:2: B: value is over the limit of 16384 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn a_variable_twice_in_the_environment_is_read_as_its_first_entry_by_agent_init_and_the_child() {
+    let c = Case::new("duplicates");
+    // Only execve itself can hand a process two entries of one name.
+    let exec = r#"
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def arr(items):
+    a = (ctypes.c_char_p * (len(items) + 1))(*[i.encode() for i in items])
+    a[len(items)] = None
+    return a
+argv = sys.argv[1:]
+env = ["PATH=/usr/local/bin:/usr/bin:/bin", "DUP=first", "DUP=second",
+       "AGENT_INIT_REQUIRE=DUP", "AGENT_INIT_REQUIRE=NOT_SET_ANYWHERE"]
+libc.execve(argv[0].encode(), arr(argv), arr(env))
+sys.exit("execve failed: %d" % ctypes.get_errno())
+"#;
+    let mut args: Vec<OsString> = vec!["-c".into(), exec.into(), support::bin().into()];
+    args.extend(c.command());
+    let out = std::process::Command::new("python3")
+        .args(&args)
+        .current_dir(&c.dir)
+        .output()
+        .unwrap();
+    // The first AGENT_INIT_REQUIRE (DUP) is the one read, so the run passes.
+    assert_ran(&out, &c);
+    assert_eq!(c.child_env(), set(&[PATH, "DUP=first"]));
+}
+
+#[test]
+fn python_dotenv_disabled_turns_off_the_default_files_but_not_an_explicit_one() {
+    let c = Case::new("dotenv-disabled");
+    c.file(".env", "FROM_DOT_ENV=1\n");
+    c.file(".env.local", "FROM_DOT_ENV_LOCAL=1\n");
+    c.file("explicit.env", "FROM_EXPLICIT=1\n");
+    let list = |value: Option<&str>, explicit: bool| -> BTreeSet<String> {
+        let mut run = c.run();
+        if let Some(v) = value {
+            run = run.env("PYTHON_DOTENV_DISABLED", v);
+        }
+        if explicit {
+            run = run.args(["--secrets-file", "explicit.env"]);
+        }
+        let out = run.args(["--list"]).output();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .filter(|n| n.starts_with("FROM_"))
+            .collect()
+    };
+    for on in ["1", "true", "TRUE", "t", "Yes", "y"] {
+        assert_eq!(list(Some(on), false), set(&[]), "{on}");
+        assert_eq!(list(Some(on), true), set(&["FROM_EXPLICIT"]), "{on}");
+    }
+    for off in ["0", "false", "no", "", "on", " 1"] {
+        assert_eq!(
+            list(Some(off), false),
+            set(&["FROM_DOT_ENV", "FROM_DOT_ENV_LOCAL"]),
+            "{off:?}"
+        );
+    }
+    assert_eq!(
+        list(None, false),
+        set(&["FROM_DOT_ENV", "FROM_DOT_ENV_LOCAL"])
+    );
+}
+
+#[test]
+fn a_misplaced_name_value_command_shows_only_its_name_also_in_the_termination_log() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root for a private mount namespace"
+    );
+    let c = Case::new("misplaced");
+    let copy = c.dir.join("termination-log");
+    let script = r#"
+        copy=$1; shift
+        mount -t tmpfs tmpfs /dev || exit 99
+        : > /dev/termination-log
+        "$@"
+        code=$?
+        cat /dev/termination-log > "$copy"
+        exit $code
+    "#;
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&copy)
+        .arg(support::bin())
+        .args(["OPENAI_API_KEY=sk-zq-misplaced-value", "python3", "-c", "1"])
+        .current_dir(&c.dir)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .expect("unshare runs");
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    let log = std::fs::read_to_string(&copy).unwrap();
+    for text in [stderr(&out), log] {
+        assert!(
+            text.contains("OPENAI_API_KEY=...: command not found"),
+            "{text:?}"
+        );
+        assert!(!text.contains("sk-zq-misplaced-value"), "{text:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------

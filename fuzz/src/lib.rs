@@ -506,6 +506,13 @@ pub fn merge(data: &[u8]) {
         .map(|(n, v)| (n.render().into_bytes(), v.render()))
         .filter(|(n, v)| !n.is_empty() && !n.contains(&b'=') && !n.contains(&0) && !v.contains(&0))
         .collect();
+    // A name twice in the environment counts once, by its first entry (getenv's rule).
+    let mut first_inherited: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for (n, v) in &inherited {
+        if !first_inherited.iter().any(|(m, _)| m == n) {
+            first_inherited.push((n.clone(), v.clone()));
+        }
+    }
     let valid = |(n, v): &(NameIn, ValueIn)| {
         let (n, v) = (n.render(), v.render());
         (check_name(&n).is_ok() && check_value(&v).is_ok()).then_some((n, v))
@@ -536,7 +543,7 @@ pub fn merge(data: &[u8]) {
         for (n, v) in files.iter().flatten() {
             put(n.as_bytes(), v.as_bytes());
         }
-        for (n, v) in &inherited {
+        for (n, v) in &first_inherited {
             put(n, v);
         }
         for (n, v) in &flags {
@@ -581,7 +588,7 @@ pub fn merge(data: &[u8]) {
         });
         let parsed = secrets::parse(&serde_json::to_vec(&doc).unwrap())
             .expect("a §6-valid plaintext parses");
-        for (n, v) in &inherited {
+        for (n, v) in &first_inherited {
             put(n, v);
         }
         for (n, v) in &list {
@@ -691,6 +698,115 @@ pub fn retry_after(data: &[u8]) {
                 d.as_secs() <= 86_400,
                 "delta-seconds beyond the one-day cap"
             );
+        }
+    }
+}
+
+/// Environment names the argument target may set: what `Config::parse`
+/// reads, except `LIVEKIT_BOOTSTRAP_TOKEN_FILE`, which would read a file.
+const PARSE_ENV: [&str; 11] = [
+    "AGENT_INIT_LOG",
+    "AGENT_INIT_REQUIRE",
+    "AGENT_INIT_SUPERVISE",
+    "AGENT_INIT_SIGNAL_CHILD",
+    "AGENT_INIT_TIMEOUT",
+    "AGENT_INIT_MAX_BUNDLE",
+    "AGENT_INIT_CA_FILE",
+    "LIVEKIT_BOOTSTRAP_TOKEN",
+    "LIVEKIT_SECRETS_URL",
+    "PYTHON_DOTENV_DISABLED",
+    "PATH",
+];
+
+/// Target `config_parse`: `Config::parse` on any command line.
+///
+/// The input is NUL-separated items: one starting with byte 0x01 is an
+/// environment entry `NAME=VALUE` (for the names of [`PARSE_ENV`]), every
+/// other item an argument, in order; a plain text file of the corpus reads as
+/// a command line. Refused means exit 64, 65 or 78, and the message shows no
+/// value of a `NAME=VALUE` argument and no token KEY, beyond what
+/// `shown_arg` lets through for the argument it names. Accepted means every
+/// `--require` and `AGENT_INIT_REQUIRE` name and every `--secrets` name
+/// obeys §6, and a run has a command.
+pub fn config_parse(data: &[u8]) {
+    use agent_init::config::{Action, Config};
+    use agent_init::error::shown_arg;
+    quiet();
+    let mut args: Vec<OsString> = Vec::new();
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    for item in data.split(|&b| b == 0) {
+        if let Some(entry) = item.strip_prefix(&[1u8]) {
+            let eq = entry.iter().position(|&b| b == b'=').unwrap_or(entry.len());
+            let name = &entry[..eq];
+            if PARSE_ENV.iter().any(|n| n.as_bytes() == name) {
+                let value = entry.get(eq + 1..).unwrap_or_default();
+                env.push((
+                    OsString::from_vec(name.to_vec()),
+                    OsString::from_vec(value.to_vec()),
+                ));
+            }
+        } else {
+            args.push(OsString::from_vec(item.to_vec()));
+        }
+    }
+    // --token-file reads the file it names (possibly /dev/zero).
+    if args.iter().any(|a| a.as_bytes().starts_with(b"--token-f")) {
+        return;
+    }
+    // What a message may echo: each argument as `shown_arg` shows it, and
+    // for `--flag=value` the flag alone.
+    let mut shown: Vec<String> = Vec::new();
+    for a in &args {
+        let b = a.as_bytes();
+        shown.push(shown_arg(b));
+        if let Some(eq) = b.iter().position(|&c| c == b'=') {
+            shown.push(shown_arg(&b[..eq]));
+        }
+    }
+    for (_, v) in &env {
+        shown.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    match Config::parse(args.clone(), env) {
+        Ok(c) => {
+            if c.action == Action::Run {
+                assert!(!c.command.is_empty(), "a run without a command");
+            }
+            for n in &c.require {
+                assert!(check_name(n).is_ok(), "accepted a bad required name");
+            }
+            for (n, v) in &c.secrets_flags {
+                assert!(check_name(n).is_ok(), "accepted a bad --secrets name");
+                let v = std::str::from_utf8(v.expose()).expect("--secrets values are UTF-8");
+                assert!(check_value(v).is_ok(), "accepted a bad --secrets value");
+            }
+        }
+        Err(e) => {
+            assert!(
+                matches!(e.exit_code(), 64 | 65 | 78),
+                "a command-line error with exit {}: {e}",
+                e.exit_code()
+            );
+            let msg = e.to_string();
+            let echoed = |s: &str| shown.iter().any(|x| x.contains(s));
+            if !echoed(KEY) {
+                assert!(!msg.contains(KEY), "a message shows a token's KEY: {msg}");
+            }
+            for a in &args {
+                let b = a.as_bytes();
+                let Some(eq) = b.iter().position(|&c| c == b'=') else {
+                    continue;
+                };
+                let value = String::from_utf8_lossy(&b[eq + 1..]);
+                // Only values no honest message could spell (see `in_messages`).
+                let value = value.trim_matches(|c: char| c.is_control());
+                if value.len() < 6 || value.chars().all(in_messages) || echoed(value) {
+                    continue;
+                }
+                assert!(
+                    !msg.contains(value),
+                    "a message shows an argument's value: {msg}"
+                );
+            }
         }
     }
 }

@@ -38,7 +38,9 @@ pub fn resolve(argv: &[OsString], path_var: Option<&[u8]>) -> Result<Command> {
     let first = argv
         .first()
         .ok_or_else(|| Error::Usage("no command given".into()))?;
-    let name = first.to_string_lossy().into_owned();
+    // A shell-style `NAME=VALUE` prefix, or a token, misplaced as the
+    // command: messages show only its name (or the token's ID).
+    let name = crate::error::shown_arg(first.as_bytes());
     if first.is_empty() {
         return Err(Error::NotFound(": command not found".into()));
     }

@@ -16,7 +16,7 @@
 //! connecting, and 503 only after its connection attempts failed (about
 //! 130 s) or when its inference process died.
 
-use crate::error::{Error, Result};
+use crate::error::{shown_arg, Error, Result};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -55,13 +55,14 @@ impl Probe {
             match flag.as_str() {
                 "--port" => {
                     let v = value()?;
-                    ports.push(
-                        v.trim()
-                            .parse::<u16>()
-                            .ok()
-                            .filter(|p| *p > 0)
-                            .ok_or_else(|| bad(format!("--port {v:?} is not a port number")))?,
-                    );
+                    ports.push(v.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(
+                        || {
+                            bad(format!(
+                                "--port {} is not a port number",
+                                shown_arg(v.as_bytes())
+                            ))
+                        },
+                    )?);
                 }
                 "--timeout" => {
                     let v = value()?;
@@ -73,11 +74,17 @@ impl Probe {
                         .map(Duration::from_secs_f64)
                         .ok_or_else(|| {
                             bad(format!(
-                                "--timeout {v:?} is not a number of seconds above 0"
+                                "--timeout {} is not a number of seconds above 0",
+                                shown_arg(v.as_bytes())
                             ))
                         })?;
                 }
-                _ => return Err(bad(format!("unknown argument {arg:?}"))),
+                _ => {
+                    return Err(bad(format!(
+                        "unknown argument {}",
+                        shown_arg(arg.as_bytes())
+                    )))
+                }
             }
         }
         if ports.is_empty() {

@@ -757,6 +757,13 @@ fn cases() -> Vec<Case> {
                 &["sk-cli-require-8c3d"],
             )
         }),
+        case("cli", "health given NAME=VALUE", 64, |_| {
+            Scenario::local(
+                &["health", "OPENAI_API_KEY=sk-cli-health-2e6f"],
+                &["sk-cli-health-2e6f"],
+            )
+            .command(Command::Nothing)
+        }),
         // --- seal: refused before anything is written or printed.
         case("seal", "a token given as a stray argument", 64, |d| {
             let token = Token::generate().unwrap();

@@ -11,10 +11,10 @@ use agent_init::{error, sys, write_termination_log};
 static ALLOC: sys::WipingAlloc = sys::WipingAlloc;
 
 #[no_mangle]
-extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    // Where the argument block is, for wiping `--secrets` values from it
+    // later without needing /proc.
+    sys::remember_args(argc, argv);
     let inherited = sys::harden();
     sys::install_early_handlers(&inherited);
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();

@@ -272,57 +272,75 @@ pub fn scrub_environ(pick: impl Fn(&[u8]) -> bool) {
     }
 }
 
-/// The bounds of this process's argument block, the bytes
-/// `/proc/<pid>/cmdline` shows: fields 48 and 49 (`arg_start`, `arg_end`)
-/// of `/proc/self/stat` (proc(5)).
-fn arg_block() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields count from after the command name, which may hold spaces and ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(45);
-    let start: usize = fields.next()?.parse().ok()?;
-    let end: usize = fields.next()?.parse().ok()?;
-    (start < end).then_some((start, end))
+/// agent-init's own `argv`, as the kernel laid it out at `execve`: the
+/// pointers `main` received, kept so the argument block can be found
+/// without `/proc`.
+static ARGV: std::sync::atomic::AtomicPtr<*const libc::c_char> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+static ARGC: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Records the `argc` and `argv` that `main` received, for [`scrub_args`].
+/// Call once, first thing, with exactly those values.
+pub fn remember_args(argc: libc::c_int, argv: *const *const libc::c_char) {
+    use std::sync::atomic::Ordering::Relaxed;
+    ARGC.store(usize::try_from(argc).unwrap_or(0), Relaxed);
+    ARGV.store(argv.cast_mut(), Relaxed);
 }
 
 /// Overwrites parts of agent-init's own argument block, so that
 /// `/proc/<pid>/cmdline` and agent-init's memory stop holding them.
 /// `tails` gets the arguments (argv[0] first) and returns, for each one to
-/// wipe, its index and the offset from which its bytes become NUL. Does
-/// nothing if `/proc` is not mounted.
+/// wipe, its index and the offset from which its bytes become NUL. The
+/// block is found through the `argv` that `main` received (see
+/// [`remember_args`]), so this works without `/proc`; it does nothing if
+/// that was never recorded.
 pub fn scrub_args(tails: impl FnOnce(&[&[u8]]) -> Vec<(usize, usize)>) {
-    let Some((start, end)) = arg_block() else {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (argc, argv) = (ARGC.load(Relaxed), ARGV.load(Relaxed));
+    if argv.is_null() {
         return;
-    };
-    // SAFETY: [start, end) is the argument block the kernel copied to the
-    // top of this process's stack at execve; it stays mapped, readable and
-    // writable for the life of the process, and nothing else writes it. The
-    // shared slice is dropped before the writes. std keeps pointers into the
-    // block but reads them only in `std::env::args`, which agent-init called
-    // once, at start; after this it sees the wiped bytes, never freed memory.
+    }
+    // SAFETY: `argv` and `argc` are what the C runtime passed to `main`
+    // (remember_args' contract): `argc` pointers to NUL-terminated strings
+    // in the argument block the kernel copied to the top of this process's
+    // stack at execve, which stays mapped, readable and writable for the
+    // life of the process. Nothing reassigns argv[i]. The shared slices are
+    // dropped before the writes, which stay inside each string. std read
+    // the arguments once, at start, into its own copies.
     unsafe {
-        let spans: Vec<(usize, usize)>;
+        let ptrs: Vec<*mut u8> = (0..argc)
+            .map(|i| (*argv.add(i)).cast_mut().cast())
+            .collect();
+        let lens: Vec<usize> = ptrs
+            .iter()
+            .map(|&p| {
+                if p.is_null() {
+                    0
+                } else {
+                    libc::strlen(p.cast())
+                }
+            })
+            .collect();
         let wipe = {
-            let block = std::slice::from_raw_parts(start as *const u8, end - start);
-            let block = block.strip_suffix(&[0]).unwrap_or(block);
-            let args: Vec<&[u8]> = block.split(|&b| b == 0).collect();
-            let mut at = 0;
-            spans = args
+            let args: Vec<&[u8]> = ptrs
                 .iter()
-                .map(|a| {
-                    let span = (at, a.len());
-                    at += a.len() + 1;
-                    span
+                .zip(&lens)
+                .map(|(&p, &n)| {
+                    if p.is_null() {
+                        &[][..]
+                    } else {
+                        std::slice::from_raw_parts(p.cast_const(), n)
+                    }
                 })
                 .collect();
             tails(&args)
         };
         for (i, from) in wipe {
-            let Some(&(offset, len)) = spans.get(i) else {
+            let (Some(&p), Some(&len)) = (ptrs.get(i), lens.get(i)) else {
                 continue;
             };
             for j in from.min(len)..len {
-                std::ptr::write_volatile((start + offset + j) as *mut u8, 0);
+                std::ptr::write_volatile(p.add(j), 0);
             }
         }
     }
@@ -379,23 +397,53 @@ impl<'a> Prepared<'a> {
     }
 }
 
+/// Why [`spawn`] started no command.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// agent-init itself could not prepare the start (`what` failed): a
+    /// local failure, exit 70.
+    Local(&'static str, Errno),
+    /// The command's `execve` failed: 126 or 127.
+    Exec(Errno),
+}
+
 /// Forks and execs the command in a process group of its own (as tini does,
 /// so that a terminal's Ctrl-C reaches its group and not agent-init's).
-/// Returns its pid once it has exec'd, or the errno of the failed `execve`.
+/// Returns its pid once it has exec'd.
+///
+/// agent-init moves to `/` before the fork, so the child can never see it
+/// in the start directory; the child goes back to that directory (through
+/// a descriptor opened first) before its `execve`, so it keeps it, and a
+/// relative command path still resolves from there.
 pub fn spawn(
     cmd: &Prepared<'_>,
     inherited: &Inherited,
     opts: &SpawnOptions,
-) -> Result<nix::unistd::Pid, Errno> {
+) -> Result<nix::unistd::Pid, SpawnError> {
     use nix::fcntl::OFlag;
     use nix::unistd::{fork, ForkResult};
     use std::os::fd::AsRawFd;
-    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let start_dir = nix::fcntl::open(
+        ".",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| SpawnError::Local("open the working directory", e))?;
+    let (rd, wr) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Local("create a pipe", e))?;
+    nix::unistd::chdir("/").map_err(|e| SpawnError::Local("move to /", e))?;
     // SAFETY: after fork the child calls only async-signal-safe functions
-    // (setpgid, tcsetpgrp, sigaction, setrlimit, sigprocmask, execve, write,
-    // _exit) on memory prepared before the fork; it allocates nothing.
-    match unsafe { fork() }? {
+    // (fchdir, setpgid, tcsetpgrp, sigaction, setrlimit, sigprocmask,
+    // execve, write, _exit) on memory prepared before the fork; it
+    // allocates nothing.
+    match unsafe { fork() }.map_err(|e| SpawnError::Local("fork", e))? {
         ForkResult::Child => unsafe {
+            if libc::fchdir(start_dir.as_raw_fd()) != 0 {
+                let err = *libc::__errno_location();
+                let bytes = err.to_ne_bytes();
+                libc::write(wr.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127);
+            }
             libc::setpgid(0, 0);
             if opts.take_tty {
                 // A background group may take the terminal only because
@@ -437,7 +485,7 @@ pub fn spawn(
             };
             if n == 4 {
                 let _ = nix::sys::wait::waitpid(child, None);
-                return Err(Errno::from_raw(i32::from_ne_bytes(buf)));
+                return Err(SpawnError::Exec(Errno::from_raw(i32::from_ne_bytes(buf))));
             }
             Ok(child)
         }

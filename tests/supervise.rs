@@ -28,6 +28,9 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// The synchronous fault signals, which agent-init never forwards.
 const FAULTS: [i32; 7] = [4, 5, 6, 7, 8, 11, 31]; // ILL TRAP ABRT BUS FPE SEGV SYS
 
+/// The job-control stops, after which agent-init stops itself.
+const JOB_STOPS: [i32; 3] = [20, 21, 22]; // TSTP TTIN TTOU
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// PID 1 of a fresh PID namespace.
@@ -522,6 +525,9 @@ fn every_catchable_signal_reaches_a_handling_child_exactly_once_and_sigchld_neve
             if FAULTS.contains(&n) {
                 continue; // see fault_signals_* below
             }
+            if JOB_STOPS.contains(&n) {
+                continue; // agent-init stops itself: see job_control_* below
+            }
             agent.signal(n);
             if n != Signal::SIGCHLD as i32 {
                 rec.wait_count(n, 1);
@@ -543,8 +549,122 @@ fn every_catchable_signal_reaches_a_handling_child_exactly_once_and_sigchld_neve
             None,
             "{mode:?}: SIGCHLD is never forwarded"
         );
-        assert_eq!(forwarded.len(), 21, "{mode:?}: {forwarded:?}");
+        assert_eq!(forwarded.len(), 18, "{mode:?}: {forwarded:?}");
         assert!(agent.running(), "{mode:?}: agent-init survives them all");
+        rec.stop();
+        assert_eq!(agent.wait().code(), Some(0), "{mode:?}");
+    }
+}
+
+/// What a parent waiting with `WUNTRACED | WCONTINUED` sees of `pid` next:
+/// `Some(true)` stopped, `Some(false)` continued, polling until
+/// [`PATIENCE`] (a parent that blocks in waitpid would hang instead).
+fn wait_stopped_or_continued(pid: Pid) -> bool {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED | WaitPidFlag::WNOHANG;
+    wait_for(
+        "agent-init to stop or continue (waitpid WUNTRACED)",
+        || match waitpid(pid, Some(flags)).expect("waitpid") {
+            WaitStatus::Stopped(_, sig) => {
+                assert_eq!(sig, Signal::SIGSTOP, "agent-init stops itself with SIGSTOP");
+                Some(true)
+            }
+            WaitStatus::Continued(_) => Some(false),
+            WaitStatus::StillAlive => None,
+            other => panic!("agent-init neither stopped nor continued: {other:?}"),
+        },
+    )
+}
+
+#[test]
+fn job_control_sigtstp_sigttin_and_sigttou_stop_agent_init_and_its_child_and_sigcont_resumes_both()
+{
+    // dumb-init's test_shell_background_support: a shell that sends one of
+    // these (Ctrl-Z, a background job touching the terminal) waits with
+    // WUNTRACED until its job stops. The child keeps every default action,
+    // so it stops too.
+    let argv = agent_argv(Subreaper, &["--supervise"], &["sleep", "600"]);
+    let mut agent = Agent::start(Subreaper, command(&argv));
+    let child = agent.command_pid("sleep");
+    agent.wait_idle();
+    let state = |p: i32| stat(p).unwrap().state;
+    for n in JOB_STOPS {
+        assert!(
+            matches!(state(agent.raw()), 'S' | 'R'),
+            "signal {n}: agent-init runs"
+        );
+        agent.signal(n);
+        assert!(
+            wait_stopped_or_continued(agent.pid),
+            "signal {n}: agent-init stops"
+        );
+        until(&format!("signal {n}: the child to stop"), || {
+            state(child) == 'T'
+        });
+        assert_eq!(state(agent.raw()), 'T', "signal {n}");
+
+        agent.signal(Signal::SIGCONT as i32);
+        assert!(
+            !wait_stopped_or_continued(agent.pid),
+            "signal {n}: agent-init continues"
+        );
+        // The child continues once agent-init has forwarded SIGCONT.
+        until(&format!("signal {n}: the child to continue"), || {
+            matches!(state(child), 'S' | 'R')
+        });
+        agent.wait_idle();
+    }
+    agent.signal(Signal::SIGTERM as i32);
+    assert_eq!(agent.wait().code(), Some(143));
+}
+
+#[test]
+fn job_control_signals_and_sigcont_are_forwarded_once_and_pid1_keeps_running() {
+    // dumb-init's test_prints_signals: a child that handles the signals gets
+    // each once, and the SIGCONT that resumes agent-init once. As PID 1 the
+    // kernel drops the stop agent-init sends itself, so it keeps running.
+    for mode in MODES {
+        let rec = Recorder::new("job-control");
+        let argv = agent_argv(mode, &["--supervise"], &strs(&rec.argv()));
+        let mut agent = Agent::start(mode, command(&argv));
+        rec.wait_ready();
+        agent.wait_idle();
+        let cont = Signal::SIGCONT as i32;
+        for (k, n) in JOB_STOPS.into_iter().enumerate() {
+            agent.signal(n);
+            rec.wait_count(n, 1);
+            if mode == Subreaper {
+                assert!(wait_stopped_or_continued(agent.pid), "signal {n}: stopped");
+            } else {
+                agent.wait_idle();
+                assert_ne!(
+                    stat(agent.raw()).unwrap().state,
+                    'T',
+                    "signal {n}: PID 1 runs"
+                );
+            }
+            agent.signal(cont);
+            rec.wait_count(cont, k + 1);
+            if mode == Subreaper {
+                assert!(
+                    !wait_stopped_or_continued(agent.pid),
+                    "signal {n}: continued"
+                );
+            }
+        }
+        let counts = rec.counts();
+        for n in JOB_STOPS {
+            assert_eq!(
+                counts.get(&n),
+                Some(&1),
+                "{mode:?}: signal {n} arrives once"
+            );
+        }
+        assert_eq!(
+            counts.get(&cont),
+            Some(&3),
+            "{mode:?}: each SIGCONT arrives once"
+        );
         rec.stop();
         assert_eq!(agent.wait().code(), Some(0), "{mode:?}");
     }
@@ -987,6 +1107,103 @@ fn agent_init_moves_to_root_and_closes_inherited_fds_while_the_child_keeps_both(
         agent.signal(Signal::SIGTERM as i32);
         assert_eq!(agent.wait().code(), Some(143));
     }
+}
+
+#[test]
+fn the_command_never_finds_agent_init_in_the_start_directory() {
+    // dumb-init's test_working_directories: the command looks at once. A
+    // large environment makes agent-init's wiping after the spawn long, so
+    // that a move to / after the spawn loses the race in most runs.
+    need("readlink");
+    let dir = fs::canonicalize(support::scratch("cwd-race")).unwrap();
+    let bin = support::bin().into_os_string().into_string().unwrap();
+    let script = format!("exec '{bin}' --supervise -- readlink /proc/$$/cwd");
+    let filler = "x".repeat(100_000);
+    const RUNS: usize = 50;
+    let mut seen = BTreeMap::new();
+    for _ in 0..RUNS {
+        let mut cmd = command(&os(&["sh", "-c", &script]));
+        cmd.current_dir(&dir).stdout(Stdio::piped());
+        for k in 0..5 {
+            cmd.env(format!("FILLER_{k}"), &filler);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{:?}", out.status);
+        *seen
+            .entry(String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen,
+        BTreeMap::from([("/".to_string(), RUNS)]),
+        "where the command found agent-init, in {RUNS} runs"
+    );
+}
+
+#[test]
+fn the_command_starts_in_the_directory_agent_init_was_started_in_even_by_a_relative_path() {
+    for mode in MODES {
+        let dir = fs::canonicalize(support::scratch("cwd-relative")).unwrap();
+        let out = dir.join("out");
+        fs::write(dir.join("where.sh"), "#!/bin/sh\npwd > \"$1\"\n").unwrap();
+        fs::set_permissions(
+            dir.join("where.sh"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let argv = agent_argv(
+            mode,
+            &["--supervise"],
+            &["./where.sh", &out.to_string_lossy()],
+        );
+        let mut cmd = command(&argv);
+        cmd.current_dir(&dir);
+        assert!(run(cmd, "where.sh").success(), "{mode:?}");
+        assert_eq!(
+            fs::read_to_string(&out).unwrap().trim(),
+            dir.to_string_lossy(),
+            "{mode:?}"
+        );
+    }
+}
+
+#[test]
+fn at_the_default_log_level_supervise_mode_prints_one_starting_line() {
+    let mut cmd = command(&agent_argv(Subreaper, &["--supervise"], &["true"]));
+    cmd.env_remove("AGENT_INIT_LOG")
+        .env("LIVEKIT_URL", "wss://lk.example")
+        .env("LIVEKIT_API_KEY", "key")
+        .env("LIVEKIT_API_SECRET", "secret")
+        .stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "agent-init: starting true (supervised)\n"
+    );
+}
+
+#[test]
+fn a_failed_pipe_in_supervise_mode_is_a_local_failure_70_and_starts_nothing() {
+    // With only descriptors 0 to 2 allowed, agent-init cannot open the pipe
+    // that reports the child's execve: its own failure, not the command's.
+    need("prlimit");
+    let dir = support::scratch("nofile");
+    let marker = dir.join("started");
+    let script = format!("touch '{}'", marker.display());
+    let mut argv = os(&["prlimit", "--nofile=3:3"]);
+    argv.extend(agent_argv(
+        Subreaper,
+        &["--supervise"],
+        &["sh", "-c", &script],
+    ));
+    let mut cmd = command(&argv);
+    cmd.stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(stderr.contains("Too many open files"), "{stderr}");
+    assert!(!marker.exists(), "the command never started");
 }
 
 /// Starts agent-init (in `mode`, with `flags`) with the given ignored and
@@ -1525,6 +1742,43 @@ fn after_the_spawn_agent_init_holds_no_local_secret_from_flags_or_files() {
         agent.signal(Signal::SIGTERM as i32);
         assert_eq!(agent.wait().code(), Some(143), "{mode:?}");
     }
+}
+
+#[test]
+fn without_proc_secrets_flag_values_are_still_wiped_from_the_argument_block() {
+    // agent-init finds its argument block through the argv main received,
+    // not through /proc/self/stat: here it runs with no /proc of its own,
+    // and the host's /proc is what a local user (or `ps`) reads.
+    need("unshare");
+    let m = marker();
+    let value = format!("flag-{m}");
+    let flag = format!("NOPROC_FLAG={value}");
+    let argv_marker = format!("argv-marker-{}", marker());
+    let mut argv = os(&[
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "umount -l /proc && exec \"$@\"",
+        "sh",
+    ]);
+    argv.extend(agent_argv(
+        Subreaper,
+        &["--supervise", "--secrets", &flag],
+        &["sh", "-c", "exec sleep 600", &argv_marker],
+    ));
+    let mut agent = Agent::start(Subreaper, command(&argv));
+    let secret = vec![needle("the --secrets value", &value)];
+    assert_memory_clean(&agent, &secret, &secret, &argv_marker);
+    let cmdline = fs::read(format!("/proc/{}/cmdline", agent.raw())).unwrap();
+    assert!(
+        cmdline.windows(12).any(|w| w == b"NOPROC_FLAG="),
+        "the flag's name stays visible"
+    );
+    agent.signal(Signal::SIGTERM as i32);
+    assert_eq!(agent.wait().code(), Some(143));
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,9 @@
 //!   Ctrl-C reaches it once and a shell gets job control;
 //! - every catchable signal agent-init receives is forwarded once, to the
 //!   child's process group (or the child alone with `--signal-child`); never
-//!   SIGCHLD. Fault signals stay deadly to agent-init itself;
+//!   SIGCHLD. Fault signals stay deadly to agent-init itself; after
+//!   forwarding SIGTSTP, SIGTTIN or SIGTTOU it stops itself, and SIGCONT
+//!   resumes it and is forwarded (job control, as dumb-init);
 //! - every zombie is reaped, as PID 1 or, when not PID 1, as a child
 //!   subreaper; the main child's exit is noticed inside the reap loop, so
 //!   coalesced SIGCHLDs cannot hide it;
@@ -25,7 +27,7 @@
 use super::{exec_error, Command};
 use crate::env::EnvBlock;
 use crate::error::{Error, Result};
-use crate::sys::{self, Inherited, Prepared, Reaped, SpawnOptions};
+use crate::sys::{self, Inherited, Prepared, Reaped, SpawnError, SpawnOptions};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
@@ -58,6 +60,9 @@ const STOPS: [Signal; 4] = [
     Signal::SIGHUP,
     Signal::SIGQUIT,
 ];
+
+/// The job-control stops: forwarded, then agent-init stops itself.
+const JOB_STOPS: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU];
 
 /// How often agent-init looks whether a stopping group is empty yet.
 const GROUP_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -105,7 +110,13 @@ pub fn supervise(
     sys::scrub_environ(|_| true);
     sys::scrub_args(secret_arg_tails);
     sys::scrub_stack();
-    let child = child.map_err(|errno| exec_error(&cmd.name, errno))?;
+    let child = child.map_err(|e| match e {
+        SpawnError::Exec(errno) => exec_error(&cmd.name, errno),
+        SpawnError::Local(what, errno) => Error::Internal(format!(
+            "cannot start the command: {what} failed: {}",
+            errno.desc()
+        )),
+    })?;
     crate::debug!(
         "supervising {} (pid {child}), signals go to {}{}",
         cmd.name,
@@ -121,7 +132,6 @@ pub fn supervise(
         }
     );
     drop(cmd);
-    let _ = nix::unistd::chdir("/");
     sys::close_fds_above_stderr();
 
     // tini's rule: when the main child exits, agent-init exits, and the
@@ -160,6 +170,13 @@ pub fn supervise(
             Some(sig) => {
                 let reached_group = forward(child, sig, opts.signal_child_only, status.is_some());
                 stopping |= reached_group && is_stop(sig);
+                if JOB_STOPS.iter().any(|s| *s as i32 == sig) {
+                    // Job control (dumb-init): the shell that sent it waits
+                    // for agent-init to stop. SIGCONT then resumes it, and
+                    // reaches this loop to be forwarded like any other.
+                    // As PID 1 the kernel drops a stop sent to itself.
+                    sys::send_signal(nix::unistd::getpid().as_raw(), Signal::SIGSTOP as i32);
+                }
             }
         }
         if let Some(code) = status {

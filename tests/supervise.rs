@@ -1578,6 +1578,49 @@ fn the_aes256_key_schedule_of_the_scan_matches_fips_197() {
     );
 }
 
+/// The TLS secrets of the test server's sessions (its `SSLKEYLOGFILE`).
+#[derive(Debug, Default)]
+struct KeyLog(Mutex<Vec<(String, Vec<u8>)>>);
+
+impl rustls::KeyLog for KeyLog {
+    fn log(&self, label: &str, _client_random: &[u8], secret: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((label.to_string(), secret.to_vec()));
+    }
+}
+
+/// TLS 1.3's `HKDF-Expand-Label(secret, "key", "", 32)` with SHA-384: the
+/// AES-256-GCM key of a traffic secret of TLS13_AES_256_GCM_SHA384.
+fn tls13_aes256_key(secret: &[u8]) -> [u8; 32] {
+    struct Len;
+    impl ring::hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let label = b"tls13 key";
+    let info: [&[u8]; 4] = [&32u16.to_be_bytes(), &[label.len() as u8], label, &[0]];
+    let mut key = [0u8; 32];
+    ring::hkdf::Prk::new_less_safe(ring::hkdf::HKDF_SHA384, secret)
+        .expand(&info, Len)
+        .unwrap()
+        .fill(&mut key)
+        .unwrap();
+    key
+}
+
+/// Needles for one AES-256 key: the key, and every round key past it.
+fn aes256_needles(what: &str, key: &[u8; 32]) -> Vec<(String, Vec<u8>)> {
+    let schedule = aes256_key_schedule(key);
+    let mut out = vec![needle(&format!("{what} (raw)"), key)];
+    for (k, round) in schedule.chunks(16).enumerate().skip(2) {
+        out.push(needle(&format!("{what}'s AES round key {k}"), round));
+    }
+    out
+}
+
 /// Where the sealed bundle comes from in a memory scan.
 #[derive(Clone, Copy, Debug)]
 enum Source {
@@ -1600,6 +1643,8 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
         .flat_map(|c| [c; 2]);
     let ca = support::tls::Ca::new("memscan CA");
     let cert = ca.localhost();
+    let key_log = Arc::new(KeyLog::default());
+    let tls = cert.server_config_logging_keys(key_log.clone());
     for (mode, source) in cases {
         let dir = support::scratch("memscan");
         let m = marker();
@@ -1644,14 +1689,16 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
             Source::File => format!("file://{}", bundle.display()),
             Source::Http => format!("http://127.0.0.1:{}/v1/secrets", serve_forever(sealed)),
             Source::Https => {
-                let s =
-                    support::server::Server::start(&cert, vec![support::server::Reply::ok(sealed)]);
+                key_log.0.lock().unwrap().clear();
+                let s = support::server::Server::start_with_config(
+                    tls.clone(),
+                    vec![support::server::Reply::ok(sealed)],
+                );
                 let url = s.url();
                 server = Some(s);
                 url
             }
         };
-        let schedule = aes256_key_schedule(&seal);
 
         let mut values: Vec<(String, Vec<u8>)> = secrets
             .iter()
@@ -1666,13 +1713,10 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
             needle("KEY (raw)", &key_raw),
             needle("auth_key (raw)", &auth[..]),
             needle("auth_key (base64url)", b64u(&auth[..])),
-            needle("seal_key (raw)", &seal[..]),
             needle("seal_key (base64url)", b64u(&seal[..])),
         ]);
-        // Any stretch of the key schedule past the key itself.
-        for (k, round) in schedule.chunks(16).enumerate().skip(2) {
-            secret.push(needle(&format!("seal_key's AES round key {k}"), round));
-        }
+        // Any stretch of the key schedules past the keys themselves.
+        secret.extend(aes256_needles("seal_key", &seal));
 
         let argv_marker = format!("argv-marker-{}", marker());
         let argv = agent_argv(
@@ -1688,6 +1732,23 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
             cmd.env("AGENT_INIT_CA_FILE", ca.write_pem(&dir));
         }
         let mut agent = Agent::start(mode, cmd);
+        agent.wait_idle();
+        // The TLS session's secrets, and the AES keys and key schedules
+        // derived from its traffic secrets.
+        for (label, tls_secret) in key_log.0.lock().unwrap().iter() {
+            secret.push(needle(&format!("TLS {label}"), tls_secret));
+            if label.ends_with("TRAFFIC_SECRET") || label.ends_with("TRAFFIC_SECRET_0") {
+                let key = tls13_aes256_key(tls_secret);
+                secret.extend(aes256_needles(&format!("TLS {label} key"), &key));
+            }
+        }
+        if server.is_some() {
+            let labels = key_log.0.lock().unwrap().len();
+            assert!(
+                labels >= 4,
+                "{mode:?}: control: the TLS secrets were logged ({labels})"
+            );
+        }
         assert_memory_clean(&agent, &secret, &values, &argv_marker);
         agent.signal(Signal::SIGTERM as i32);
         assert_eq!(agent.wait().code(), Some(143), "{mode:?} {source:?} {url}");

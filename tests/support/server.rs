@@ -203,6 +203,11 @@ impl Server {
         Server::listen(Some(cert.server_config()), script)
     }
 
+    /// Starts a TLS server with its own `config` that answers with `script`.
+    pub fn start_with_config(config: Arc<rustls::ServerConfig>, script: Vec<Reply>) -> Server {
+        Server::listen(Some(config), script)
+    }
+
     /// Starts a plain-HTTP server (no TLS) that answers with `script`.
     pub fn start_plain(script: Vec<Reply>) -> Server {
         Server::listen(None, script)

@@ -101,4 +101,23 @@ impl ServerCert {
             .unwrap();
         Arc::new(config)
     }
+
+    /// As [`ServerCert::server_config`], offering only TLS 1.3 with
+    /// AES-256-GCM (so the session's keys are AES-256 key schedules a test
+    /// can compute) and handing every TLS secret to `log`.
+    pub fn server_config_logging_keys(
+        &self,
+        log: Arc<dyn rustls::KeyLog>,
+    ) -> Arc<rustls::ServerConfig> {
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384];
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .unwrap();
+        config.key_log = log;
+        Arc::new(config)
+    }
 }

@@ -199,6 +199,18 @@ pub fn route(path: &str) -> Result<Route<'_>, Reply> {
     Err(Reply::error(404, "no such path"))
 }
 
+/// A request whose head (method, path, headers) parsed: ready to run, or a
+/// PUT that still needs its body. The admin key is checked here, before any
+/// body is read, so a caller without it can make the service read nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    Ready(Op),
+    Put {
+        id: String,
+        precondition: Precondition,
+    },
+}
+
 /// Parses a request into an [`Op`], or the answer that refuses it.
 pub fn parse(
     method: &str,
@@ -207,6 +219,23 @@ pub fn parse(
     body: &[u8],
     admin: &AdminKey,
 ) -> Result<Op, Reply> {
+    match parse_head(method, path, headers, admin)? {
+        Head::Ready(op) => Ok(op),
+        Head::Put { id, precondition } => Ok(Op::Put {
+            request: put_body(body)?,
+            id,
+            precondition,
+        }),
+    }
+}
+
+/// Parses a request's head.
+pub fn parse_head(
+    method: &str,
+    path: &str,
+    headers: &Headers<'_>,
+    admin: &AdminKey,
+) -> Result<Head, Reply> {
     let route = route(path)?;
     let allowed = |allow: &str| {
         let mut r = Reply::error(405, format!("method not allowed; allowed: {allow}"));
@@ -222,11 +251,11 @@ pub fn parse(
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(parse_authorization)
             .ok_or_else(Reply::unauthorized)?;
-        return Ok(Op::Fetch {
+        return Ok(Head::Ready(Op::Fetch {
             id: b64u(&id),
             presented: sha256(&auth_key[..]),
             if_none_match: headers.if_none_match.map(etag_list).transpose()?,
-        });
+        }));
     }
     // The admin API: the key first, so a caller without it learns nothing,
     // not even whether an ID is well formed.
@@ -241,16 +270,15 @@ pub fn parse(
         return Err(Reply::unauthorized());
     }
     let id = match route {
-        Route::Tokens => return Ok(Op::List),
+        Route::Tokens => return Ok(Head::Ready(Op::List)),
         Route::Token(id) => check_id(id)?,
         Route::Bundle => unreachable!("answered above"),
     };
     match method {
-        "GET" => Ok(Op::Get { id }),
-        "DELETE" => Ok(Op::Delete { id }),
-        _ => Ok(Op::Put {
+        "GET" => Ok(Head::Ready(Op::Get { id })),
+        "DELETE" => Ok(Head::Ready(Op::Delete { id })),
+        _ => Ok(Head::Put {
             precondition: precondition(headers)?,
-            request: put_body(body)?,
             id,
         }),
     }

@@ -258,16 +258,27 @@ where
         .await;
 }
 
-/// One request: through the gate, parsed, run, logged.
+/// One request: head parsed (admin key checked), body read within its cap
+/// and deadline, then through the gate to the store; logged.
 pub async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
     let route_label = route_label(req.uri().path());
-    let reply = match state.gate.enter().await {
-        Err(retry_after) => {
-            Reply::unavailable(retry_after, "the service is at capacity; retry later")
+    let reply = match prepare(req, state).await {
+        Err(reply) => reply,
+        Ok(op) => {
+            let id = op.id().map(str::to_string);
+            let mut reply = match state.gate.enter().await {
+                Err(retry_after) => {
+                    Reply::unavailable(retry_after, "the service is at capacity; retry later")
+                }
+                Ok(_pass) => http::execute(op, &state.store).await,
+            };
+            if reply.id.is_none() {
+                reply.id = id;
+            }
+            reply
         }
-        Ok(_pass) => answer(req, state).await,
     };
     log(&format!(
         "{method} {route_label} id={} version={} -> {} {}ms",
@@ -289,50 +300,51 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
-async fn answer(req: Request<Incoming>, state: &State) -> Reply {
+async fn prepare(req: Request<Incoming>, state: &State) -> std::result::Result<http::Op, Reply> {
     let (parts, body) = req.into_parts();
-    let header = |name: &str| parts.headers.get(name).map(|v| v.as_bytes());
-    // A header sent twice is ambiguous; hyper keeps the first, which for
-    // these three headers is refused below rather than guessed at.
+    // A header sent twice is ambiguous: refused rather than guessed at.
     for name in ["authorization", "if-match", "if-none-match"] {
         if parts.headers.get_all(name).iter().count() > 1 {
-            return Reply::error(400, format!("the {name} header is given more than once"));
+            return Err(Reply::error(
+                400,
+                format!("the {name} header is given more than once"),
+            ));
         }
     }
+    let header = |name: &str| parts.headers.get(name).map(|v| v.as_bytes());
     let headers = Headers {
         authorization: header("authorization"),
         if_match: header("if-match"),
         if_none_match: header("if-none-match"),
     };
-    let path = parts.uri.path();
-    // Only a PUT of a token has a body worth reading; it is read within a
-    // size cap and a deadline.
-    let body = if parts.method == hyper::Method::PUT
-        && matches!(http::route(path), Ok(http::Route::Token(_)))
-    {
-        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, http::MAX_BODY).collect()).await
-        {
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return Reply::error(413, format!("the body is over {} bytes", http::MAX_BODY))
-            }
-            Ok(Err(_)) => return Reply::error(400, "the body could not be read"),
-            Err(_) => return Reply::error(408, "the body did not arrive in time"),
-        }
-    } else {
-        Bytes::new()
+    let head = http::parse_head(
+        parts.method.as_str(),
+        parts.uri.path(),
+        &headers,
+        &state.admin,
+    )?;
+    let (id, precondition) = match head {
+        http::Head::Ready(op) => return Ok(op),
+        http::Head::Put { id, precondition } => (id, precondition),
     };
-    match http::parse(parts.method.as_str(), path, &headers, &body, &state.admin) {
-        Ok(op) => {
-            let id = op.id().map(str::to_string);
-            let mut reply = http::execute(op, &state.store).await;
-            if reply.id.is_none() {
-                reply.id = id;
-            }
-            reply
+    // Only a PUT has a body worth reading: within a size cap and a deadline.
+    let limited = Limited::new(body, http::MAX_BODY).collect();
+    let body = match tokio::time::timeout(BODY_TIMEOUT, limited).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Reply::error(
+                413,
+                format!("the body is over {} bytes", http::MAX_BODY),
+            ))
         }
-        Err(reply) => reply,
-    }
+        Ok(Err(_)) => return Err(Reply::error(400, "the body could not be read")),
+        Err(_) => return Err(Reply::error(408, "the body did not arrive in time")),
+    };
+    Ok(http::Op::Put {
+        request: http::put_body(&body)?,
+        id,
+        precondition,
+    })
 }
 
 fn to_response(reply: Reply) -> Response<Full<Bytes>> {

@@ -291,6 +291,18 @@ impl Server {
 
     /// One request on a fresh connection.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// One request; an error when the connection fails (a killed server).
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Resp> {
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
@@ -304,13 +316,32 @@ impl Server {
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
-        self.raw(&bytes)
+        self.try_raw(&bytes)
+    }
+
+    /// One request with the admin key; an error when the connection fails.
+    pub fn try_admin(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Resp> {
+        let auth = format!("Bearer {}", self.admin_key);
+        let mut h: Vec<(&str, &str)> = vec![("Authorization", auth.as_str())];
+        h.extend_from_slice(headers);
+        self.try_request(method, path, &h, body)
     }
 
     /// Sends `bytes` as they are and reads the answer.
     pub fn raw(&self, bytes: &[u8]) -> Resp {
-        let tcp = TcpStream::connect(self.addr).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        self.try_raw(bytes)
+            .unwrap_or_else(|e| panic!("request: {e}"))
+    }
+
+    pub fn try_raw(&self, bytes: &[u8]) -> std::io::Result<Resp> {
+        let tcp = TcpStream::connect(self.addr)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
         match &self.tls {
             None => exchange(tcp, bytes),
             Some(t) => {
@@ -365,7 +396,7 @@ impl Resp {
     }
 }
 
-fn exchange<S: Read + Write>(mut s: S, bytes: &[u8]) -> Resp {
+fn exchange<S: Read + Write>(mut s: S, bytes: &[u8]) -> std::io::Result<Resp> {
     // A server may answer (413) and close before reading all of a large
     // body; the answer is still there to read.
     let _ = s.write_all(bytes).and_then(|_| s.flush());
@@ -376,15 +407,23 @@ fn exchange<S: Read + Write>(mut s: S, bytes: &[u8]) -> Resp {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             // A TLS peer that closes without close_notify, after a whole answer.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => break,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !buf.is_empty() => break,
-            Err(e) => panic!("reading the answer: {e}"),
+            Err(e) if complete(&buf) => {
+                let _ = e;
+                break;
+            }
+            Err(e) => return Err(e),
         }
         if complete(&buf) {
             break;
         }
     }
-    parse(&buf)
+    if !complete(&buf) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("no complete answer: {:?}", String::from_utf8_lossy(&buf)),
+        ));
+    }
+    Ok(parse(&buf))
 }
 
 fn head_end(buf: &[u8]) -> Option<usize> {

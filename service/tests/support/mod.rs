@@ -543,11 +543,28 @@ pub fn read_memory(pid: i32) -> Vec<(String, u64, Vec<u8>)> {
     out
 }
 
-/// Which of `needles` (label, bytes) occur in `haystack`.
+/// Which of `needles` (label, bytes of at least 8) occur in `haystack`.
+/// One pass whatever the number of needles: a table of the needles' first
+/// two bytes picks the positions worth comparing.
 pub fn occurrences(haystack: &[u8], needles: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut first = vec![Vec::new(); 1 << 16];
+    for (k, (label, n)) in needles.iter().enumerate() {
+        assert!(n.len() >= 8, "{label}: needle too short to be distinctive");
+        first[usize::from(u16::from_le_bytes([n[0], n[1]]))].push(k);
+    }
+    let mut hit = vec![false; needles.len()];
+    for i in 0..haystack.len().saturating_sub(1) {
+        let candidates = &first[usize::from(u16::from_le_bytes([haystack[i], haystack[i + 1]]))];
+        for &k in candidates {
+            if haystack[i..].starts_with(&needles[k].1) {
+                hit[k] = true;
+            }
+        }
+    }
     needles
         .iter()
-        .filter(|(_, n)| haystack.windows(n.len()).any(|w| w == n.as_slice()))
-        .map(|(l, _)| l.clone())
+        .zip(hit)
+        .filter(|(_, h)| *h)
+        .map(|((l, _), _)| l.clone())
         .collect()
 }

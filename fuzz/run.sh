@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(token bundle_open secrets_parse sealed_plaintext merge retry_after dotenv config_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(token bundle_open secrets_parse sealed_plaintext merge retry_after dotenv config_parse service_request)
 mkdir -p logs
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
@@ -17,7 +17,7 @@ for t in "${targets[@]}"; do
   [ -d "seeds/$t" ] && seeds=("seeds/$t")
   dict=()
   case $t in
-    bundle_open|secrets_parse|sealed_plaintext) dict=(-dict=dict/json.dict) ;;
+    bundle_open|secrets_parse|sealed_plaintext|service_request) dict=(-dict=dict/json.dict) ;;
     dotenv) dict=(-dict=dict/dotenv.dict) ;;
     config_parse) dict=(-dict=dict/args.dict) ;;
   esac

@@ -39,6 +39,13 @@ command -v node >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninte
   pnpm --silent build
 )
 
+# PostgreSQL for the agent-secrets suites (service/tests): Debian's package,
+# and a throwaway cluster for this run on a loopback port, stopped on exit.
+ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 \
+  || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+eval "$(bash scripts/postgres-test.sh start)"
+trap 'bash scripts/postgres-test.sh stop "$AGENT_SECRETS_TEST_POSTGRES_DIR"' EXIT
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

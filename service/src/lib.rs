@@ -13,6 +13,21 @@
 //!      → cli   (create | update-secrets | secrets | list | revoke)
 //! api: the §10 JSON both halves speak
 //! ```
+//!
+//! Dependencies, each for its job: tokio (runtime), hyper 1 with
+//! hyper-util (HTTP/1.1 server, with header deadlines and size caps),
+//! rustls with ring through tokio-rustls (TLS, the same crypto provider as
+//! agent-init), sqlx with only its `sqlite`, `postgres` and `runtime-tokio`
+//! features (one async crate speaking both databases with the same SQL; see
+//! [`serve::store`] for why not rusqlite), serde/serde_json, ring (SHA-256,
+//! random), subtle (constant-time comparison: ring's is deprecated for
+//! outside use), zeroize.
+//!
+//! The release form of the service is `cargo build --profile service -p
+//! agent-secrets` (the root Cargo.toml: optimized for speed, unwinding, so
+//! a panic ends one connection's task, not the service). It builds for the
+//! same explicit target with `crt-static` as agent-init
+//! (.cargo/config.toml), so it too is one static executable.
 
 pub mod api;
 pub mod args;

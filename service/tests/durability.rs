@@ -98,6 +98,10 @@ fn two_replicas_on_one_postgres_have_exactly_one_winner_per_version() {
     exactly_one_winner_per_version(&[a, b], 8, 15);
 }
 
+/// Per token: the last version acknowledged, and the nonce sent for each
+/// version tried.
+type Progress = (i64, HashMap<i64, String>);
+
 /// Writers update their own tokens as fast as they can while the server is
 /// killed with SIGKILL; after a restart every token holds the last version
 /// acknowledged to its writer (or the one in flight when the server died),
@@ -107,8 +111,7 @@ fn acknowledged_puts_survive_kill_9(db: Db, name: &str) {
     let dir = scratch(name);
     let server = Arc::new(Server::start(&dir, &Options::on(db, &dir)));
     let tokens: Vec<Arc<TestToken>> = (0..6).map(|_| Arc::new(TestToken::new())).collect();
-    // token ID -> (last acknowledged version, nonce sent for each version)
-    let state: Arc<Mutex<HashMap<String, (i64, HashMap<i64, String>)>>> = Arc::default();
+    let state: Arc<Mutex<HashMap<String, Progress>>> = Arc::default();
     let handles: Vec<_> = tokens
         .iter()
         .map(|t| {

@@ -237,7 +237,12 @@ async fn run(cfg: Config) -> Result<i32> {
             }
         });
     }
-    log("stopping");
+    // Stop accepting; let requests in flight finish (idle connections close
+    // at the header deadline), for a rolling restart that loses nothing.
+    log("stopping: draining open connections");
+    let all = MAX_CONNECTIONS as u32;
+    let _ = tokio::time::timeout(HEADER_TIMEOUT, connections.acquire_many(all)).await;
+    log("stopped");
     Ok(0)
 }
 

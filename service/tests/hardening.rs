@@ -19,7 +19,9 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
     let dir = scratch(name);
     let server = Server::start(&dir, &Options::on(db.clone(), &dir));
     let t = TestToken::new();
-    let values: Vec<String> = (0..4).map(|i| format!("value{i}-{}", b64u(&random::<18>()))).collect();
+    let values: Vec<String> = (0..4)
+        .map(|i| format!("value{i}-{}", b64u(&random::<18>())))
+        .collect();
     let plaintext = |vals: &[String]| {
         let secrets: Vec<Value> = vals
             .iter()
@@ -29,13 +31,28 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
         serde_json::json!({"secrets": secrets}).to_string()
     };
     let path = format!("/v1/tokens/{}", t.id);
-    let created = server.admin("PUT", &path, &[("If-None-Match", "*")], &t.put_body(&plaintext(&values[..2]), &["S0", "S1"]));
+    let created = server.admin(
+        "PUT",
+        &path,
+        &[("If-None-Match", "*")],
+        &t.put_body(&plaintext(&values[..2]), &["S0", "S1"]),
+    );
     assert_eq!(created.status, 201);
     let etag = created.json()["etag"].as_str().unwrap().to_string();
-    let updated = server.admin("PUT", &path, &[("If-Match", &etag)], &t.put_body(&plaintext(&values), &["S0", "S1", "S2", "S3"]));
+    let updated = server.admin(
+        "PUT",
+        &path,
+        &[("If-Match", &etag)],
+        &t.put_body(&plaintext(&values), &["S0", "S1", "S2", "S3"]),
+    );
     assert_eq!(updated.status, 200);
     for _ in 0..3 {
-        let f = server.request("GET", "/v1/bundle", &[("Authorization", &t.authorization())], b"");
+        let f = server.request(
+            "GET",
+            "/v1/bundle",
+            &[("Authorization", &t.authorization())],
+            b"",
+        );
         assert_eq!(f.status, 200);
         // The bundle really holds the values the scan looks for.
         let plain = agent_init::bundle::open(&t.token, &f.body).unwrap();
@@ -44,7 +61,14 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
     assert_eq!(server.admin("GET", &path, &[], b"").status, 200);
     assert_eq!(server.admin("GET", "/v1/tokens", &[], b"").status, 200);
 
-    let key = t.token.encode().expose().rsplit('.').next().unwrap().to_string();
+    let key = t
+        .token
+        .encode()
+        .expose()
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .to_string();
     let key_bytes = agent_init::token::b64u_decode(&key).unwrap();
     let seal_key = t.token.seal_key();
     let mut needles: Vec<(String, Vec<u8>)> = vec![
@@ -59,7 +83,10 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
 
     // Memory first, while the server runs.
     let memory = read_memory(server.pid());
-    assert!(memory.iter().map(|(_, _, b)| b.len()).sum::<usize>() > 1 << 20, "the scan read the heap");
+    assert!(
+        memory.iter().map(|(_, _, b)| b.len()).sum::<usize>() > 1 << 20,
+        "the scan read the heap"
+    );
     let mut found = Vec::new();
     for (region, _, bytes) in &memory {
         for hit in occurrences(bytes, &needles) {
@@ -70,7 +97,9 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
     // Control: the scan finds what is there (the token's auth header
     // reached the server, and its ID is in the rows).
     let id_needle = vec![("ID".to_string(), t.id.clone().into_bytes())];
-    assert!(memory.iter().any(|(_, _, b)| !occurrences(b, &id_needle).is_empty()));
+    assert!(memory
+        .iter()
+        .any(|(_, _, b)| !occurrences(b, &id_needle).is_empty()));
 
     // Database files.
     let mut files = Vec::new();
@@ -85,7 +114,9 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
     assert!(!files.is_empty());
     let mut stored_id = false;
     for f in &files {
-        let Ok(bytes) = std::fs::read(f) else { continue };
+        let Ok(bytes) = std::fs::read(f) else {
+            continue;
+        };
         let hits = occurrences(&bytes, &needles);
         assert!(hits.is_empty(), "{} holds {hits:?}", f.display());
         stored_id |= !occurrences(&bytes, &id_needle).is_empty();
@@ -97,13 +128,21 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
     assert!(log.contains(&t.id));
     let mut log_needles = needles.clone();
     log_needles.push(("admin key".into(), server.admin_key.clone().into_bytes()));
-    log_needles.push(("auth_key".into(), b64u(&t.token.auth_key()[..]).into_bytes()));
-    assert_eq!(occurrences(log.as_bytes(), &log_needles), Vec::<String>::new());
+    log_needles.push((
+        "auth_key".into(),
+        b64u(&t.token.auth_key()[..]).into_bytes(),
+    ));
+    assert_eq!(
+        occurrences(log.as_bytes(), &log_needles),
+        Vec::<String>::new()
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -136,17 +175,31 @@ fn tls_with_a_test_ca_serves_the_fetch_and_the_admin_api() {
     let t = TestToken::new();
     let path = format!("/v1/tokens/{}", t.id);
     let body = t.put_body(r#"{"secrets":[{"name":"A","value":"a"}]}"#, &["A"]);
-    assert_eq!(server.admin("PUT", &path, &[("If-None-Match", "*")], &body).status, 201);
-    let f = server.request("GET", "/v1/bundle", &[("Authorization", &t.authorization())], b"");
+    assert_eq!(
+        server
+            .admin("PUT", &path, &[("If-None-Match", "*")], &body)
+            .status,
+        201
+    );
+    let f = server.request(
+        "GET",
+        "/v1/bundle",
+        &[("Authorization", &t.authorization())],
+        b"",
+    );
     assert_eq!(f.status, 200);
     assert!(agent_init::bundle::open(&t.token, &f.body).is_ok());
     // Plain HTTP to the TLS port gets no HTTP answer.
     let mut tcp = TcpStream::connect(server.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    tcp.write_all(b"GET /v1/tokens HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    tcp.write_all(b"GET /v1/tokens HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = Vec::new();
     let _ = tcp.read_to_end(&mut buf);
-    assert!(!buf.starts_with(b"HTTP/"), "plain HTTP was served on the TLS port");
+    assert!(
+        !buf.starts_with(b"HTTP/"),
+        "plain HTTP was served on the TLS port"
+    );
 }
 
 #[test]
@@ -156,7 +209,14 @@ fn plain_http_off_loopback_and_a_half_tls_configuration_are_refused_with_78() {
         vec!["--listen", "0.0.0.0:0"],
         vec!["--listen", "[::]:0"],
         vec!["--tls-cert", "/nonexistent.pem"],
-        vec!["--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.pem"],
+        vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.pem",
+        ],
         vec!["--database", "mysql://localhost/x"],
     ] {
         let out = std::process::Command::new(bin())
@@ -165,7 +225,12 @@ fn plain_http_off_loopback_and_a_half_tls_configuration_are_refused_with_78() {
             .args(&args)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("listening"), "{args:?}: {err}");
     }
@@ -186,7 +251,10 @@ fn a_new_admin_key_is_private_and_never_printed() {
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let log = server.log_text();
-    assert!(log.contains(&key_file.display().to_string()), "the log says where the key is");
+    assert!(
+        log.contains(&key_file.display().to_string()),
+        "the log says where the key is"
+    );
     assert!(!log.contains(&server.admin_key));
     assert!(server.admin_key.len() >= 43);
 }
@@ -197,7 +265,8 @@ fn slow_clients_are_cut_off_while_others_are_served() {
     let server = Server::start(&dir, &Options::sqlite());
     // Headers that never finish, and a PUT body that never arrives.
     let mut head = TcpStream::connect(server.addr).unwrap();
-    head.write_all(b"GET /v1/tokens HTTP/1.1\r\nHost: x\r\n").unwrap();
+    head.write_all(b"GET /v1/tokens HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let mut body = TcpStream::connect(server.addr).unwrap();
     let t = TestToken::new();
     body.write_all(
@@ -214,13 +283,24 @@ fn slow_clients_are_cut_off_while_others_are_served() {
     for _ in 0..5 {
         assert_eq!(server.admin("GET", "/v1/tokens", &[], b"").status, 200);
     }
-    for (what, s) in [("headers", &mut head), ("idle", &mut idle), ("body", &mut body)] {
+    for (what, s) in [
+        ("headers", &mut head),
+        ("idle", &mut idle),
+        ("body", &mut body),
+    ] {
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
         let text = String::from_utf8_lossy(&buf);
-        assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{what}: {text}");
-        assert!(started.elapsed() < Duration::from_secs(45), "{what} held for {:?}", started.elapsed());
+        assert!(
+            buf.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{what}: {text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "{what} held for {:?}",
+            started.elapsed()
+        );
     }
     assert_eq!(server.admin("GET", "/v1/tokens", &[], b"").status, 200);
 }
@@ -229,11 +309,21 @@ fn slow_clients_are_cut_off_while_others_are_served() {
 fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
     let dir = scratch("queue");
     let mut opts = Options::sqlite();
-    opts.extra = vec!["--concurrency".into(), "1".into(), "--queue".into(), "2".into()];
+    opts.extra = vec![
+        "--concurrency".into(),
+        "1".into(),
+        "--queue".into(),
+        "2".into(),
+    ];
     let server = Arc::new(Server::start(&dir, &opts));
     let t = Arc::new(TestToken::new());
     let body = t.put_body(r#"{"secrets":[]}"#, &[]);
-    assert_eq!(server.admin("PUT", &format!("/v1/tokens/{}", t.id), &[], &body).status, 201);
+    assert_eq!(
+        server
+            .admin("PUT", &format!("/v1/tokens/{}", t.id), &[], &body)
+            .status,
+        201
+    );
     let mut shed = 0;
     for _burst in 0..20 {
         let n = 48;
@@ -243,7 +333,12 @@ fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
                 let (s, t, b) = (server.clone(), t.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     b.wait();
-                    s.request("GET", "/v1/bundle", &[("Authorization", &t.authorization())], b"")
+                    s.request(
+                        "GET",
+                        "/v1/bundle",
+                        &[("Authorization", &t.authorization())],
+                        b"",
+                    )
                 })
             })
             .collect();
@@ -253,7 +348,11 @@ fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
                 200 => {}
                 503 => {
                     shed += 1;
-                    let after: u64 = r.header("retry-after").expect("a 503 says when").parse().unwrap();
+                    let after: u64 = r
+                        .header("retry-after")
+                        .expect("a 503 says when")
+                        .parse()
+                        .unwrap();
                     assert!((1..=60).contains(&after), "Retry-After {after}");
                 }
                 s => panic!("status {s}"),
@@ -263,7 +362,10 @@ fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
             break;
         }
     }
-    assert!(shed > 0, "48 simultaneous requests never overflowed a queue of 2");
+    assert!(
+        shed > 0,
+        "48 simultaneous requests never overflowed a queue of 2"
+    );
     let log = server.log_text();
     assert!(log.contains("-> 503"));
 }
@@ -282,7 +384,10 @@ fn no_request_shape_crashes_the_service() {
         )
         .into_bytes()
     };
-    let big_header = format!("GET /v1/tokens HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(64 << 10));
+    let big_header = format!(
+        "GET /v1/tokens HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "a".repeat(64 << 10)
+    );
     let shapes: Vec<Vec<u8>> = vec![
         b"\r\n\r\n".to_vec(),
         b"GARBAGE\r\n\r\n".to_vec(),
@@ -318,5 +423,8 @@ fn no_request_shape_crashes_the_service() {
     // Still up, still right.
     assert_eq!(server.admin("GET", "/v1/tokens", &[], b"").status, 200);
     let mut server = server;
-    assert!(server.child.try_wait().unwrap().is_none(), "the service is still running");
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the service is still running"
+    );
 }

@@ -150,6 +150,7 @@ fn environment(c: &mut Criterion) {
             .map(|i| Secret {
                 name: format!("BENCH_SECRET_{i:04}"),
                 value: SecretString::new(text(i + 1, 64)),
+                created_at: Some("2026-01-01T00:00:00Z".into()),
                 updated_at: Some("2026-01-01T00:00:00Z".into()),
             })
             .collect(),
@@ -158,6 +159,7 @@ fn environment(c: &mut Criterion) {
             api_key: Some(SecretString::new("APIkey".into())),
             api_secret: Some(SecretString::new("s3cret".into())),
         },
+        files: Vec::new(),
     };
     let files: agent_init::env::FileVars = vec![(
         ".env".into(),

@@ -312,11 +312,13 @@ mod tests {
                 Secret {
                     name: "SHARED".into(),
                     value: SecretString::new("from-bundle".into()),
+                    created_at: None,
                     updated_at: None,
                 },
                 Secret {
                     name: "ONLY_BUNDLE".into(),
                     value: SecretString::new("b".into()),
+                    created_at: None,
                     updated_at: None,
                 },
             ],
@@ -325,6 +327,7 @@ mod tests {
                 api_key: None,
                 api_secret: None,
             },
+            ..Secrets::default()
         };
         let env = Environment::production(
             inh(&[

@@ -21,6 +21,7 @@ pub mod dotenv;
 pub mod env;
 pub mod error;
 pub mod health;
+pub mod inputs;
 pub mod launch;
 #[macro_use]
 pub mod log;
@@ -30,6 +31,7 @@ pub mod sensitive;
 pub mod source;
 pub mod sys;
 pub mod token;
+pub mod update;
 
 use config::{Action, Config};
 use env::Environment;

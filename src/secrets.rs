@@ -1,31 +1,82 @@
-//! The plaintext of a bundle (PROTOCOL.md §6) and the rules every secret obeys.
+//! The plaintext of a bundle (PROTOCOL.md §6, §6.1) and the rules every secret obeys.
 //!
-//! After [`parse`] returns, every secret has a name of 1 to 70 ASCII letters,
-//! digits and `_`, a value of at most 16 KiB without NUL, no name appears
-//! twice, and none is `LIVEKIT_URL`, `LIVEKIT_API_KEY` or `LIVEKIT_API_SECRET`
-//! (those are dropped with a warning: the platform's value stands). The same
-//! name and value rules apply to dotenv files and `--secrets` flags through
-//! [`check_name`] and [`check_value`]. Refusals name the secret (or, for a
-//! name that breaks the rules, its position), never a value.
+//! After [`parse`] returns, the plaintext was UTF-8 JSON of the §6 shape and:
+//!
+//! - every secret's kind was absent, `"env"` or `"file"` (any other kind
+//!   refuses the whole bundle: a kind is never guessed at);
+//! - every env secret ([`Secret`]) has a name of 1 to 70 ASCII letters,
+//!   digits and `_` and a value of at most 16 KiB without NUL, and none is
+//!   `LIVEKIT_URL`, `LIVEKIT_API_KEY` or `LIVEKIT_API_SECRET` (those are
+//!   dropped with a warning: the platform's value stands);
+//! - every file secret ([`FileSecret`]) has a file name of 1 to 70 ASCII
+//!   letters, digits, `.`, `_` and `-` not starting with `.`, content of at
+//!   most 1 MiB decoded from strict base64url into a zeroizing buffer, and an
+//!   `env`, when it has one, that obeys the env name rules, is no `LIVEKIT_*`
+//!   name and no name §7 never passes on;
+//! - no name appears twice (whatever the kinds), and no file's `env` is
+//!   another secret's name or another file's `env`.
+//!
+//! [`check`] applies the same whole-list rules to a [`Secrets`] built in
+//! memory (the update merge does), [`to_plaintext`] writes the §6 JSON back,
+//! and [`manifest`] is the clear-text listing of PROTOCOL.md §10: names,
+//! kinds, `env` and dates, never a value. The same name and value rules apply
+//! to dotenv files and `--secrets` flags through [`check_name`] and
+//! [`check_value`]. Refusals name the secret (or, for a name that breaks the
+//! rules, its position), never a value. Nothing here does I/O.
 
 use crate::error::{Error, Result};
-use crate::sensitive::SecretString;
-use serde::Deserialize;
+use crate::sensitive::{SecretBytes, SecretString};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// Longest secret name, in characters.
 pub const MAX_NAME: usize = 70;
 /// Largest secret value, in bytes of UTF-8.
 pub const MAX_VALUE: usize = 16 * 1024;
+/// Largest content of a file secret, in bytes (§6.1).
+pub const MAX_FILE: usize = 1 << 20;
 /// The three variables the platform provides.
 pub const LIVEKIT_NAMES: [&str; 3] = ["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"];
 
-/// One secret from the bundle.
+/// What a secret becomes for the command (§6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An environment variable (`"kind"` absent or `"env"`).
+    Env,
+    /// A file, whose path an optional variable receives.
+    File,
+}
+
+impl Kind {
+    /// The `"kind"` string of §6.1.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Env => "env",
+            Kind::File => "file",
+        }
+    }
+}
+
+/// One env secret from the bundle.
 #[derive(Debug, Clone)]
 pub struct Secret {
     pub name: String,
     pub value: SecretString,
-    /// RFC 3339 timestamp, shown by `--list`; never needed to run.
+    /// RFC 3339 timestamps (§6.2), shown by listings; never needed to run.
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// One file secret from the bundle (§6.1).
+#[derive(Debug, Clone)]
+pub struct FileSecret {
+    /// The file's name in the secrets directory.
+    pub name: String,
+    /// The decoded content, exactly the bytes the file holds.
+    pub content: SecretBytes,
+    /// The variable that receives the file's absolute path.
+    pub env: Option<String>,
+    pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
@@ -48,12 +99,24 @@ impl LiveKit {
         .into_iter()
         .filter_map(|(n, v)| v.map(|v| (n, v)))
     }
+
+    /// The member for `name` (one of [`LIVEKIT_NAMES`]).
+    pub fn slot(&mut self, name: &str) -> Option<&mut Option<SecretString>> {
+        match LIVEKIT_NAMES.iter().position(|n| *n == name)? {
+            0 => Some(&mut self.url),
+            1 => Some(&mut self.api_key),
+            _ => Some(&mut self.api_secret),
+        }
+    }
 }
 
 /// An opened, checked bundle plaintext.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
+    /// Env secrets, in bundle order.
     pub secrets: Vec<Secret>,
+    /// File secrets, in bundle order.
+    pub files: Vec<FileSecret>,
     pub livekit: LiveKit,
 }
 
@@ -69,7 +132,45 @@ struct RawSecret {
     name: String,
     value: String,
     #[serde(default)]
+    kind: RawKind,
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
     updated_at: Option<String>,
+}
+
+/// `"kind"` as read: a known kind, or another string, which refuses the
+/// bundle by the secret's name. A kind that is not a string at all breaks the
+/// shape of §6 and is refused by its position (a string-only visitor keeps
+/// serde_json's number parser out of the binary).
+#[derive(Default)]
+enum RawKind {
+    #[default]
+    Env,
+    File,
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for RawKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RawKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a kind")
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<RawKind, E> {
+                Ok(match s {
+                    "env" => RawKind::Env,
+                    "file" => RawKind::File,
+                    _ => RawKind::Unknown,
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,17 +183,35 @@ struct RawLiveKit {
     api_secret: Option<String>,
 }
 
-/// Why a name breaks §6, or `None` if it obeys. Never quotes the name.
+/// Why a name breaks §6, or `Ok` if it obeys. Never quotes the name.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    check_chars(name, |c| c.is_ascii_alphanumeric() || c == '_', "_")
+}
+
+/// Why a file secret's name breaks §6.1, or `Ok` if it obeys. Never quotes the name.
+pub fn check_file_name(name: &str) -> std::result::Result<(), String> {
+    check_chars(
+        name,
+        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
+        "., _ and -",
+    )?;
+    if name.starts_with('.') {
+        return Err("file name starts with a dot".into());
+    }
+    Ok(())
+}
+
+fn check_chars(
+    name: &str,
+    allowed: impl Fn(char) -> bool,
+    extra: &str,
+) -> std::result::Result<(), String> {
     if name.is_empty() {
         return Err("name is empty".into());
     }
-    if let Some((pos, _)) = name
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
-    {
+    if let Some((pos, _)) = name.char_indices().find(|(_, c)| !allowed(*c)) {
         return Err(format!(
-            "name has a character other than ASCII letters, digits and _ at byte {}",
+            "name has a character other than ASCII letters, digits and {extra} at byte {}",
             pos + 1
         ));
     }
@@ -105,7 +224,7 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Why a value breaks §6, or `None` if it obeys.
+/// Why a value breaks §6, or `Ok` if it obeys.
 pub fn check_value(value: &str) -> std::result::Result<(), String> {
     if value.len() > MAX_VALUE {
         return Err(format!(
@@ -115,6 +234,31 @@ pub fn check_value(value: &str) -> std::result::Result<(), String> {
     }
     if value.as_bytes().contains(&0) {
         return Err("value contains a NUL byte, which an environment cannot carry".into());
+    }
+    Ok(())
+}
+
+/// Why a file's content breaks §6.1 (its size), or `Ok`.
+pub fn check_file_content(len: usize) -> std::result::Result<(), String> {
+    if len > MAX_FILE {
+        return Err(format!(
+            "content is {len} bytes, over the limit of {MAX_FILE} (1 MiB)"
+        ));
+    }
+    Ok(())
+}
+
+/// Why a file secret's `env` breaks §6.1, or `Ok`. Quotes the variable's
+/// name only once it obeys the name rules.
+pub fn check_file_env(env: &str) -> std::result::Result<(), String> {
+    check_name(env).map_err(|why| format!("env {why}"))?;
+    if LIVEKIT_NAMES.contains(&env) {
+        return Err(format!(
+            "env {env} is a platform variable, which a file cannot replace"
+        ));
+    }
+    if crate::env::is_stripped(std::ffi::OsStr::new(env)) {
+        return Err(format!("env {env} is a name agent-init never passes on"));
     }
     Ok(())
 }
@@ -129,6 +273,10 @@ fn describe(index: usize, name: &str) -> String {
     }
 }
 
+fn refuse(who: &str, why: &str) -> Error {
+    Error::Refused(format!("bundle refused: {who}: {why}"))
+}
+
 /// Parses and checks a bundle plaintext.
 pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
     // serde_json checks UTF-8 only in the strings it keeps; §6 says the whole
@@ -141,7 +289,7 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
     })?;
     let raw: RawPlain = serde_json::from_str(text).map_err(|e| {
         let what = if e.is_data() {
-            "does not have the expected shape (\"secrets\" is a list of {name, value})"
+            "does not have the expected shape (\"secrets\" is a list of {name, value, kind?, env?} with string members)"
         } else {
             "is not valid UTF-8 JSON"
         };
@@ -151,69 +299,277 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
             e.column()
         ))
     })?;
-    let mut seen = HashSet::with_capacity(raw.secrets.len());
-    let mut secrets = Vec::with_capacity(raw.secrets.len());
+    let mut out = Secrets::default();
     for (i, s) in raw.secrets.into_iter().enumerate() {
         let value = SecretString::new(s.value);
-        if let Err(why) = check_name(&s.name) {
-            return Err(Error::Refused(format!(
-                "bundle refused: {}: {why}",
-                describe(i, &s.name)
-            )));
+        let (created_at, updated_at) = (date(s.created_at), date(s.updated_at));
+        match s.kind {
+            RawKind::Unknown => {
+                return Err(refuse(
+                    &describe(i, &s.name),
+                    "kind is neither \"env\" nor \"file\"; a secret of an unknown kind is never guessed at",
+                ))
+            }
+            RawKind::Env => {
+                check_name(&s.name).map_err(|why| refuse(&describe(i, &s.name), &why))?;
+                check_value(value.expose()).map_err(|why| refuse(&s.name, &why))?;
+                out.secrets.push(Secret {
+                    name: s.name,
+                    value,
+                    created_at,
+                    updated_at,
+                });
+            }
+            RawKind::File => {
+                check_file_name(&s.name).map_err(|why| refuse(&describe(i, &s.name), &why))?;
+                // Checked before decoding, so an oversized value costs no allocation.
+                if value.len() > MAX_FILE.div_ceil(3) * 4 {
+                    return Err(refuse(
+                        &s.name,
+                        &format!("content is over the limit of {MAX_FILE} bytes (1 MiB)"),
+                    ));
+                }
+                let content = SecretBytes::new(
+                    crate::token::b64u_decode(value.expose())
+                        .ok_or_else(|| refuse(&s.name, "value is not base64url (§1)"))?,
+                );
+                drop(value);
+                check_file_content(content.len()).map_err(|why| refuse(&s.name, &why))?;
+                out.files.push(FileSecret {
+                    name: s.name,
+                    content,
+                    env: s.env,
+                    created_at,
+                    updated_at,
+                });
+            }
         }
-        if let Err(why) = check_value(value.expose()) {
-            return Err(Error::Refused(format!("bundle refused: {}: {why}", s.name)));
-        }
-        if !seen.insert(s.name.clone()) {
-            return Err(Error::Refused(format!(
-                "bundle refused: {} appears more than once",
-                s.name
-            )));
-        }
-        if LIVEKIT_NAMES.contains(&s.name.as_str()) {
+    }
+    check(&out)?;
+    // Dropped only once the whole list passed: the warning is for a bundle that is used.
+    out.secrets.retain(|s| {
+        let platform = LIVEKIT_NAMES.contains(&s.name.as_str());
+        if platform {
             crate::warn!(
                 "bundle secret {} ignored: the platform provides it and its value stands",
                 s.name
             );
-            continue;
-        }
-        if crate::env::is_stripped(std::ffi::OsStr::new(&s.name)) {
+        } else if crate::env::is_stripped(std::ffi::OsStr::new(&s.name)) {
             // Kept in the list (the merge drops it, §7), but never silently.
             crate::warn!(
                 "bundle secret {} will not reach the command: agent-init never passes that name on",
                 s.name
             );
         }
-        let updated_at = s.updated_at.filter(|t| looks_like_rfc3339(t));
-        secrets.push(Secret {
-            name: s.name,
-            value,
-            updated_at,
-        });
-    }
+        !platform
+    });
     let lk = raw.livekit.unwrap_or(RawLiveKit {
         url: None,
         api_key: None,
         api_secret: None,
     });
-    let livekit = LiveKit {
+    out.livekit = LiveKit {
         url: lk.url.map(SecretString::new),
         api_key: lk.api_key.map(SecretString::new),
         api_secret: lk.api_secret.map(SecretString::new),
     };
-    for (name, v) in livekit.vars() {
+    for (name, v) in out.livekit.vars() {
         if v.expose().as_bytes().contains(&0) {
             return Err(Error::Refused(format!(
                 "bundle refused: livekit value for {name} contains a NUL byte"
             )));
         }
     }
-    Ok(Secrets { secrets, livekit })
+    Ok(out)
+}
+
+/// Checks every rule of §6 and §6.1 on `s`: each secret's own rules, then the
+/// rules across the list (no name twice, no `env` that collides). [`parse`]
+/// ends with it; anything that builds a [`Secrets`] calls it before sealing.
+pub fn check(s: &Secrets) -> Result<()> {
+    let mut names: HashSet<&str> = HashSet::with_capacity(s.secrets.len() + s.files.len());
+    let twice =
+        |name: &str| Error::Refused(format!("bundle refused: {name} appears more than once"));
+    for x in &s.secrets {
+        check_name(&x.name).map_err(|why| refuse("an env secret", &why))?;
+        check_value(x.value.expose()).map_err(|why| refuse(&x.name, &why))?;
+        if !names.insert(&x.name) {
+            return Err(twice(&x.name));
+        }
+    }
+    for f in &s.files {
+        check_file_name(&f.name).map_err(|why| refuse("a file secret", &why))?;
+        check_file_content(f.content.len()).map_err(|why| refuse(&f.name, &why))?;
+        if let Some(env) = &f.env {
+            check_file_env(env).map_err(|why| refuse(&f.name, &why))?;
+        }
+        if !names.insert(&f.name) {
+            return Err(twice(&f.name));
+        }
+    }
+    let mut envs: HashSet<&str> = HashSet::with_capacity(s.files.len());
+    for f in &s.files {
+        let Some(env) = f.env.as_deref() else {
+            continue;
+        };
+        if names.contains(env) {
+            return Err(refuse(
+                &f.name,
+                &format!("env {env} is also the name of a secret"),
+            ));
+        }
+        if !envs.insert(env) {
+            return Err(refuse(
+                &f.name,
+                &format!("env {env} is also another file's env"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A timestamp kept for listings; one that is not RFC 3339 is left out.
+fn date(t: Option<String>) -> Option<String> {
+    t.filter(|t| looks_like_rfc3339(t))
+}
+
+/// One secret of the plaintext, borrowing its value.
+#[derive(Serialize)]
+struct PlainSecret<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    value: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    env: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PlainLiveKit<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_secret: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Plain<'a> {
+    secrets: Vec<PlainSecret<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    livekit: Option<PlainLiveKit<'a>>,
+}
+
+/// Counts bytes, to size a buffer before writing into it.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The §6 plaintext of `s`: env secrets (no `"kind"`, as before §6.1), then
+/// file secrets (`"kind": "file"`, content in base64url), then the `livekit`
+/// member when it has one. The same `Secrets` always gives the same bytes,
+/// written once into a zeroizing buffer of the exact size. It does not
+/// [`check`] `s`: opening the result does.
+pub fn to_plaintext(s: &Secrets) -> SecretBytes {
+    let encoded: Vec<SecretString> = s
+        .files
+        .iter()
+        .map(|f| SecretString::new(crate::token::b64u(f.content.expose())))
+        .collect();
+    let mut secrets: Vec<PlainSecret<'_>> = s
+        .secrets
+        .iter()
+        .map(|x| PlainSecret {
+            name: &x.name,
+            kind: None,
+            value: x.value.expose(),
+            env: None,
+            created_at: x.created_at.as_deref(),
+            updated_at: x.updated_at.as_deref(),
+        })
+        .collect();
+    secrets.extend(s.files.iter().zip(&encoded).map(|(f, v)| PlainSecret {
+        name: &f.name,
+        kind: Some(Kind::File.as_str()),
+        value: v.expose(),
+        env: f.env.as_deref(),
+        created_at: f.created_at.as_deref(),
+        updated_at: f.updated_at.as_deref(),
+    }));
+    let lk = &s.livekit;
+    let livekit = (lk.vars().next().is_some()).then(|| PlainLiveKit {
+        url: lk.url.as_ref().map(SecretString::expose),
+        api_key: lk.api_key.as_ref().map(SecretString::expose),
+        api_secret: lk.api_secret.as_ref().map(SecretString::expose),
+    });
+    let doc = Plain { secrets, livekit };
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, &doc).expect("JSON of strings");
+    let mut buf = SecretBytes::with_capacity(count.0);
+    serde_json::to_writer(buf.expose_mut(), &doc).expect("JSON of strings");
+    buf
+}
+
+/// The clear-text listing of a bundle (PROTOCOL.md §10): what `lk agent
+/// secrets` shows, and what a secrets service stores beside the ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub secrets: Vec<ManifestEntry>,
+}
+
+/// One secret of a [`Manifest`]: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub name: String,
+    /// `"env"` or `"file"`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Absent only for a secret a bundle carried without dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// The manifest of `s`: env secrets then files, in plaintext order. The
+/// `livekit` member is not a secret of the list and is not in it.
+pub fn manifest(s: &Secrets) -> Manifest {
+    let env = s.secrets.iter().map(|x| ManifestEntry {
+        name: x.name.clone(),
+        kind: Kind::Env.as_str().into(),
+        env: None,
+        created_at: x.created_at.clone(),
+        updated_at: x.updated_at.clone(),
+    });
+    let files = s.files.iter().map(|f| ManifestEntry {
+        name: f.name.clone(),
+        kind: Kind::File.as_str().into(),
+        env: f.env.clone(),
+        created_at: f.created_at.clone(),
+        updated_at: f.updated_at.clone(),
+    });
+    Manifest {
+        secrets: env.chain(files).collect(),
+    }
 }
 
 /// A shape check for `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; a timestamp that
 /// fails it is only left out of listings.
-fn looks_like_rfc3339(t: &str) -> bool {
+pub fn looks_like_rfc3339(t: &str) -> bool {
     let b = t.as_bytes();
     let digits =
         |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
@@ -356,7 +712,7 @@ mod tests {
 
     #[test]
     fn unknown_members_at_any_level_are_ignored() {
-        let s = parse(b"{\"v\":2,\"secrets\":[{\"name\":\"A\",\"value\":\"b\",\"kind\":1}],\"livekit\":{\"url\":\"u\",\"x\":[]}}").unwrap();
+        let s = parse(b"{\"v\":2,\"secrets\":[{\"name\":\"A\",\"value\":\"b\",\"how\":1}],\"livekit\":{\"url\":\"u\",\"x\":[]}}").unwrap();
         assert_eq!(s.secrets[0].name, "A");
         assert!(s.livekit.api_key.is_none());
     }
@@ -367,5 +723,193 @@ mod tests {
         assert!(looks_like_rfc3339("2026-11-20T08:30:00.123+02:00"));
         assert!(!looks_like_rfc3339("2026-11-20"));
         assert!(!looks_like_rfc3339("yesterday at noon, Z"));
+    }
+
+    fn files_vector() -> serde_json::Value {
+        serde_json::from_str(include_str!("../testdata/lkbt1-files.json")).unwrap()
+    }
+
+    fn sha256_hex(b: &[u8]) -> String {
+        ring::digest::digest(&ring::digest::SHA256, b)
+            .as_ref()
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn files_vector_plaintext_gives_both_files_with_their_sha256_and_env() {
+        let v = files_vector();
+        let s = parse(v["plaintext"].as_str().unwrap().as_bytes()).unwrap();
+        assert_eq!(s.secrets.len(), 1);
+        assert_eq!(s.secrets[0].name, "OPENAI_API_KEY");
+        assert_eq!(
+            s.secrets[0].created_at.as_deref(),
+            Some("2026-11-02T10:00:00Z")
+        );
+        let files = v["files"].as_object().unwrap();
+        assert_eq!(s.files.len(), files.len());
+        for f in &s.files {
+            let want = &files[&f.name];
+            assert_eq!(
+                sha256_hex(f.content.expose()),
+                want["sha256"].as_str().unwrap()
+            );
+            assert_eq!(f.content.len() as u64, want["size"].as_u64().unwrap());
+            assert_eq!(f.env.as_deref(), want["env"].as_str(), "{}", f.name);
+        }
+        let m = manifest(&s);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"secrets": [
+                {"name": "OPENAI_API_KEY", "kind": "env", "created_at": "2026-11-02T10:00:00Z", "updated_at": "2026-11-20T08:30:00Z"},
+                {"name": "google-credentials.json", "kind": "file", "env": "GOOGLE_APPLICATION_CREDENTIALS", "created_at": "2026-11-02T10:00:00Z", "updated_at": "2026-11-02T10:00:00Z"},
+                {"name": "raw.bin", "kind": "file", "created_at": "2026-11-03T10:00:00Z", "updated_at": "2026-11-03T10:00:00Z"}
+            ]})
+        );
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            !text.contains("sk-test") && !text.contains("eyJ0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn to_plaintext_round_trips_the_files_vector() {
+        let v = files_vector();
+        let s = parse(v["plaintext"].as_str().unwrap().as_bytes()).unwrap();
+        let mut p = to_plaintext(&s);
+        assert_eq!(p.len(), p.expose_mut().capacity());
+        let again = parse(p.expose()).unwrap();
+        assert_eq!(to_plaintext(&again).expose(), p.expose());
+        assert_eq!(manifest(&again), manifest(&s));
+        assert_eq!(
+            again.livekit.api_key.as_ref().unwrap().expose(),
+            "APIexample"
+        );
+        // Env secrets are written as before §6.1: no "kind".
+        let v: serde_json::Value = serde_json::from_slice(p.expose()).unwrap();
+        assert!(v["secrets"][0].get("kind").is_none());
+        assert_eq!(v["secrets"][1]["kind"], "file");
+    }
+
+    fn file(fields: &str) -> Vec<u8> {
+        plain(&format!("{{\"kind\": \"file\", {fields}}}"))
+    }
+
+    #[test]
+    fn kind_env_is_the_default_and_explicit_env_is_the_same() {
+        let a = parse(&plain("{\"name\": \"A\", \"value\": \"x\"}")).unwrap();
+        let b = parse(&plain(
+            "{\"name\": \"A\", \"kind\": \"env\", \"value\": \"x\", \"env\": \"IGNORED\"}",
+        ))
+        .unwrap();
+        assert_eq!(to_plaintext(&a).expose(), to_plaintext(&b).expose());
+        assert!(b.files.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_kind_refuses_the_bundle_by_name_and_a_non_string_kind_by_position() {
+        for kind in ["\"secret\"", "\"File\"", "\"\"", "\"env \""] {
+            let p = plain(&format!(
+                "{{\"name\": \"OK\", \"value\": \"e30\"}}, {{\"name\": \"WHAT\", \"kind\": {kind}, \"value\": \"distinct-value-1\"}}"
+            ));
+            let e = parse(&p).unwrap_err();
+            assert_eq!(e.exit_code(), 65, "{kind}");
+            let m = e.to_string();
+            assert!(m.contains("WHAT") && m.contains("kind"), "{kind}: {m}");
+            assert!(!m.contains("distinct-value"), "{m}");
+        }
+        // Not a string at all: the shape of §6 is broken; refused by position.
+        for kind in ["1", "true", "null", "[]", "{\"a\": 1}"] {
+            let p = plain(&format!(
+                "{{\"name\": \"WHAT\", \"kind\": {kind}, \"value\": \"distinct-value-1\"}}"
+            ));
+            let e = parse(&p).unwrap_err();
+            assert_eq!(e.exit_code(), 65, "{kind}");
+            let m = e.to_string();
+            assert!(m.contains("kind?") && m.contains("line 1"), "{kind}: {m}");
+            assert!(!m.contains("distinct-value"), "{m}");
+        }
+    }
+
+    #[test]
+    fn each_file_rule_breach_refuses_the_bundle_naming_the_secret_never_the_value() {
+        let mib = crate::token::b64u(&vec![0x5a; MAX_FILE + 1]);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (file("\"name\": \".hidden\", \"value\": \"ZGlzdGluY3Q\""), "secret #1"),
+            (file("\"name\": \"a/b\", \"value\": \"ZGlzdGluY3Q\""), "secret #1"),
+            (file("\"name\": \"\", \"value\": \"ZGlzdGluY3Q\""), "secret #1"),
+            (file(&format!("\"name\": \"{}\", \"value\": \"ZGlzdGluY3Q\"", "n".repeat(71))), "secret #1"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q=\""), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlz+GluY3Q\""), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3R\""), "k.pem"),
+            (file(&format!("\"name\": \"big.bin\", \"value\": \"{mib}\"")), "big.bin"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q\", \"env\": \"A-B\""), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q\", \"env\": \"\""), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q\", \"env\": \"LIVEKIT_API_SECRET\""), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q\", \"env\": \"AGENT_INIT_X\""), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q\", \"env\": \"LIVEKIT_BOOTSTRAP_TOKEN\""), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q\", \"env\": \"LIVEKIT_SECRETS_URL\""), "k.pem"),
+            (plain("{\"kind\": \"file\", \"name\": \"k.pem\", \"value\": \"ZGlzdGluY3Q\"}, {\"kind\": \"file\", \"name\": \"k.pem\", \"value\": \"eA\"}"), "k.pem"),
+            (plain("{\"name\": \"K\", \"value\": \"distinct\"}, {\"kind\": \"file\", \"name\": \"K\", \"value\": \"eA\"}"), "K"),
+            (plain("{\"name\": \"OTHER\", \"value\": \"distinct\"}, {\"kind\": \"file\", \"name\": \"k.pem\", \"value\": \"eA\", \"env\": \"OTHER\"}"), "k.pem"),
+            (plain("{\"kind\": \"file\", \"name\": \"a.pem\", \"value\": \"eA\"}, {\"kind\": \"file\", \"name\": \"k.pem\", \"value\": \"eA\", \"env\": \"a.pem\"}"), "k.pem"),
+            (plain("{\"kind\": \"file\", \"name\": \"A_PEM\", \"value\": \"eA\"}, {\"kind\": \"file\", \"name\": \"k.pem\", \"value\": \"eA\", \"env\": \"A_PEM\"}"), "k.pem"),
+            (plain("{\"kind\": \"file\", \"name\": \"a.pem\", \"value\": \"eA\", \"env\": \"SAME\"}, {\"kind\": \"file\", \"name\": \"k.pem\", \"value\": \"eA\", \"env\": \"SAME\"}"), "k.pem"),
+            (file("\"name\": \"k.pem\", \"value\": 12"), "shape"),
+        ];
+        for (c, who) in &cases {
+            let e = parse(c).unwrap_err();
+            assert_eq!(
+                e.exit_code(),
+                65,
+                "{}",
+                String::from_utf8_lossy(&c[..c.len().min(200)])
+            );
+            let m = e.to_string();
+            assert!(m.contains(who), "{who}: {m}");
+            for v in ["ZGlzdGluY3Q", "distinct", "ZZZZ", "WlpaW"] {
+                assert!(!m.contains(v), "{m}");
+            }
+        }
+    }
+
+    #[test]
+    fn file_names_allow_dots_dashes_and_underscores_but_no_leading_dot() {
+        for ok in [
+            "a",
+            "google-credentials.json",
+            "key_1.pem",
+            "A.b-c_d",
+            &"f".repeat(70),
+        ] {
+            assert!(check_file_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".env",
+            "..",
+            "a/b",
+            "a b",
+            "é.json",
+            "a\0",
+            &"f".repeat(71),
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_of_exactly_one_mib_of_any_bytes_is_accepted() {
+        let content: Vec<u8> = (0..MAX_FILE).map(|i| (i % 256) as u8).collect();
+        let p = file(&format!(
+            "\"name\": \"blob.bin\", \"value\": \"{}\"",
+            crate::token::b64u(&content)
+        ));
+        let s = parse(&p).unwrap();
+        assert_eq!(s.files[0].content.expose(), &content[..]);
+        let p = file("\"name\": \"empty\", \"value\": \"\"");
+        assert!(parse(&p).unwrap().files[0].content.is_empty());
     }
 }

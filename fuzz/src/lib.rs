@@ -314,7 +314,8 @@ pub fn sealed_plaintext(data: &[u8]) {
                     o["updated_at"] = u.clone().into();
                 }
                 if *unknown_members {
-                    o["kind"] = serde_json::json!({"nested": [1, null]});
+                    // Not "kind": since §6.1 that member is known, and an unknown kind refuses.
+                    o["labels"] = serde_json::json!({"nested": [1, null]});
                 }
                 list.push(o);
             }

@@ -755,13 +755,15 @@ pub fn config_parse(data: &[u8]) {
         return;
     }
     // What a message may echo: each argument as `shown_arg` shows it, and
-    // for `--flag=value` the flag alone.
+    // for `--flag=value` the flag and the value each as `shown_arg` shows
+    // them (`--require=NAME` names a variable, which a message may show).
     let mut shown: Vec<String> = Vec::new();
     for a in &args {
         let b = a.as_bytes();
         shown.push(shown_arg(b));
         if let Some(eq) = b.iter().position(|&c| c == b'=') {
             shown.push(shown_arg(&b[..eq]));
+            shown.push(shown_arg(&b[eq + 1..]));
         }
     }
     for (_, v) in &env {

@@ -423,14 +423,14 @@ pub fn spawn(
     use nix::fcntl::OFlag;
     use nix::unistd::{fork, ForkResult};
     use std::os::fd::AsRawFd;
+    let (rd, wr) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Local("create a pipe", e))?;
     let start_dir = nix::fcntl::open(
         ".",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| SpawnError::Local("open the working directory", e))?;
-    let (rd, wr) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Local("create a pipe", e))?;
     nix::unistd::chdir("/").map_err(|e| SpawnError::Local("move to /", e))?;
     // SAFETY: after fork the child calls only async-signal-safe functions
     // (fchdir, setpgid, tcsetpgrp, sigaction, setrlimit, sigprocmask,

@@ -1186,24 +1186,33 @@ fn at_the_default_log_level_supervise_mode_prints_one_starting_line() {
 #[test]
 fn a_failed_pipe_in_supervise_mode_is_a_local_failure_70_and_starts_nothing() {
     // With only descriptors 0 to 2 allowed, agent-init cannot open the pipe
-    // that reports the child's execve: its own failure, not the command's.
+    // that reports the child's execve; with two more, not the descriptor of
+    // its working directory. Its own failures, not the command's.
     need("prlimit");
-    let dir = support::scratch("nofile");
-    let marker = dir.join("started");
-    let script = format!("touch '{}'", marker.display());
-    let mut argv = os(&["prlimit", "--nofile=3:3"]);
-    argv.extend(agent_argv(
-        Subreaper,
-        &["--supervise"],
-        &["sh", "-c", &script],
-    ));
-    let mut cmd = command(&argv);
-    cmd.stderr(Stdio::piped());
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(70), "{stderr}");
-    assert!(stderr.contains("Too many open files"), "{stderr}");
-    assert!(!marker.exists(), "the command never started");
+    for (nofile, step) in [(3, "create a pipe"), (5, "open the working directory")] {
+        let dir = support::scratch("nofile");
+        let marker = dir.join("started");
+        let script = format!("touch '{}'", marker.display());
+        let mut argv = os(&["prlimit", &format!("--nofile={nofile}:{nofile}")]);
+        argv.extend(agent_argv(
+            Subreaper,
+            &["--supervise"],
+            &["sh", "-c", &script],
+        ));
+        let mut cmd = command(&argv);
+        cmd.stderr(Stdio::piped());
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(70), "{nofile}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "agent-init: error: cannot start the command: {step} failed: Too many open files\n"
+            ),
+            "{nofile}"
+        );
+        assert!(!marker.exists(), "{nofile}: the command never started");
+    }
 }
 
 /// Starts agent-init (in `mode`, with `flags`) with the given ignored and

@@ -122,7 +122,7 @@ Environment:
   AGENT_INIT_REQUIRE            comma-separated names that must be set
   AGENT_INIT_SUPERVISE          1 to supervise (see --supervise)
   AGENT_INIT_SIGNAL_CHILD       1 to signal the child alone (see --signal-child)
-  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY   honoured for the fetch
+  HTTPS_PROXY, ALL_PROXY, NO_PROXY   honoured for the fetch, as curl does
   AGENT_INIT_* variables are never passed on.
 
 Exit codes: 64 usage, 65 bundle or secrets refused, 69 service unavailable,
@@ -175,28 +175,24 @@ fn token_from_env(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<S
         (Some(v), None) => Ok(Some(SecretString::new(v.into_string().map_err(|_| {
             Error::Config("bootstrap token is malformed: it is not ASCII".into())
         })?))),
-        (None, Some(path)) => {
-            read_token_file("LIVEKIT_BOOTSTRAP_TOKEN_FILE", Path::new(&path)).map(Some)
-        }
+        (None, Some(path)) => read_token_file(
+            "LIVEKIT_BOOTSTRAP_TOKEN_FILE",
+            Path::new(&path),
+            fetch_timeout(env_get)?,
+        )
+        .map(Some),
         (None, None) => Ok(None),
     }
 }
 
-/// Reads a token file (`what` names the variable or flag that gave it).
+/// Reads a token file (`what` names the variable or flag that gave it): at
+/// most [`crate::token::MAX_TOKEN_FILE`] bytes, within `timeout` (a FIFO
+/// with no writer or a hung mount is 78 once it passes).
 /// Like ssh for a private key, warns when other users may read or write it;
 /// group access is fine (Kubernetes mounts secrets for an `fsGroup`).
-fn read_token_file(what: &str, path: &Path) -> Result<SecretString> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let fail = |e: std::io::Error| {
-        Error::Config(format!(
-            "{what} {}: {}",
-            path.display(),
-            crate::sys::io_reason(&e)
-        ))
-    };
-    let mut f = std::fs::File::open(path).map_err(fail)?;
-    let mode = f.metadata().map_err(fail)?.permissions().mode();
+fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Result<SecretString> {
+    let (bytes, mode) =
+        crate::source::read_config(what, path, crate::token::MAX_TOKEN_FILE, timeout)?;
     if mode & 0o006 != 0 {
         let how = match mode & 0o006 {
             0o004 => "readable",
@@ -209,11 +205,27 @@ fn read_token_file(what: &str, path: &Path) -> Result<SecretString> {
             mode & 0o7777
         );
     }
-    let mut bytes = SecretBytes::new(Vec::new());
-    f.read_to_end(bytes.expose_mut()).map_err(fail)?;
     let text = std::str::from_utf8(bytes.expose())
         .map_err(|_| Error::Config("bootstrap token is malformed: it is not ASCII".into()))?;
     Ok(SecretString::new(text.to_string()))
+}
+
+/// `AGENT_INIT_TIMEOUT`: the fetch deadline, which the token file's read is
+/// held to as well.
+fn fetch_timeout(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Duration> {
+    match env_get("AGENT_INIT_TIMEOUT") {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(v) => v
+            .to_string_lossy()
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::Config("AGENT_INIT_TIMEOUT must be a number of seconds above 0".into())
+            }),
+    }
 }
 
 impl Config {
@@ -385,7 +397,11 @@ impl Config {
                 return Err(usage("--token and --token-file exclude each other".into()))
             }
             (Some(t), None) => Some(t),
-            (None, Some(path)) => Some(read_token_file("--token-file", &path)?),
+            (None, Some(path)) => Some(read_token_file(
+                "--token-file",
+                &path,
+                fetch_timeout(&env_get)?,
+            )?),
             (None, None) if matches!(action, Action::Help | Action::Version) => None,
             (None, None) => token_from_env(&env_get)?,
         };
@@ -407,19 +423,7 @@ impl Config {
         let fetch = match (&token, url) {
             (Some(_), Some(url)) => {
                 let url = SecretsUrl::parse(&url.to_string_lossy())?;
-                let deadline = match env_get("AGENT_INIT_TIMEOUT") {
-                    None => DEFAULT_TIMEOUT,
-                    Some(v) => v
-                        .to_string_lossy()
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-                        .map(Duration::from_secs_f64)
-                        .ok_or_else(|| {
-                            Error::Config("AGENT_INIT_TIMEOUT must be a number of seconds above 0".into())
-                        })?,
-                };
+                let deadline = fetch_timeout(&env_get)?;
                 let max_bundle = match env_get("AGENT_INIT_MAX_BUNDLE") {
                     None => DEFAULT_MAX_BUNDLE,
                     Some(v) => v

@@ -19,6 +19,9 @@ use zeroize::Zeroizing;
 pub const PREFIX: &str = "lkbt1.";
 /// The HKDF salt of §3.
 const SALT: &[u8] = b"lkbt1";
+/// Largest token file read: a token is 70 characters, and a file holds
+/// one (with perhaps a newline); anything much larger is not a token file.
+pub const MAX_TOKEN_FILE: u64 = 4096;
 
 /// `b64u(x)`: base64url without padding (§1).
 pub fn b64u(bytes: &[u8]) -> String {

@@ -234,6 +234,14 @@ fn seal_scenario(dir: &Path, args: &[&str]) -> Scenario {
     s
 }
 
+/// A FIFO in `dir` that nothing ever opens for writing: opening it to read
+/// blocks for ever.
+fn fifo(dir: &Path) -> PathBuf {
+    let p = dir.join("fifo");
+    nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    p
+}
+
 /// Waits until `server` has seen a request: agent-init is inside its fetch.
 fn when_fetching(server: &Arc<Server>) -> impl FnOnce() + 'static {
     let s = Arc::clone(server);
@@ -410,6 +418,15 @@ fn cases() -> Vec<Case> {
             std::fs::write(&p, "this is not PEM\n").unwrap();
             answering(d, Reply::ok("{}")).set("AGENT_INIT_CA_FILE", p)
         }),
+        case("tls", "AGENT_INIT_CA_FILE is /dev/zero (no end)", 78, |d| {
+            answering(d, Reply::ok("{}")).set("AGENT_INIT_CA_FILE", "/dev/zero")
+        }),
+        case(
+            "tls",
+            "AGENT_INIT_CA_FILE is a FIFO with no writer",
+            78,
+            |d| answering(d, Reply::ok("{}")).set("AGENT_INIT_CA_FILE", fifo(d)),
+        ),
         // --- configuration.
         case("config", "token KEY one character short", 78, |_| {
             let token = Token::generate().unwrap();
@@ -445,6 +462,47 @@ fn cases() -> Vec<Case> {
                 Scenario::production("https://127.0.0.1:1/v1/secrets", &token)
                     .unset("LIVEKIT_BOOTSTRAP_TOKEN")
                     .set("LIVEKIT_BOOTSTRAP_TOKEN_FILE", d.join("missing-token"))
+            },
+        ),
+        case(
+            "config",
+            "LIVEKIT_BOOTSTRAP_TOKEN_FILE is /dev/zero (no end)",
+            78,
+            |_| {
+                let token = Token::generate().unwrap();
+                Scenario::production("https://127.0.0.1:1/v1/secrets", &token)
+                    .unset("LIVEKIT_BOOTSTRAP_TOKEN")
+                    .set("LIVEKIT_BOOTSTRAP_TOKEN_FILE", "/dev/zero")
+            },
+        ),
+        case(
+            "config",
+            "LIVEKIT_BOOTSTRAP_TOKEN_FILE is a FIFO with no writer",
+            78,
+            |d| {
+                let token = Token::generate().unwrap();
+                Scenario::production("https://127.0.0.1:1/v1/secrets", &token)
+                    .unset("LIVEKIT_BOOTSTRAP_TOKEN")
+                    .set("LIVEKIT_BOOTSTRAP_TOKEN_FILE", fifo(d))
+                    .set("AGENT_INIT_TIMEOUT", DEADLINE)
+            },
+        ),
+        case("config", "HTTPS_PROXY that does not parse", 78, |_| {
+            let token = Token::generate().unwrap();
+            Scenario::production("https://secrets.invalid/v1/secrets", &token)
+                .set("AGENT_INIT_TIMEOUT", DEADLINE)
+                .set("HTTPS_PROXY", "http://[bad-proxy-4c1d")
+                .forbid("bad-proxy-4c1d")
+        }),
+        case(
+            "config",
+            "ALL_PROXY of a scheme agent-init cannot use (socks5)",
+            78,
+            |_| {
+                let token = Token::generate().unwrap();
+                Scenario::production("https://secrets.invalid/v1/secrets", &token)
+                    .set("AGENT_INIT_TIMEOUT", DEADLINE)
+                    .set("ALL_PROXY", "socks5://127.0.0.1:1")
             },
         ),
         case(
@@ -524,6 +582,16 @@ fn cases() -> Vec<Case> {
             let (token, body) = sealed_good();
             file_bundle(d, &token, body).set("AGENT_INIT_MAX_BUNDLE", "100")
         }),
+        case(
+            "bundle",
+            "file:// bundle is a FIFO with no writer",
+            69,
+            |d| {
+                let token = Token::generate().unwrap();
+                Scenario::production(format!("file://{}", fifo(d).display()), &token)
+                    .set("AGENT_INIT_TIMEOUT", DEADLINE)
+            },
+        ),
         case("bundle", "file:// bundle does not exist", 78, |d| {
             let token = Token::generate().unwrap();
             Scenario::production(

@@ -903,6 +903,216 @@ fn plain_http_to_a_host_that_is_not_loopback_exits_78() {
 }
 
 #[test]
+fn plain_http_to_localhost_that_etc_hosts_maps_elsewhere_exits_78_sending_nothing() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root for unshare --mount --net"
+    );
+    let ca = Ca::new("agent-init test CA");
+    let mut f = Fixture::new(
+        "http-localhost-remapped",
+        "http://localhost:8080/v1/secrets",
+        &ca,
+    );
+    // 192.0.2.0/24 is TEST-NET-1, and the run has a network namespace of its
+    // own with no route anywhere: were a connect tried, nothing would leave.
+    let hosts = f.dir.join("hosts");
+    std::fs::write(&hosts, "192.0.2.10 localhost\n").unwrap();
+    f.set("AGENT_INIT_TIMEOUT", IMPATIENT);
+    let mut args: Vec<OsString> = vec![
+        "--mount".into(),
+        "--net".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        "mount --bind \"$0\" /etc/hosts && exec \"$@\"".into(),
+        hosts.into(),
+        support::bin().into(),
+    ];
+    args.extend(f.capture());
+    let out = f
+        .command(system_tool("unshare"), &args)
+        .output()
+        .expect("unshare runs");
+    f.assert_failed(&out, 78);
+    let err = stderr(&out);
+    assert!(err.contains("LIVEKIT_SECRETS_URL"), "{err}");
+    assert!(err.contains("not loopback"), "{err}");
+    assert!(err.contains("nothing was sent"), "{err}");
+}
+
+#[test]
+fn https_url_never_uses_http_proxy() {
+    // A name only the proxy resolves: through the proxy the fetch would
+    // succeed; direct, the name does not resolve.
+    let ca = Ca::new("agent-init test CA");
+    let server = Server::start(
+        &ca.issue(&["secrets.test"], Validity::Good),
+        vec![Reply::ok(good_bundle())],
+    );
+    let proxy = Proxy::start();
+    let mut f = Fixture::new(
+        "http-proxy-ignored",
+        &server.url_for_host("secrets.test"),
+        &ca,
+    );
+    f.set("HTTP_PROXY", proxy.url())
+        .set("http_proxy", proxy.url())
+        .set("AGENT_INIT_TIMEOUT", IMPATIENT);
+    let out = f.run();
+    f.assert_failed(&out, 69);
+    assert_eq!(proxy.connects(), Vec::<String>::new());
+    assert_eq!(request_count(&server), 0);
+}
+
+#[test]
+fn https_proxy_wins_over_all_proxy_and_lower_case_over_upper() {
+    let ca = Ca::new("agent-init test CA");
+    let server = Server::start(
+        &ca.issue(&["secrets.test"], Validity::Good),
+        vec![Reply::ok(good_bundle())],
+    );
+    let proxy = Proxy::start();
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    for (good, others) in [
+        ("HTTPS_PROXY", ["ALL_PROXY", "all_proxy"]),
+        ("https_proxy", ["HTTPS_PROXY", "ALL_PROXY"]),
+        ("all_proxy", ["ALL_PROXY", "HTTP_PROXY"]),
+    ] {
+        let mut f = Fixture::new("proxy-order", &server.url_for_host("secrets.test"), &ca);
+        f.set(good, proxy.url());
+        for var in others {
+            f.set(var, &dead);
+        }
+        let out = f.run();
+        let env = f.assert_succeeded(&out);
+        assert!(
+            env.contains(&format!("{good}={}", proxy.url()).into_bytes()),
+            "{good} is passed on"
+        );
+    }
+    assert_eq!(
+        proxy.connects().len(),
+        3,
+        "each fetch went through {:?}",
+        proxy.connects()
+    );
+    assert_eq!(request_count(&server), 3);
+}
+
+#[test]
+fn proxy_variable_that_does_not_parse_exits_78_naming_it_and_not_its_value() {
+    for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"] {
+        let ca = Ca::new("agent-init test CA");
+        let mut f = Fixture::new("proxy-bad", "https://secrets.invalid/v1/secrets", &ca);
+        f.set(var, "http://[bad-proxy-71e2")
+            .set("AGENT_INIT_TIMEOUT", IMPATIENT)
+            .forbid(&["bad-proxy-71e2"]);
+        let out = f.run();
+        f.assert_failed(&out, 78);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{var} is not a valid proxy URL")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn running_out_of_file_descriptors_during_the_fetch_exits_70_at_once() {
+    let server = Server::start_plain(vec![Reply::ok(good_bundle())]);
+    let ca = Ca::new("agent-init test CA");
+    let mut f = Fixture::new("emfile", &server.url(), &ca);
+    f.unset("AGENT_INIT_CA_FILE");
+    // Standard input, output and error take the three descriptors allowed:
+    // the socket cannot be made. Waiting would not help, so no retry.
+    let mut args: Vec<OsString> = vec!["--nofile=3".into(), support::bin().into()];
+    args.extend(f.capture());
+    let out = f
+        .command(system_tool("prlimit"), &args)
+        .output()
+        .expect("prlimit runs");
+    f.assert_failed(&out, 70);
+    let err = stderr(&out);
+    assert!(err.contains("Too many open files"), "{err}");
+    assert!(!err.contains("retrying"), "not retried: {err}");
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn file_url_path_is_percent_decoded() {
+    let ca = Ca::new("agent-init test CA");
+    let dir = scratch("file-url-decoded");
+    std::fs::write(dir.join("my bundle.json"), good_bundle()).unwrap();
+    let url = format!("file://{}/my%20bundle%2Ejson", dir.display());
+    let f = Fixture::new("file-url-decoded", &url, &ca);
+    let out = f.run();
+    let env = f.assert_succeeded(&out);
+    assert_environment(&env, &expected_environment(&[]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs agent-init under strace and returns how many bytes it received
+/// from sockets in all (std reads a socket with recv(2), which is
+/// recvfrom(2)), with its output.
+fn run_counting_received(f: &Fixture) -> (u64, Output) {
+    let log = f.dir.join("strace.log");
+    let mut args: Vec<OsString> = vec![
+        "-f".into(),
+        "-qq".into(),
+        "-e".into(),
+        "trace=recvfrom,recvmsg".into(),
+        "-e".into(),
+        "signal=none".into(),
+        "-o".into(),
+        log.clone().into(),
+        support::bin().into(),
+    ];
+    args.extend(f.capture());
+    let out = f
+        .command(system_tool("strace"), &args)
+        .output()
+        .expect("strace runs");
+    let trace = std::fs::read_to_string(&log).expect("strace wrote its log");
+    let received = trace
+        .lines()
+        .filter_map(|l| {
+            l.rsplit_once(") = ")?
+                .1
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    (received, out)
+}
+
+#[test]
+fn body_over_the_cap_is_refused_having_read_little_of_it() {
+    // 1 MiB of body against a cap of 2 KiB, sent at once, over plain HTTP
+    // (so what agent-init reads is the body itself). With a Content-Length,
+    // the header alone refuses; without one, reading stops at the cap. Either
+    // way no more than ureq's input buffer (16 KiB) is read ahead.
+    let big = "p".repeat(1 << 20);
+    for (what, reply) in [
+        ("Content-Length", Reply::ok(big.clone())),
+        ("chunked", Reply::ok(big.clone()).chunked()),
+        ("no length", Reply::ok(big.clone()).without_length()),
+    ] {
+        let server = Server::start_plain(vec![reply]);
+        let ca = Ca::new("agent-init test CA");
+        let mut f = Fixture::new("over-cap-reads", &server.url(), &ca);
+        f.unset("AGENT_INIT_CA_FILE")
+            .set("AGENT_INIT_MAX_BUNDLE", "2048");
+        let (read, out) = run_counting_received(&f);
+        f.assert_failed(&out, 65);
+        assert!(read <= 16 << 10, "{what}: agent-init received {read} bytes");
+    }
+}
+
+#[test]
 fn malformed_token_exits_78_before_any_connection() {
     let (ca, server) = serve(vec![Reply::ok(good_bundle())]);
     let text = bundle::vector_token_text();

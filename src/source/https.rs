@@ -6,8 +6,9 @@
 //! the size cap; 401/403, 404, an unverifiable certificate and an oversized
 //! body stop at once; redirects are not followed (a 3xx is "unexpected", 69),
 //! so the Authorization header goes to no other host. A proxy named by
-//! `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` (less `NO_PROXY`) is used,
-//! except for a loopback host, which is always reached directly.
+//! `https_proxy`/`HTTPS_PROXY`, else `all_proxy`/`ALL_PROXY` (less
+//! `NO_PROXY`), is used as curl uses it, except for a loopback host, which is
+//! always reached directly. Plain `http://` goes only to loopback addresses.
 
 use super::FetchOptions;
 use crate::error::{Error, Result};
@@ -32,6 +33,13 @@ const CAP: Duration = Duration::from_secs(8);
 const ATTEMPT: Duration = Duration::from_secs(15);
 /// Connecting (TCP and TLS) gets this much of an attempt.
 const CONNECT: Duration = Duration::from_secs(5);
+/// Largest `AGENT_INIT_CA_FILE` read (a full system bundle is about 220 KB).
+const MAX_CA_FILE: u64 = 4 << 20;
+/// ureq's input buffer, and so the most it reads from the connection ahead
+/// of need: the response head, then the body in pieces this size. A body
+/// over the cap is refused having read at most this much of it (ureq's
+/// default is 128 KiB). Response heads larger than this are not accepted.
+const INPUT_BUFFER: usize = 16 << 10;
 
 /// Exponential backoff with full jitter: the n-th wait is drawn uniformly from
 /// `[0, min(CAP, BASE * 2^n)]`.
@@ -154,16 +162,16 @@ enum Outcome {
 
 /// The trust store: the webpki trust anchors (ready-made, nothing parsed at
 /// run time), plus every certificate of `AGENT_INIT_CA_FILE`.
-fn root_store(opts: &FetchOptions) -> Result<rustls::RootCertStore> {
+fn root_store(opts: &FetchOptions, timeout: Duration) -> Result<rustls::RootCertStore> {
     let mut store = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some(path) = &opts.ca_file {
         let bad =
             |why: &str| Error::Config(format!("AGENT_INIT_CA_FILE {}: {why}", path.display()));
-        let pem = std::fs::read(path).map_err(|e| bad(&crate::sys::io_reason(&e)))?;
+        let (pem, _) = super::read_config("AGENT_INIT_CA_FILE", path, MAX_CA_FILE, timeout)?;
         let mut n = 0;
-        for c in ureq::tls::parse_pem(&pem) {
+        for c in ureq::tls::parse_pem(pem.expose()) {
             match c {
                 Ok(ureq::tls::PemItem::Certificate(c)) => {
                     store
@@ -184,11 +192,11 @@ fn root_store(opts: &FetchOptions) -> Result<rustls::RootCertStore> {
 
 /// The rustls client configuration: ring (less the key loader), TLS 1.2 and
 /// 1.3, the trust store above, no client certificate.
-fn client_config(opts: &FetchOptions) -> Result<Arc<rustls::ClientConfig>> {
+fn client_config(opts: &FetchOptions, timeout: Duration) -> Result<Arc<rustls::ClientConfig>> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(crypto_provider()))
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| Error::Internal(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(root_store(opts)?)
+        .with_root_certificates(root_store(opts, timeout)?)
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
@@ -286,6 +294,93 @@ impl Transport for TlsTransport {
     }
 }
 
+/// The proxy for `url`, as curl picks it: none for a loopback host (the
+/// proxy's loopback is not this container's, and plain `http://` is allowed
+/// only because the request never leaves the host) or a host `NO_PROXY`
+/// names; else `https_proxy`, `HTTPS_PROXY`, `all_proxy`, `ALL_PROXY`, the
+/// first that is set and not empty (`HTTP_PROXY` is for `http://` URLs,
+/// which are loopback only). One that does not parse as an `http://` or
+/// `https://` proxy is 78, naming the variable, never its value.
+fn proxy_for(url: &str) -> Result<Option<ureq::Proxy>> {
+    if super::is_loopback_url(url) || no_proxy(&super::host_of_url(url)) {
+        return Ok(None);
+    }
+    for name in ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
+        let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let bad = || {
+            Error::Config(format!(
+                "{name} is not a valid proxy URL (http://HOST:PORT or https://HOST:PORT)"
+            ))
+        };
+        let proxy = ureq::Proxy::new(value.to_str().ok_or_else(bad)?).map_err(|_| bad())?;
+        if !matches!(
+            proxy.protocol(),
+            ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https
+        ) {
+            return Err(bad());
+        }
+        return Ok(Some(proxy));
+    }
+    Ok(None)
+}
+
+/// Whether `no_proxy` (else `NO_PROXY`) exempts `host`: `*`, the host
+/// itself, or a domain it is in (a leading `.` or `*.` is ignored).
+fn no_proxy(host: &str) -> bool {
+    let Some(list) = ["no_proxy", "NO_PROXY"]
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    else {
+        return false;
+    };
+    let host = host.trim_end_matches('.');
+    list.split(',').map(str::trim).any(|entry| {
+        let e = entry.trim_start_matches("*.").trim_start_matches('.');
+        let e = e.trim_end_matches('.').to_ascii_lowercase();
+        entry == "*"
+            || (!e.is_empty()
+                && (host == e || host.strip_suffix(&e).is_some_and(|h| h.ends_with('.'))))
+    })
+}
+
+/// ureq's resolver, and for a plain `http://` URL a check of what the name
+/// resolved to: every address must be loopback (127.0.0.0/8, ::1), or
+/// nothing is sent. The name alone proves nothing: `localhost.` goes to DNS,
+/// and `/etc/hosts` may map `localhost` anywhere.
+#[derive(Debug)]
+struct Resolver {
+    loopback_only: bool,
+}
+
+impl ureq::unversioned::resolver::Resolver for Resolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        if self.loopback_only && addrs.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(ureq::Error::Io(std::io::Error::other(NotLoopback)));
+        }
+        Ok(addrs)
+    }
+}
+
+/// The resolver's refusal, carried through ureq inside an `io::Error`.
+#[derive(Debug)]
+struct NotLoopback;
+
+impl std::fmt::Display for NotLoopback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("resolves to an address that is not loopback")
+    }
+}
+
+impl std::error::Error for NotLoopback {}
+
 /// ring's TLS algorithms, less the private-key loader: agent-init presents
 /// no client certificate, and without a key provider the binary carries no
 /// RSA or ECDSA signing code (about 45 KB).
@@ -313,25 +408,28 @@ impl rustls::crypto::KeyProvider for NoClientKey {
 pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
     let start = Instant::now();
     let deadline = start + opts.deadline;
-    let mut config = ureq::Agent::config_builder();
-    if super::is_loopback_url(url) {
-        // HTTPS_PROXY and friends are for leaving the host; see is_loopback_url.
-        config = config.proxy(None);
-    }
-    let config = config
+    let config = ureq::Agent::config_builder()
+        .proxy(proxy_for(url)?)
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(concat!("agent-init/", env!("CARGO_PKG_VERSION")))
         .accept("application/json")
         .accept_encoding("identity")
         .max_idle_connections(0)
+        .input_buffer_size(INPUT_BUFFER)
+        .max_response_header_size(INPUT_BUFFER)
         .build();
     // ureq's default chain less SOCKS, with our TLS link (see `Tls`).
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())
-            .chain(Tls(client_config(opts)?));
-    let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
+            .chain(Tls(client_config(opts, opts.deadline)?));
+    let resolver = Resolver {
+        loopback_only: url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://")),
+    };
+    let agent = ureq::Agent::with_parts(config, connector, resolver);
     let auth = token.authorization();
     let mut backoff = Backoff::default();
     let mut attempt = 0u32;
@@ -482,6 +580,24 @@ fn tls_cause(e: ureq::Error) -> ureq::Error {
 /// Sorts a transport error into "try again" or "stop now", naming its class only.
 fn classify(e: ureq::Error) -> Outcome {
     use ureq::Error as E;
+    if let E::Io(io) = &e {
+        if io.get_ref().is_some_and(|inner| inner.is::<NotLoopback>()) {
+            return Outcome::Fatal(Error::Config(
+                "LIVEKIT_SECRETS_URL uses http:// to a name that resolves to an address that is not loopback (127.0.0.0/8, ::1); nothing was sent; use https://".into(),
+            ));
+        }
+        // Out of descriptors or memory is this host's failure, not the
+        // service's: waiting will not fix it.
+        if matches!(
+            io.raw_os_error(),
+            Some(nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::ENOMEM | nix::libc::ENOBUFS)
+        ) {
+            return Outcome::Fatal(Error::Internal(format!(
+                "the fetch failed on this host: {}",
+                crate::sys::io_reason(io)
+            )));
+        }
+    }
     match tls_cause(e) {
         E::Rustls(rustls::Error::InvalidCertificate(c)) => Outcome::Fatal(Error::Config(format!(
             "the secrets service's TLS certificate does not verify ({}); check LIVEKIT_SECRETS_URL and AGENT_INIT_CA_FILE",
@@ -496,7 +612,7 @@ fn classify(e: ureq::Error) -> Outcome {
         E::ConnectProxyFailed(m) => Outcome::Transient(format!("proxy CONNECT failed: {m}"), None),
         E::BodyStalled => Outcome::Transient("body stalled".into(), None),
         E::InvalidProxyUrl => Outcome::Fatal(Error::Config(
-            "the proxy URL in HTTPS_PROXY/HTTP_PROXY/ALL_PROXY is not valid".into(),
+            "the proxy URL in HTTPS_PROXY/ALL_PROXY is not valid".into(),
         )),
         E::BadUri(_) | E::Http(_) => Outcome::Fatal(Error::Config(
             "LIVEKIT_SECRETS_URL is not a valid URL".into(),

@@ -9,9 +9,12 @@
 mod file;
 mod https;
 
+pub use file::read_config;
+
 use crate::error::{Error, Result};
 use crate::sensitive::SecretBytes;
 use crate::token::Token;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,7 +42,10 @@ impl SecretsUrl {
             if path.contains(['?', '#']) {
                 return Err(bad("is a file URL with a query or fragment"));
             }
-            return Ok(SecretsUrl::File(PathBuf::from(path)));
+            let path = percent_decode(path).ok_or_else(|| bad("has a bad %-escape in its path"))?;
+            return Ok(SecretsUrl::File(PathBuf::from(
+                std::ffi::OsString::from_vec(path),
+            )));
         }
         let (rest, https) = if let Some(r) = lower.strip_prefix("https://") {
             (r, true)
@@ -67,20 +73,48 @@ impl SecretsUrl {
     }
 }
 
+/// A URL path with its `%XX` escapes decoded (RFC 3986 §2.1); `None` for a
+/// `%` not followed by two hex digits, or an escaped NUL.
+fn percent_decode(path: &str) -> Option<Vec<u8>> {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let byte = hex(*b.get(i + 1)?)? * 16 + hex(*b.get(i + 2)?)?;
+            if byte == 0 {
+                return None;
+            }
+            out.push(byte as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Whether an `http://` or `https://` URL names a loopback host. A fetch
 /// from one never goes through a proxy: the proxy's loopback is not this
 /// container's, and plain `http://` is allowed only because the request
 /// never leaves the host.
 fn is_loopback_url(url: &str) -> bool {
+    is_loopback(&host_of_url(url))
+}
+
+/// The host of an `http://` or `https://` URL, lower-cased (empty for others).
+fn host_of_url(url: &str) -> String {
     let lower = url.trim().to_ascii_lowercase();
     let Some(rest) = lower
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"))
     else {
-        return false;
+        return String::new();
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    is_loopback(host_of(authority))
+    host_of(authority).to_string()
 }
 
 /// The host part of `host[:port]` or `[v6]:port`.
@@ -117,7 +151,7 @@ pub struct FetchOptions {
 /// Fetches the sealed bundle.
 pub fn fetch(opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
     match &opts.url {
-        SecretsUrl::File(path) => file::read(path, opts.max_bundle),
+        SecretsUrl::File(path) => file::read(path, opts.max_bundle, opts.deadline),
         SecretsUrl::Http(url) => https::fetch(url, opts, token),
     }
 }
@@ -145,6 +179,26 @@ mod tests {
             SecretsUrl::parse("file:///run/bundle.json").unwrap(),
             SecretsUrl::File("/run/bundle.json".into())
         );
+    }
+
+    #[test]
+    fn file_url_paths_are_percent_decoded() {
+        assert_eq!(
+            SecretsUrl::parse("file:///run/my%20bundle%2Ejson").unwrap(),
+            SecretsUrl::File("/run/my bundle.json".into())
+        );
+        assert_eq!(
+            SecretsUrl::parse("file:///run/%C3%A9t%c3%a9").unwrap(),
+            SecretsUrl::File("/run/\u{e9}t\u{e9}".into())
+        );
+        for bad in [
+            "file:///run/%",
+            "file:///run/%2",
+            "file:///run/%zz",
+            "file:///a%00b",
+        ] {
+            assert_eq!(SecretsUrl::parse(bad).unwrap_err().exit_code(), 78, "{bad}");
+        }
     }
 
     #[test]

@@ -167,6 +167,8 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
                 cmd.name,
                 if supervise { "supervised" } else { "exec" }
             );
+            // And the check and the block's assembly, also in frames below.
+            sys::scrub_stack();
             if supervise {
                 launch::supervise(cmd, block, inherited, &opts)
             } else {

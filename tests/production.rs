@@ -1475,11 +1475,15 @@ fn static_binary_resolves_from_etc_hosts_and_fetches_in_an_empty_chroot() {
     );
 }
 
+/// Held by each test that binds 127.0.0.1:53, so they take turns.
+static PORT_53: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A DNS responder on 127.0.0.1:53 that answers A queries for `name` with
-/// 127.0.0.1 (and other queries with no answer), counting the A queries it
-/// answered. It stops when `stop` is set.
+/// `answer` (and other queries with no answer), counting the A queries it
+/// answered. It stops when `stop` is set. Hold [`PORT_53`] while it runs.
 fn dns_responder(
     name: &'static str,
+    answer: [u8; 4],
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> (
     std::thread::JoinHandle<()>,
@@ -1524,8 +1528,9 @@ fn dns_responder(
             r.extend_from_slice(&[0, 1, 0, u8::from(hit), 0, 0, 0, 0]);
             r.extend_from_slice(&q[12..qend]);
             if hit {
-                // Name pointer to the question, A, IN, TTL 60, 4 bytes: 127.0.0.1.
-                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+                // Name pointer to the question, A, IN, TTL 60, 4 bytes: `answer`.
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                r.extend_from_slice(&answer);
                 count.fetch_add(1, Ordering::Relaxed);
             }
             let _ = sock.send_to(&r, from);
@@ -1540,8 +1545,11 @@ fn static_binary_resolves_through_dns_in_an_empty_chroot() {
         nix::unistd::geteuid().is_root(),
         "this test needs root for chroot and port 53"
     );
+    let _port_53 = PORT_53
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (dns, answered) = dns_responder("secrets-dns.test", stop.clone());
+    let (dns, answered) = dns_responder("secrets-dns.test", [127, 0, 0, 1], stop.clone());
     // No /etc/hosts: the name can only come from the DNS responder.
     check_in_empty_chroot(
         "chroot-dns",
@@ -1555,4 +1563,53 @@ fn static_binary_resolves_through_dns_in_an_empty_chroot() {
         answered.load(std::sync::atomic::Ordering::Relaxed) >= 1,
         "the name was resolved through the DNS responder"
     );
+}
+
+#[test]
+fn plain_http_to_localhost_dot_that_dns_answers_elsewhere_exits_78_sending_nothing() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root for chroot and port 53"
+    );
+    let _port_53 = PORT_53
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // `localhost.` (trailing dot) matches no /etc/hosts line and goes to DNS.
+    // The answer, 0.0.0.0, is not a loopback address, yet Linux delivers a
+    // connect to it on this host: were the address not checked, the token
+    // would reach this server in clear text.
+    let server = Server::start_plain(vec![Reply::ok(good_bundle())]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (dns, answered) = dns_responder("localhost", [0, 0, 0, 0], stop.clone());
+    let ca = Ca::new("agent-init test CA");
+    let mut f = Fixture::new(
+        "http-localhost-dot",
+        &server.url_for_host("localhost."),
+        &ca,
+    );
+    f.unset("AGENT_INIT_CA_FILE")
+        .set("AGENT_INIT_TIMEOUT", IMPATIENT);
+    let root = f.dir.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy(support::bin(), root.join("agent-init")).unwrap();
+    std::fs::write(
+        root.join("etc/resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n",
+    )
+    .unwrap();
+    let args: Vec<OsString> = vec![root.into(), "/agent-init".into(), "--check".into()];
+    let out = f
+        .command(system_tool("chroot"), &args)
+        .output()
+        .expect("chroot runs");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    dns.join().unwrap();
+    f.assert_failed(&out, 78);
+    let err = stderr(&out);
+    assert!(err.contains("not loopback"), "{err}");
+    assert!(
+        answered.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the name was resolved through the DNS responder"
+    );
+    assert_eq!(server.connections(), 0, "nothing was sent");
 }

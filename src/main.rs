@@ -10,6 +10,9 @@ use agent_init::{error, sys, write_termination_log};
 #[global_allocator]
 static ALLOC: sys::WipingAlloc = sys::WipingAlloc;
 
+// `#[no_mangle]` is unsafe-class code (the `unsafe_code` lint): this is the
+// one symbol agent-init exports, the C `main` that `no_main` asks for.
+#[allow(unsafe_code)]
 #[no_mangle]
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     // Where the argument block is, for wiping `--secrets` values from it

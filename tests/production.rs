@@ -139,6 +139,8 @@ impl Fixture {
     /// `program args…` with agent-init's environment (over `PATH` only),
     /// the early signals at their default action whatever the test runner
     /// inherited, output captured.
+    // The test crate's one `unsafe`: `pre_exec` (Cargo.toml denies `unsafe_code`).
+    #[allow(unsafe_code)]
     fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[OsString]) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()

@@ -51,6 +51,10 @@ pub struct Config {
     pub require: Vec<String>,
     pub secrets_files: Vec<PathBuf>,
     pub secrets_flags: Vec<(String, SecretBytes)>,
+    /// `--secret-mount [VAR=]PATH`, in order.
+    pub secret_mounts: Vec<crate::inputs::Mount>,
+    /// `AGENT_INIT_SECRETS_DIR`: where file secrets go (see [`crate::files`]).
+    pub secrets_dir: Option<OsString>,
     pub token: Option<Token>,
     pub fetch: Option<FetchOptions>,
     pub log_level: Level,
@@ -84,6 +88,10 @@ Options:
                           default: .env then .env.local from the working directory, when they
                           exist and PYTHON_DOTENV_DISABLED is not true (1, true, t, yes, y)
   --secrets KEY=VALUE     local mode: add one secret (repeatable; beats inherited variables and files)
+  --secret-mount [VAR=]PATH
+                          local mode: give the command this file as a file secret, as production
+                          would: same name (the file's base name), VAR set to its path; at most
+                          1 MiB (repeatable)
   --list                  print NAME<TAB>ORIGIN[<TAB>UPDATED_AT] for each variable the command
                           would get, never a value; run nothing
   --check                 do everything up to the exec, print a one-line summary, run nothing
@@ -120,6 +128,8 @@ Environment:
   AGENT_INIT_MAX_BUNDLE         largest bundle in bytes (default 8388608)
   AGENT_INIT_LOG                error | warn | info (default) | debug
   AGENT_INIT_REQUIRE            comma-separated names that must be set
+  AGENT_INIT_SECRETS_DIR        where file secrets are written (default /dev/shm/agent-init-UID;
+                                outside a memory file system only when set here)
   AGENT_INIT_SUPERVISE          1 to supervise (see --supervise)
   AGENT_INIT_SIGNAL_CHILD       1 to signal the child alone (see --signal-child)
   HTTPS_PROXY, ALL_PROXY, NO_PROXY   honoured for the fetch, as curl does
@@ -271,6 +281,7 @@ impl Config {
             .is_some_and(|v| crate::dotenv::disabled_by(v.as_bytes()));
         let mut secrets_files = Vec::new();
         let mut secrets_flags = Vec::new();
+        let mut secret_mounts = Vec::new();
         let mut out = None;
         let mut seal_token = None;
         let mut seal_token_file = None;
@@ -367,6 +378,9 @@ impl Config {
                     secrets_files.push(PathBuf::from(file));
                 }
                 "--secrets" => secrets_flags.push(secret_flag(value(&mut it)?)?),
+                "--secret-mount" => {
+                    secret_mounts.push(crate::inputs::parse_mount(&value(&mut it)?)?)
+                }
                 "--out" if sealing => out = Some(PathBuf::from(value(&mut it)?)),
                 "--token" if sealing => {
                     let t = SecretBytes::new(value(&mut it)?.into_vec());
@@ -457,11 +471,14 @@ impl Config {
             }
             (None, _) => None,
         };
-        if token.is_some() && (!secrets_files.is_empty() || !secrets_flags.is_empty()) {
+        if token.is_some()
+            && (!secrets_files.is_empty() || !secrets_flags.is_empty() || !secret_mounts.is_empty())
+        {
             return Err(usage(
-                "--secrets-file and --secrets are for local mode; with a bootstrap token the bundle is the only source".into(),
+                "--secrets-file, --secrets and --secret-mount are for local mode; with a bootstrap token the bundle is the only source".into(),
             ));
         }
+        let secrets_dir = env_get(crate::files::DIR_VAR).filter(|v| !v.is_empty());
 
         let inherited = env
             .into_iter()
@@ -476,6 +493,8 @@ impl Config {
             require,
             secrets_files,
             secrets_flags,
+            secret_mounts,
+            secrets_dir,
             token,
             fetch,
             log_level: level,

@@ -33,6 +33,9 @@ pub enum Origin {
     File(PathBuf),
     /// A `--secrets KEY=VALUE` flag.
     Flag,
+    /// The path of the file secret of this name (§6.1 `env`), from the
+    /// bundle or a `--secret-mount`.
+    SecretFile(String),
 }
 
 impl std::fmt::Display for Origin {
@@ -43,6 +46,7 @@ impl std::fmt::Display for Origin {
             Origin::Inherited => f.write_str("inherited"),
             Origin::File(p) => write!(f, "file {}", p.display()),
             Origin::Flag => f.write_str("flag --secrets"),
+            Origin::SecretFile(name) => write!(f, "path of file secret {name}"),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dotenv;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod inputs;
 pub mod launch;
@@ -73,7 +74,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
         Action::Run | Action::List | Action::Check => {}
     }
     let production = cfg.token.is_some();
-    let (environment, unlisted) = assemble(&mut cfg)?;
+    let (environment, unlisted, files) = assemble(&mut cfg)?;
     // The fetch and the open ran in frames below this one, and ring leaves
     // its AES key schedule there: wipe that dead stack before later frames
     // (supervise's, which lives as long as the child) take it over.
@@ -121,11 +122,34 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
                 }
                 out.push('\n');
             }
+            // File secrets: name, then `file` and the path it gets.
+            for f in files.files() {
+                out.push_str(&printable(&f.name));
+                out.push_str("\tfile ");
+                out.push_str(&printable(&files.path(&f.name).to_string_lossy()));
+                if let Some(t) = &f.updated_at {
+                    out.push('\t');
+                    out.push_str(t);
+                }
+                out.push('\n');
+            }
             let _ = std::io::stdout().write_all(out.as_bytes());
             Ok(0)
         }
         Action::Check => {
             environment.check(&required, &cfg.command, sys::arg_max())?;
+            let files_summary = if files.is_empty() {
+                String::new()
+            } else {
+                files.inspect()?;
+                let names: Vec<&str> = files.files().iter().map(|f| f.name.as_str()).collect();
+                format!(
+                    "; {} file secret(s) for {}: {}",
+                    names.len(),
+                    files.dir().display(),
+                    names.join(", ")
+                )
+            };
             let resolved = if cfg.command.is_empty() {
                 String::new()
             } else {
@@ -141,7 +165,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             };
             // The summary is what --check is asked for: printed whatever AGENT_INIT_LOG says.
             let summary = format!(
-                "agent-init: check passed: {} variables ({} from the bundle, {} platform, {} from files, {} from flags, {} inherited){resolved}\n",
+                "agent-init: check passed: {} variables ({} from the bundle, {} platform, {} from files, {} from flags, {} inherited){files_summary}{resolved}\n",
                 environment.len(),
                 count(|o| matches!(o, env::Origin::Bundle { .. })),
                 count(|o| matches!(o, env::Origin::Platform)),
@@ -155,6 +179,15 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
         _ => {
             environment.check(&required, &cfg.command, sys::arg_max())?;
             let cmd = resolve_command(&environment, &cfg.command)?;
+            // From here to the start, a stop signal must not end agent-init
+            // with the files written: it waits, blocked, until the start
+            // (supervise forwards it) or is taken up before the exec.
+            let early = !files.is_empty();
+            if early {
+                sys::block_early_signals();
+            }
+            // Last, once nothing else can fail: dropping `written` removes them.
+            let written = files.write()?;
             let block = environment.into_block();
             let supervise = cfg.supervise;
             let opts = launch::SuperviseOptions {
@@ -170,9 +203,18 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             // And the check and the block's assembly, also in frames below.
             sys::scrub_stack();
             if supervise {
-                launch::supervise(cmd, block, inherited, &opts)
+                let status = launch::supervise(cmd, block, inherited, &opts);
+                // The command has exited (or never started): its files go.
+                drop(written);
+                status
             } else {
-                Err(launch::exec(cmd, block, inherited))
+                if let Some(sig) = early.then(sys::pending_early_signal).flatten() {
+                    drop(written);
+                    return Err(Error::Interrupted(sig));
+                }
+                let e = launch::exec(cmd, block, inherited);
+                drop(written);
+                Err(e)
             }
         }
     }
@@ -185,27 +227,99 @@ fn resolve_command(environment: &Environment, command: &[OsString]) -> Result<la
 }
 
 /// Builds the environment from the bundle (production) or from local files
-/// and flags, with the names `--list` must not show.
+/// and flags, the names `--list` must not show, and the file secrets
+/// (§6.1) it refers to.
 /// Never inlined: its frames, and the key schedules in them, must lie below
 /// `run`'s, where `sys::scrub_stack` reaches them.
 #[inline(never)]
-fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>)> {
+fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)> {
     let inherited = std::mem::take(&mut cfg.inherited);
+    let dir = cfg.secrets_dir.take();
     if let (Some(token), Some(fetch)) = (&cfg.token, &cfg.fetch) {
         warn_about_env_files();
         let body = source::fetch(fetch, token)?;
         let plaintext = bundle::open(token, body.expose())?;
         drop(body);
-        let secrets = secrets::parse(plaintext.expose())?;
+        let mut secrets = secrets::parse(plaintext.expose())?;
         drop(plaintext);
         cfg.token = None;
-        debug!("bundle opened: {} secrets", secrets.secrets.len());
-        return Ok((Environment::production(inherited, secrets), Vec::new()));
+        debug!(
+            "bundle opened: {} secrets, {} files",
+            secrets.secrets.len(),
+            secrets.files.len()
+        );
+        let bundle_files = std::mem::take(&mut secrets.files);
+        let mut env = Environment::production(inherited, secrets);
+        let mut planned = Vec::with_capacity(bundle_files.len());
+        let mut vars = Vec::new();
+        for f in bundle_files {
+            if let Some(var) = f.env {
+                vars.push((var, f.name.clone()));
+            }
+            planned.push(files::PlannedFile {
+                name: f.name,
+                content: f.content,
+                origin: "bundle".into(),
+                updated_at: f.updated_at,
+            });
+        }
+        let plan = files::Plan::new(dir.as_deref(), planned)?;
+        set_file_vars(&mut env, &plan, vars);
+        return Ok((env, Vec::new(), plan));
     }
-    let files = local_files(cfg)?;
-    let (loaded, unlisted) = load_files(&files, &inherited, false)?;
-    let env = Environment::local(inherited, loaded, std::mem::take(&mut cfg.secrets_flags));
-    Ok((env, unlisted))
+    let dotenv_files = local_files(cfg)?;
+    let (loaded, unlisted) = load_files(&dotenv_files, &inherited, false)?;
+    let mut env = Environment::local(inherited, loaded, std::mem::take(&mut cfg.secrets_flags));
+    // `--secret-mount`: the same file, name and variable production gives.
+    let mut planned = Vec::with_capacity(cfg.secret_mounts.len());
+    let mut vars = Vec::new();
+    for m in &cfg.secret_mounts {
+        let input = inputs::read_mount(m)?;
+        let update::Value::File { content, env: var } = input.value else {
+            return Err(Error::Internal("a mount read as an env input".into()));
+        };
+        if planned
+            .iter()
+            .any(|p: &files::PlannedFile| p.name == input.name)
+        {
+            return Err(Error::Usage(format!(
+                "--secret-mount: two files are named {}; a file secret's name is its base name",
+                input.name
+            )));
+        }
+        if let Some(var) = var {
+            if vars.iter().any(|(v, _)| *v == var) {
+                return Err(Error::Usage(format!(
+                    "--secret-mount: {var} is given to two files"
+                )));
+            }
+            vars.push((var, input.name.clone()));
+        }
+        planned.push(files::PlannedFile {
+            name: input.name,
+            content,
+            origin: input.origin,
+            updated_at: None,
+        });
+    }
+    let plan = files::Plan::new(dir.as_deref(), planned)?;
+    set_file_vars(&mut env, &plan, vars);
+    Ok((env, unlisted, plan))
+}
+
+/// Sets each file secret's variable to the file's absolute path, at the
+/// precedence of the bundle's secrets (§6.1 keeps it off `LIVEKIT_*` and off
+/// every other secret's name).
+fn set_file_vars(env: &mut Environment, plan: &files::Plan, vars: Vec<(String, String)>) {
+    use std::os::unix::ffi::OsStrExt;
+    for (var, name) in vars {
+        let path = plan.path(&name);
+        env.set(
+            var.into(),
+            SecretBytes::new(path.as_os_str().as_bytes().to_vec()),
+            env::Origin::SecretFile(name),
+        );
+    }
 }
 
 /// The dotenv files of local mode: the flags' list, or `.env` then

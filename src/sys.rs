@@ -617,3 +617,27 @@ pub fn default_action(sig: Signal) {
 pub fn to_cstring(s: OsString) -> Option<std::ffi::CString> {
     std::ffi::CString::new(s.into_vec()).ok()
 }
+
+// ---------------------------------------------------------------------------
+// Holding stop signals while file secrets exist and the command has not started.
+
+/// Blocks the signals the early handlers catch (SIGTERM, SIGINT, SIGHUP,
+/// SIGQUIT): one that arrives now waits instead of ending agent-init with
+/// file secrets written. Supervise mode forwards it once the child runs;
+/// exec mode takes it up with [`pending_early_signal`] just before the exec.
+pub fn block_early_signals() {
+    let mut set = SigSet::empty();
+    for sig in EARLY_SIGNALS {
+        set.add(sig);
+    }
+    let _ = signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
+/// Takes one pending early signal, if any, without waiting.
+pub fn pending_early_signal() -> Option<i32> {
+    let mut set = SigSet::empty();
+    for sig in EARLY_SIGNALS {
+        set.add(sig);
+    }
+    wait_signal_for(&set, std::time::Duration::ZERO)
+}

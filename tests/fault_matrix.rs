@@ -207,6 +207,36 @@ fn push_secret(v: &mut serde_json::Value, name: &str, value: &str) {
         .push(serde_json::json!({"name": name, "value": value}));
 }
 
+/// The content of the good file secret: no output may show it, raw or encoded.
+const FILE_CONTENT: &[u8] =
+    b"{\"type\": \"service_account\", \"private_key\": \"file-secret-pk-5b7d\"}";
+
+/// Adds a file secret (PROTOCOL.md §6.1) to a plaintext.
+fn push_file(v: &mut serde_json::Value, name: &str, content: &[u8], env: Option<&str>) {
+    let mut f = serde_json::json!({"name": name, "kind": "file", "value": agent_init::token::b64u(content)});
+    if let Some(e) = env {
+        f["env"] = e.into();
+    }
+    v["secrets"].as_array_mut().unwrap().push(f);
+}
+
+/// The good plaintext plus a good file secret, then `f`, sealed as a
+/// file:// bundle; the file's content is forbidden in output.
+fn with_files(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) -> Scenario {
+    let plain = plaintext_with(|v| {
+        push_file(
+            v,
+            "google-credentials.json",
+            FILE_CONTENT,
+            Some("GOOGLE_APPLICATION_CREDENTIALS"),
+        );
+        f(v)
+    });
+    sealed_plaintext(dir, &plain)
+        .forbid("file-secret-pk-5b7d")
+        .forbid(agent_init::token::b64u(FILE_CONTENT))
+}
+
 /// The good envelope for a fresh token with one member changed.
 fn envelope_with(dir: &Path, member: &str, value: serde_json::Value) -> Scenario {
     let (token, body) = sealed_good();
@@ -699,6 +729,101 @@ fn cases() -> Vec<Case> {
                 .forbid("f".repeat(64))
             },
         ),
+        // --- file secrets (PROTOCOL.md §6.1): refused before any file is written.
+        case("files", "a kind other than env and file", 65, |d| {
+            with_files(d, |v| {
+                v["secrets"][0]["kind"] = "secret".into();
+            })
+        }),
+        case("files", "a kind that is not a string", 65, |d| {
+            with_files(d, |v| {
+                v["secrets"][0]["kind"] = serde_json::json!(["file"]);
+            })
+        }),
+        case("files", "file name starting with a dot", 65, |d| {
+            with_files(d, |v| push_file(v, ".hidden", b"x", None))
+        }),
+        case("files", "file name with a slash (../escape)", 65, |d| {
+            with_files(d, |v| push_file(v, "../escape", b"x", None))
+        }),
+        case("files", "file name of 71 characters", 65, |d| {
+            with_files(d, |v| push_file(v, &"f".repeat(71), b"x", None))
+        }),
+        case("files", "content that is not base64url", 65, |d| {
+            with_files(d, |v| {
+                v["secrets"].as_array_mut().unwrap().last_mut().unwrap()["value"] =
+                    "eyJ0eXBl+/==".into();
+            })
+        }),
+        case("files", "content of 1 MiB + 1 byte", 65, |d| {
+            with_files(d, |v| {
+                push_file(v, "big.bin", &vec![b'w'; (1 << 20) + 1], None)
+            })
+            .forbid("w".repeat(64))
+        }),
+        case("files", "env is LIVEKIT_API_KEY", 65, |d| {
+            with_files(d, |v| push_file(v, "k.pem", b"x", Some("LIVEKIT_API_KEY")))
+        }),
+        case("files", "env is a name never passed on", 65, |d| {
+            with_files(d, |v| {
+                push_file(v, "k.pem", b"x", Some("LIVEKIT_BOOTSTRAP_TOKEN"))
+            })
+        }),
+        case("files", "env that is not a valid name", 65, |d| {
+            with_files(d, |v| push_file(v, "k.pem", b"x", Some("KEY-PATH")))
+        }),
+        case("files", "env naming another secret", 65, |d| {
+            with_files(d, |v| push_file(v, "k.pem", b"x", Some("OPENAI_API_KEY")))
+        }),
+        case("files", "two files with one env", 65, |d| {
+            with_files(d, |v| {
+                push_file(v, "k.pem", b"x", Some("GOOGLE_APPLICATION_CREDENTIALS"))
+            })
+        }),
+        case("files", "two files with one name", 65, |d| {
+            with_files(d, |v| push_file(v, "google-credentials.json", b"x", None))
+        }),
+        case("files", "a file named like an env secret", 65, |d| {
+            with_files(d, |v| push_file(v, "DB_PASSWORD", b"x", None))
+        }),
+        case("files", "AGENT_INIT_SECRETS_DIR is relative", 78, |d| {
+            with_files(d, |_| {}).set("AGENT_INIT_SECRETS_DIR", "secret-files")
+        }),
+        case(
+            "files",
+            "AGENT_INIT_SECRETS_DIR is a symbolic link",
+            78,
+            |d| {
+                std::os::unix::fs::symlink(d, d.join("link")).unwrap();
+                with_files(d, |_| {}).set("AGENT_INIT_SECRETS_DIR", d.join("link"))
+            },
+        ),
+        case("files", "AGENT_INIT_SECRETS_DIR is a file", 78, |d| {
+            std::fs::write(d.join("plain-file"), "").unwrap();
+            with_files(d, |_| {}).set("AGENT_INIT_SECRETS_DIR", d.join("plain-file"))
+        }),
+        case("files", "command not found, with file secrets", 127, |d| {
+            with_files(d, |_| {}).command(Command::Other(vec!["agent-init-no-such-command".into()]))
+        }),
+        case("files", "--secret-mount file does not exist", 78, |d| {
+            Scenario::local(&[], &[])
+                .flag("--secret-mount")
+                .flag(d.join("missing.json"))
+        }),
+        case("files", "--secret-mount file over 1 MiB", 65, |d| {
+            std::fs::write(d.join("big.bin"), vec![b'm'; (1 << 20) + 1]).unwrap();
+            Scenario::local(&[], &[&"m".repeat(64)])
+                .flag("--secret-mount")
+                .flag(d.join("big.bin"))
+        }),
+        case("files", "--secret-mount with a bootstrap token", 64, |d| {
+            std::fs::write(d.join("k.pem"), "file-mount-pk-3e9a").unwrap();
+            let (token, body) = sealed_good();
+            file_bundle(d, &token, body)
+                .flag("--secret-mount")
+                .flag(d.join("k.pem"))
+                .forbid("file-mount-pk-3e9a")
+        }),
         // --- dotenv files (local mode).
         case("dotenv", "a line that is not an assignment", 65, |d| {
             dotenv(
@@ -960,6 +1085,8 @@ struct Row {
     expected: i32,
     exit: Option<i32>,
     started: bool,
+    /// Whether the secrets directory was made (and so files maybe written).
+    wrote_files: bool,
     leaked: Vec<String>,
     unprefixed: bool,
     stderr: String,
@@ -969,6 +1096,7 @@ impl Row {
     fn ok(&self) -> bool {
         self.exit == Some(self.expected)
             && !self.started
+            && !self.wrote_files
             && self.leaked.is_empty()
             && !self.unprefixed
     }
@@ -980,6 +1108,9 @@ fn drive(index: usize, case: &Case) -> Row {
     let marker = dir.join("started");
     let out = dir.join("environ");
     let mut run = support::Run::new(&dir);
+    // File secrets, if agent-init wrote any, would land here.
+    let files_dir = dir.join("secret-files");
+    run = run.env("AGENT_INIT_SECRETS_DIR", &files_dir);
     for (k, v) in &s.env {
         run = run.env(k, v);
     }
@@ -1017,6 +1148,7 @@ fn drive(index: usize, case: &Case) -> Row {
         expected: case.code,
         exit: output.status.code(),
         started: marker.exists() || dir.join("started").exists(),
+        wrote_files: files_dir.exists(),
         leaked: s
             .forbidden
             .iter()
@@ -1035,9 +1167,9 @@ fn drive(index: usize, case: &Case) -> Row {
 fn render(rows: &[Row]) -> String {
     let mut t = String::new();
     t.push_str(
-        "| # | area | what fails | exit | command started | secret, token or key in output |\n",
+        "| # | area | what fails | exit | command started | file secrets written | secret, token or key in output |\n",
     );
-    t.push_str("| ---: | --- | --- | ---: | --- | --- |\n");
+    t.push_str("| ---: | --- | --- | ---: | --- | --- | --- |\n");
     for (i, r) in rows.iter().enumerate() {
         let exit = match r.exit {
             Some(c) if c == r.expected => c.to_string(),
@@ -1045,12 +1177,13 @@ fn render(rows: &[Row]) -> String {
             None => format!("**killed, expected {}**", r.expected),
         };
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             i + 1,
             r.area,
             r.fault.replace('|', "\\|"),
             exit,
             if r.started { "**started**" } else { "never" },
+            if r.wrote_files { "**written**" } else { "none" },
             if r.leaked.is_empty() {
                 "none"
             } else {
@@ -1060,7 +1193,7 @@ fn render(rows: &[Row]) -> String {
     }
     let areas: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.area).collect();
     t.push_str(&format!(
-        "\n{} cases in {} areas; the exit code and both invariants are checked for every row.\n",
+        "\n{} cases in {} areas; the exit code and the invariants (command never started, no file secret written, nothing secret in output) are checked for every row.\n",
         rows.len(),
         areas.len()
     ));
@@ -1121,8 +1254,8 @@ fn every_fault_exits_with_its_code_starts_nothing_and_prints_no_secret() {
         .filter(|r| !r.ok())
         .map(|r| {
             format!(
-                "{} / {}: exit {:?} (expected {}), started: {}, leaked: {:?}, unprefixed stderr: {}\n  stderr: {}",
-                r.area, r.fault, r.exit, r.expected, r.started, r.leaked, r.unprefixed, r.stderr.trim()
+                "{} / {}: exit {:?} (expected {}), started: {}, files written: {}, leaked: {:?}, unprefixed stderr: {}\n  stderr: {}",
+                r.area, r.fault, r.exit, r.expected, r.started, r.wrote_files, r.leaked, r.unprefixed, r.stderr.trim()
             )
         })
         .collect();

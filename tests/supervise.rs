@@ -1685,8 +1685,34 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
             ("LIVEKIT_API_SECRET", format!("apisecret-{m}")),
             ("PLATFORM_SECRET", format!("platform-{m}")),
         ];
+        // File secrets (PROTOCOL.md §6.1): a service-account JSON and a
+        // binary key, whose content must not stay in agent-init either.
+        let files = [
+            (
+                "google-credentials.json",
+                format!("{{\"type\": \"service_account\", \"private_key\": \"file-pk-{m}\"}}")
+                    .into_bytes(),
+            ),
+            (
+                "raw.bin",
+                [
+                    &[0u8, 0xff, 0x10][..],
+                    format!("bin-{m}").as_bytes(),
+                    &[0xfe; 32],
+                ]
+                .concat(),
+            ),
+        ];
+        let files_dir = PathBuf::from(format!("/dev/shm/agent-init-memscan-{}", marker()));
+        let mut list: Vec<serde_json::Value> = secrets
+            .iter()
+            .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
+            .collect();
+        list.extend(files.iter().map(|(n, c)| {
+            serde_json::json!({"name": n, "kind": "file", "value": b64u(c), "env": format!("PATH_{}", n.len())})
+        }));
         let plaintext = serde_json::json!({
-            "secrets": secrets.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
+            "secrets": list,
             "livekit": {"url": livekit[0].1, "api_key": livekit[1].1},
         })
         .to_string();
@@ -1726,6 +1752,10 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
         ]);
         // Any stretch of the key schedules past the keys themselves.
         secret.extend(aes256_needles("seal_key", &seal));
+        for (n, c) in &files {
+            secret.push(needle(&format!("file {n}"), c));
+            secret.push(needle(&format!("file {n} (base64url)"), b64u(c)));
+        }
 
         let argv_marker = format!("argv-marker-{}", marker());
         let argv = agent_argv(
@@ -1736,12 +1766,20 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
         let mut cmd = command(&argv);
         cmd.env("LIVEKIT_BOOTSTRAP_TOKEN", &text)
             .env("LIVEKIT_SECRETS_URL", &url)
+            .env("AGENT_INIT_SECRETS_DIR", &files_dir)
             .envs(from_env.iter().map(|(n, v)| (n, v)));
         if server.is_some() {
             cmd.env("AGENT_INIT_CA_FILE", ca.write_pem(&dir));
         }
         let mut agent = Agent::start(mode, cmd);
         agent.wait_idle();
+        for (n, c) in &files {
+            assert_eq!(
+                &fs::read(files_dir.join(n)).unwrap(),
+                c,
+                "{mode:?}: control: the file secret {n} is in place while the command runs"
+            );
+        }
         // The TLS session's secrets, and the AES keys and key schedules
         // derived from its traffic secrets.
         for (label, tls_secret) in key_log.0.lock().unwrap().iter() {
@@ -1761,6 +1799,10 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
         assert_memory_clean(&agent, &secret, &values, &argv_marker);
         agent.signal(Signal::SIGTERM as i32);
         assert_eq!(agent.wait().code(), Some(143), "{mode:?} {source:?} {url}");
+        assert!(
+            !files_dir.exists(),
+            "{mode:?}: the file secrets are removed once the command has exited"
+        );
         if let Some(s) = server {
             assert_eq!(s.requests().len(), 1, "{mode:?}: one fetch over HTTPS");
         }

@@ -151,8 +151,9 @@ fn truthy(v: &[u8]) -> bool {
     )
 }
 
-/// Splits `KEY=VALUE` from a `--secrets` flag, checking the name.
-fn secret_flag(arg: OsString) -> Result<(String, SecretBytes)> {
+/// Splits `KEY=VALUE` from a `--secrets` flag, checking the name and value
+/// (§6). agent-secrets parses its own `--secrets` with it: one rule, one message.
+pub fn secret_flag(arg: OsString) -> Result<(String, SecretBytes)> {
     let bytes = SecretBytes::new(arg.into_vec());
     let b = bytes.expose();
     let eq = b

@@ -2,8 +2,9 @@
 //! backoff and full jitter, honouring `Retry-After` (never earlier; the
 //! jitter is added to it), inside one overall deadline (PROTOCOL.md §4).
 //!
-//! Guarantees: no attempt runs past the deadline; the body is never read past
-//! the size cap; 401/403, 404, an unverifiable certificate and an oversized
+//! Guarantees: no attempt runs past the deadline; the body is never accepted
+//! past the size cap, and at most [`INPUT_BUFFER`] bytes of the connection
+//! are read ahead of need; 401/403, 404, an unverifiable certificate and an oversized
 //! body stop at once; redirects are not followed (a 3xx is "unexpected", 69),
 //! so the Authorization header goes to no other host. A proxy named by
 //! `https_proxy`/`HTTPS_PROXY`, else `all_proxy`/`ALL_PROXY` (less
@@ -326,15 +327,17 @@ fn proxy_for(url: &str) -> Result<Option<ureq::Proxy>> {
     Ok(None)
 }
 
-/// Whether `no_proxy` (else `NO_PROXY`) exempts `host`: `*`, the host
-/// itself, or a domain it is in (a leading `.` or `*.` is ignored).
+/// Whether `no_proxy` (else `NO_PROXY`) exempts `host`.
 fn no_proxy(host: &str) -> bool {
-    let Some(list) = ["no_proxy", "NO_PROXY"]
+    ["no_proxy", "NO_PROXY"]
         .iter()
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-    else {
-        return false;
-    };
+        .is_some_and(|list| exempted_by(&list, host))
+}
+
+/// Whether the comma-separated `list` exempts `host`: `*`, the host itself,
+/// or a domain it is in (a leading `.` or `*.` is ignored), as curl reads it.
+fn exempted_by(list: &str, host: &str) -> bool {
     let host = host.trim_end_matches('.');
     list.split(',').map(str::trim).any(|entry| {
         let e = entry.trim_start_matches("*.").trim_start_matches('.');
@@ -710,6 +713,35 @@ mod tests {
             classify(ureq::Error::Io(refused)),
             Outcome::Transient(..)
         ));
+    }
+
+    #[test]
+    fn no_proxy_matches_hosts_and_domains_as_curl_does() {
+        let list = "internal.example, .corp.test,*.svc.local , 10.1.2.3";
+        for yes in [
+            "internal.example",
+            "a.internal.example",
+            "corp.test",
+            "x.y.corp.test",
+            "svc.local",
+            "db.svc.local",
+            "10.1.2.3",
+            "internal.example.",
+        ] {
+            assert!(exempted_by(list, yes), "{yes}");
+        }
+        for no in [
+            "example",
+            "xinternal.example",
+            "corp.test.evil",
+            "10.1.2.33",
+            "",
+        ] {
+            assert!(!exempted_by(list, no), "{no}");
+        }
+        assert!(exempted_by("*", "anything.example"));
+        assert!(!exempted_by("", "anything.example"));
+        assert!(!exempted_by(" , ,", "anything.example"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! over HTTPS, or a file mounted into the container.
 //!
 //! After [`fetch`] returns, the caller holds the whole body, at most
-//! `max_bundle` bytes, in a zeroizing buffer; nothing was read past the cap.
+//! `max_bundle` bytes, in a zeroizing buffer; a file was read no further
+//! than the cap, a connection at most 16 KiB ahead of it.
 //! `http://` is accepted only for loopback hosts. What the body means is the
 //! next step's business ([`crate::bundle`]).
 

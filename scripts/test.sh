@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 for pair in podman:podman runc:runc debootstrap:debootstrap tini:tini dumb-init:dumb-init \
-            catatonit:catatonit hyperfine:hyperfine /usr/bin/time:time unshare:util-linux script:bsdutils strace:strace; do
+            catatonit:catatonit hyperfine:hyperfine /usr/bin/time:time unshare:util-linux prlimit:util-linux mount:mount script:bsdutils strace:strace; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "$bin" ] || need_apt+=("$pkg")
 done

@@ -48,6 +48,8 @@ pub struct Config {
     pub supervise: bool,
     /// Forward signals to the child alone, not its process group.
     pub signal_child_only: bool,
+    /// `--watch`: roll the agent when the bundle changes (supervise mode only).
+    pub watch: Option<WatchConfig>,
     pub require: Vec<String>,
     pub secrets_files: Vec<PathBuf>,
     pub secrets_flags: Vec<(String, SecretBytes)>,
@@ -64,6 +66,51 @@ pub struct Config {
     /// agent-init's environment, minus the variables it never passes on.
     pub inherited: Vec<(OsString, SecretBytes)>,
 }
+
+/// How a running agent is replaced when its bundle changes (`--on-update`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUpdate {
+    /// Drain the agent (one SIGTERM, then SIGKILL after the drain timeout),
+    /// then start it again with the new environment.
+    Restart,
+    /// Drain the agent, then exit (status [`crate::launch::EXIT_UPDATED`]).
+    Exit,
+    /// Start the new generation, wait until it is ready, then drain the old one.
+    Overlap,
+}
+
+/// The knobs of `--watch`.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// How often the source is checked (at least [`MIN_WATCH`]), plus jitter.
+    pub every: Duration,
+    pub on_update: OnUpdate,
+    /// A roll starts after a random delay in `[0, spread]`.
+    pub spread: Duration,
+    /// How long a draining generation may take before it is killed.
+    pub drain: Duration,
+    /// `overlap`: the health ports the generations take turns on (`port`, `port + 1`).
+    pub health_port: u16,
+    /// `overlap`: how long after the new generation's first 200 the old one is stopped.
+    pub settle: Duration,
+    /// The token is read again from here at each check; never kept.
+    pub token_file: PathBuf,
+}
+
+/// The flags of `--watch`, in the order of their `AGENT_INIT_*` variables.
+const WATCH_FLAGS: [&str; 6] = [
+    "--watch",
+    "--on-update",
+    "--rollout-spread",
+    "--drain-timeout",
+    "--health-port",
+    "--overlap-settle",
+];
+
+/// The shortest `--watch` interval (PROTOCOL.md §4).
+pub const MIN_WATCH: Duration = Duration::from_secs(5);
+/// LiveKit's own drain timeout, in both SDKs.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(3600);
 
 pub const USAGE: &str = "\
 agent-init: the entrypoint of LiveKit agent containers
@@ -95,6 +142,19 @@ Options:
   --list                  print NAME<TAB>ORIGIN[<TAB>UPDATED_AT] for each variable the command
                           would get, never a value; run nothing
   --check                 do everything up to the exec, print a one-line summary, run nothing
+  --watch SECONDS         with --supervise and LIVEKIT_BOOTSTRAP_TOKEN_FILE: check the bundle
+                          every SECONDS (at least 5, plus jitter) and roll the agent when it
+                          changes (AGENT_INIT_WATCH)
+  --on-update POLICY      restart (default): drain, then start again; exit: drain, then exit 75;
+                          overlap: start the new generation, wait for its health port, then
+                          drain the old one (AGENT_INIT_ON_UPDATE)
+  --rollout-spread S      wait a random 0..S seconds before a roll (AGENT_INIT_ROLLOUT_SPREAD; 0)
+  --drain-timeout S       SIGKILL a draining generation after S seconds
+                          (AGENT_INIT_DRAIN_TIMEOUT; default 3600, LiveKit's)
+  --health-port N         overlap: generations get AGENT_HTTP_PORT=N and N+1 in turn, and are
+                          ready when GET / there answers 200 (AGENT_INIT_HEALTH_PORT; 8081)
+  --overlap-settle S      overlap: wait S more seconds after that 200 (a Python worker answers
+                          200 before it has registered) (AGENT_INIT_OVERLAP_SETTLE; 0)
   -h, --help              this text
   -V, --version           the version
 
@@ -139,6 +199,21 @@ Exit codes: 64 usage, 65 bundle or secrets refused, 69 service unavailable,
 77 token refused, 78 configuration, 126 command not executable, 127 command
 not found; otherwise the command's own status.
 ";
+
+/// Seconds from a flag or variable: a number in `[min, 31 days]`.
+fn seconds(what: &str, v: &OsString, min: f64) -> Result<Duration> {
+    v.to_string_lossy()
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= min && *s <= 2_678_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{what} must be a number of seconds, at least {min}"
+            ))
+        })
+}
 
 fn usage(msg: String) -> Error {
     Error::Usage(format!("{msg} (see agent-init --help)"))
@@ -280,6 +355,18 @@ impl Config {
         }
         let dotenv_disabled = env_get("PYTHON_DOTENV_DISABLED")
             .is_some_and(|v| crate::dotenv::disabled_by(v.as_bytes()));
+        // The watch knobs: flags over variables, checked once all are known.
+        let mut knobs: Vec<(&str, Option<OsString>)> = [
+            "AGENT_INIT_WATCH",
+            "AGENT_INIT_ON_UPDATE",
+            "AGENT_INIT_ROLLOUT_SPREAD",
+            "AGENT_INIT_DRAIN_TIMEOUT",
+            "AGENT_INIT_HEALTH_PORT",
+            "AGENT_INIT_OVERLAP_SETTLE",
+        ]
+        .iter()
+        .map(|n| (*n, env_get(n).filter(|v| !v.is_empty())))
+        .collect();
         let mut secrets_files = Vec::new();
         let mut secrets_flags = Vec::new();
         let mut secret_mounts = Vec::new();
@@ -382,6 +469,11 @@ impl Config {
                 "--secret-mount" => {
                     secret_mounts.push(crate::inputs::parse_mount(&value(&mut it)?)?)
                 }
+                f if !sealing && WATCH_FLAGS.contains(&f) => {
+                    let i = WATCH_FLAGS.iter().position(|f| *f == flag).unwrap_or(0);
+                    knobs[i].0 = WATCH_FLAGS[i];
+                    knobs[i].1 = Some(value(&mut it)?);
+                }
                 "--out" if sealing => out = Some(PathBuf::from(value(&mut it)?)),
                 "--token" if sealing => {
                     let t = SecretBytes::new(value(&mut it)?.into_vec());
@@ -433,6 +525,67 @@ impl Config {
         if action == Action::Run && command.is_empty() {
             return Err(usage("no command given".into()));
         }
+
+        let token_env = env_get("LIVEKIT_BOOTSTRAP_TOKEN").filter(|v| !v.is_empty());
+        let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
+        let watch = match &knobs[0].1 {
+            Some(every) if action == Action::Run => {
+                let get = |i: usize| knobs[i].1.as_ref();
+                let every = seconds(knobs[0].0, every, MIN_WATCH.as_secs_f64())?;
+                let on_update = match get(1).map(|v| v.to_string_lossy().trim().to_string()) {
+                    None => OnUpdate::Restart,
+                    Some(p) if p == "restart" => OnUpdate::Restart,
+                    Some(p) if p == "exit" => OnUpdate::Exit,
+                    Some(p) if p == "overlap" => OnUpdate::Overlap,
+                    Some(_) => {
+                        return Err(Error::Usage(format!(
+                            "{} must be restart, exit or overlap",
+                            knobs[1].0
+                        )))
+                    }
+                };
+                let secs = |i: usize, default: Duration| {
+                    get(i).map_or(Ok(default), |v| seconds(knobs[i].0, v, 0.0))
+                };
+                let health_port = match get(4) {
+                    None => crate::health::DEFAULT_PORT,
+                    Some(v) => v
+                        .to_string_lossy()
+                        .trim()
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0 && *p < u16::MAX)
+                        .ok_or_else(|| {
+                            Error::Usage(format!("{} must be a port number", knobs[4].0))
+                        })?,
+                };
+                if !supervise {
+                    return Err(usage(
+                        "--watch needs --supervise (AGENT_INIT_SUPERVISE=1)".into(),
+                    ));
+                }
+                if token_env.is_some() {
+                    return Err(Error::Config(
+                        "--watch reads the token again at each check, so it must come from LIVEKIT_BOOTSTRAP_TOKEN_FILE, not LIVEKIT_BOOTSTRAP_TOKEN".into(),
+                    ));
+                }
+                let token_file = token_file.clone().ok_or_else(|| {
+                    Error::Config(
+                        "--watch needs a bundle to watch: LIVEKIT_BOOTSTRAP_TOKEN_FILE and LIVEKIT_SECRETS_URL".into(),
+                    )
+                })?;
+                Some(WatchConfig {
+                    every,
+                    on_update,
+                    spread: secs(2, Duration::ZERO)?,
+                    drain: secs(3, DEFAULT_DRAIN)?,
+                    health_port,
+                    settle: secs(5, Duration::ZERO)?,
+                    token_file: PathBuf::from(token_file),
+                })
+            }
+            _ => None,
+        };
 
         let url = env_get("LIVEKIT_SECRETS_URL").filter(|v| !v.is_empty());
         let fetch = match (&token, url) {
@@ -491,6 +644,7 @@ impl Config {
             command,
             supervise,
             signal_child_only,
+            watch,
             require,
             secrets_files,
             secrets_flags,
@@ -724,6 +878,80 @@ mod tests {
             assert_eq!(e.exit_code(), 78, "{env:?}: {e}");
             assert!(!e.to_string().contains("AAECAw"), "{e}");
         }
+    }
+
+    #[test]
+    fn watch_needs_supervise_and_a_token_file_and_takes_flags_over_variables() {
+        let dir = std::env::temp_dir().join(format!("agent-init-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, TOKEN).unwrap();
+        let file = file.to_string_lossy().into_owned();
+        let base = [
+            ("LIVEKIT_BOOTSTRAP_TOKEN_FILE", file.as_str()),
+            ("LIVEKIT_SECRETS_URL", "file:///b.json"),
+            ("AGENT_INIT_ON_UPDATE", "exit"),
+            ("AGENT_INIT_DRAIN_TIMEOUT", "30"),
+        ];
+        let c = Config::parse(
+            os(&["--supervise", "--watch", "5", "--on-update=overlap", "true"]),
+            envs(&base),
+        )
+        .unwrap();
+        let w = c.watch.unwrap();
+        assert_eq!(w.every, Duration::from_secs(5));
+        assert_eq!(w.on_update, OnUpdate::Overlap);
+        assert_eq!(w.drain, Duration::from_secs(30));
+        assert_eq!(w.health_port, 8081);
+        assert_eq!(w.spread, Duration::ZERO);
+
+        let mut with_watch = base.to_vec();
+        with_watch.push(("AGENT_INIT_WATCH", "60"));
+        let c = Config::parse(os(&["--supervise", "true"]), envs(&with_watch)).unwrap();
+        assert_eq!(c.watch.unwrap().on_update, OnUpdate::Exit);
+
+        // Not without --supervise, never more often than every 5 s, known policies only.
+        for args in [
+            &["--watch", "5", "true"][..],
+            &["--supervise", "--watch", "4.9", "true"][..],
+            &[
+                "--supervise",
+                "--watch",
+                "5",
+                "--on-update",
+                "reload",
+                "true",
+            ][..],
+            &[
+                "--supervise",
+                "--watch",
+                "5",
+                "--health-port",
+                "65535",
+                "true",
+            ][..],
+        ] {
+            let e = Config::parse(os(args), envs(&base)).unwrap_err();
+            assert_eq!(e.exit_code(), 64, "{args:?}: {e}");
+        }
+        // The token in the environment is wiped at start: it cannot be read again.
+        let e = Config::parse(
+            os(&["--supervise", "--watch", "5", "true"]),
+            envs(&[
+                ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
+                ("LIVEKIT_SECRETS_URL", "file:///b.json"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(
+            e.to_string().contains("LIVEKIT_BOOTSTRAP_TOKEN_FILE"),
+            "{e}"
+        );
+        // Local mode has no bundle to watch.
+        let e = Config::parse(os(&["--supervise", "--watch", "5", "true"]), vec![]).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

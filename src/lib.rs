@@ -73,6 +73,9 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
         Action::Seal { .. } => return seal::run(cfg),
         Action::Run | Action::List | Action::Check => {}
     }
+    if cfg.watch.is_some() {
+        return watch(cfg, inherited);
+    }
     let production = cfg.token.is_some();
     let (environment, unlisted, files) = assemble(&mut cfg)?;
     // The fetch and the open ran in frames below this one, and ring leaves
@@ -192,6 +195,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             let supervise = cfg.supervise;
             let opts = launch::SuperviseOptions {
                 signal_child_only: cfg.signal_child_only,
+                watch: None,
             };
             // Nothing secret outlives this point but the block the command receives.
             drop(cfg);
@@ -203,7 +207,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             // And the check and the block's assembly, also in frames below.
             sys::scrub_stack();
             if supervise {
-                let status = launch::supervise(cmd, block, inherited, &opts);
+                let status = launch::supervise(cmd, block, inherited, opts);
                 // The command has exited (or never started): its files go.
                 drop(written);
                 status
@@ -218,6 +222,61 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             }
         }
     }
+}
+
+/// `--watch`: the first generation from the bundle, as without it, and a
+/// watcher that keeps agent-init's own environment sealed with the token.
+fn watch(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
+    let (cmd, block, opts) = watch_first(cfg)?;
+    // What the assembly left on the stack is below this frame: dead, wiped.
+    sys::scrub_stack();
+    launch::supervise(cmd, block, inherited, opts)
+}
+
+#[inline(never)]
+fn watch_first(
+    mut cfg: Config,
+) -> Result<(launch::Command, env::EnvBlock, launch::SuperviseOptions)> {
+    let (Some(w), Some(token), Some(fetch)) =
+        (cfg.watch.take(), cfg.token.take(), cfg.fetch.take())
+    else {
+        return Err(Error::Internal("--watch without a bundle".into()));
+    };
+    warn_about_env_files();
+    let fetched = source::fetch(&fetch, &token)?;
+    let mut required: Vec<String> = LIVEKIT_NAMES.iter().map(|s| s.to_string()).collect();
+    required.extend(std::mem::take(&mut cfg.require));
+    let (every, policy) = (w.every, w.on_update);
+    let mut watcher = launch::Watcher::new(
+        w,
+        fetch,
+        std::mem::take(&mut cfg.command),
+        required,
+        &token,
+        std::mem::take(&mut cfg.inherited),
+        fetched.version,
+    )?;
+    let port = watcher.port(0);
+    let (cmd, block) = watcher.prepare(&token, fetched.body.expose(), port)?;
+    drop(token);
+    drop(fetched.body);
+    let version = watcher.version().to_string();
+    watcher.serving(version, &block);
+    let signal_child_only = cfg.signal_child_only;
+    drop(cfg);
+    info!(
+        "starting {} (supervised; bundle {}, checked every {}s, on update: {}{})",
+        cmd.name,
+        watcher.version(),
+        every.as_secs(),
+        format!("{policy:?}").to_lowercase(),
+        port.map_or(String::new(), |p| format!(", {}={p}", launch::PORT_VAR))
+    );
+    let opts = launch::SuperviseOptions {
+        signal_child_only,
+        watch: Some(watcher),
+    };
+    Ok((cmd, block, opts))
 }
 
 /// Looks the command up on the PATH it will itself receive.
@@ -237,7 +296,7 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
     let dir = cfg.secrets_dir.take();
     if let (Some(token), Some(fetch)) = (&cfg.token, &cfg.fetch) {
         warn_about_env_files();
-        let body = source::fetch(fetch, token)?;
+        let body = source::fetch(fetch, token)?.body;
         let plaintext = bundle::open(token, body.expose())?;
         drop(body);
         let mut secrets = secrets::parse(plaintext.expose())?;

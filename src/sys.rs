@@ -377,6 +377,8 @@ pub fn exec(path: &CStr, argv: &[&CStr], envp: &[&CStr], inherited: &Inherited) 
 pub struct SpawnOptions {
     /// Hand the terminal on stdin to the child's process group.
     pub take_tty: bool,
+    /// Where the child starts, when not in agent-init's own directory.
+    pub cwd: Option<std::ffi::CString>,
 }
 
 /// NULL-terminated pointer arrays, built before `fork` so the child allocates nothing.
@@ -436,7 +438,7 @@ pub fn spawn(
     .map_err(|e| SpawnError::Local("open the working directory", e))?;
     nix::unistd::chdir("/").map_err(|e| SpawnError::Local("move to /", e))?;
     // SAFETY: after fork the child calls only async-signal-safe functions
-    // (fchdir, setpgid, tcsetpgrp, sigaction, setrlimit, sigprocmask,
+    // (fchdir, chdir, setpgid, tcsetpgrp, sigaction, setrlimit, sigprocmask,
     // execve, write, _exit) on memory prepared before the fork; it
     // allocates nothing.
     match unsafe { fork() }.map_err(|e| SpawnError::Local("fork", e))? {
@@ -450,6 +452,13 @@ pub fn spawn(
                 libc::_exit(127);
             }
             libc::setpgid(0, 0);
+            if let Some(dir) = &opts.cwd {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    let bytes = (*libc::__errno_location()).to_ne_bytes();
+                    libc::write(wr.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                    libc::_exit(127);
+                }
+            }
             if opts.take_tty {
                 // A background group may take the terminal only because
                 // SIGTTOU is still blocked and ignored here (agent-init's

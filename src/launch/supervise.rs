@@ -35,6 +35,49 @@ use nix::unistd::Pid;
 pub struct SuperviseOptions {
     /// Forward signals to the child alone instead of its process group.
     pub signal_child_only: bool,
+    /// `--watch`: roll the command when its bundle changes.
+    pub watch: Option<super::watch::Watcher>,
+}
+
+/// One run of the command: with `--watch` there may be several, one after
+/// another or (`overlap`) two at once.
+pub(super) struct Generation {
+    pub pid: Pid,
+    /// Its status once reaped.
+    pub status: Option<i32>,
+    /// 0 for the first, counting up.
+    pub n: u32,
+    /// The bundle it runs.
+    pub version: String,
+    /// When a drain that the roll asked for ends in SIGKILL.
+    pub kill_at: Option<std::time::Instant>,
+}
+
+/// Starts a later generation (the first starts in [`supervise`]); agent-init
+/// keeps no copy of its environment.
+#[inline(never)]
+pub(super) fn start(
+    cmd: &Command,
+    env: EnvBlock,
+    inherited: &Inherited,
+    spawn: &SpawnOptions,
+    n: u32,
+    version: String,
+) -> Result<Generation> {
+    let pid = {
+        let argv: Vec<&std::ffi::CStr> = cmd.argv.iter().map(|c| c.as_c_str()).collect();
+        let envp = env.c_strs();
+        sys::spawn(&Prepared::new(&cmd.path, &argv, &envp), inherited, spawn)
+    };
+    drop(env);
+    sys::scrub_stack();
+    Ok(Generation {
+        pid: pid.map_err(|e| spawn_error(&cmd.name, e))?,
+        status: None,
+        n,
+        version,
+        kill_at: None,
+    })
 }
 
 /// The synchronous faults an init must not swallow (tini's list): left
@@ -72,7 +115,7 @@ pub fn supervise(
     cmd: Command,
     env: EnvBlock,
     inherited: &Inherited,
-    opts: &SuperviseOptions,
+    mut opts: SuperviseOptions,
 ) -> Result<i32> {
     // From here on, signals queue instead of running handlers: one that lands
     // before the child exists is forwarded to it right after the spawn.
@@ -99,24 +142,32 @@ pub fn supervise(
     // `--signal-child` only changes where forwarded signals go.
     let take_tty = owns_terminal();
 
+    // Later generations start where the first did (agent-init itself
+    // moves to `/` in the spawn).
+    let cwd = opts.watch.as_ref().and_then(|_| {
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| sys::to_cstring(d.into_os_string()))
+    });
     let child = {
         let argv: Vec<&std::ffi::CStr> = cmd.argv.iter().map(|c| c.as_c_str()).collect();
         let envp = env.c_strs();
         let prepared = Prepared::new(&cmd.path, &argv, &envp);
-        sys::spawn(&prepared, inherited, &SpawnOptions { take_tty })
+        sys::spawn(
+            &prepared,
+            inherited,
+            &SpawnOptions {
+                take_tty,
+                cwd: None,
+            },
+        )
     };
     // The child has its own copy now; agent-init keeps none.
     drop(env);
     sys::scrub_environ(|_| true);
     sys::scrub_args(secret_arg_tails);
     sys::scrub_stack();
-    let child = child.map_err(|e| match e {
-        SpawnError::Exec(errno) => exec_error(&cmd.name, errno),
-        SpawnError::Local(what, errno) => Error::Internal(format!(
-            "cannot start the command: {what} failed: {}",
-            errno.desc()
-        )),
-    })?;
+    let child = child.map_err(|e| spawn_error(&cmd.name, e))?;
     crate::debug!(
         "supervising {} (pid {child}), signals go to {}{}",
         cmd.name,
@@ -133,6 +184,17 @@ pub fn supervise(
     );
     drop(cmd);
     sys::close_fds_above_stderr();
+    if let Some(w) = opts.watch.take() {
+        let first = Generation {
+            pid: child,
+            status: None,
+            n: 0,
+            version: w.version().to_string(),
+            kill_at: None,
+        };
+        let spawn = SpawnOptions { take_tty, cwd };
+        return super::watch::run(first, &waited, inherited, &spawn, opts.signal_child_only, w);
+    }
 
     // tini's rule: when the main child exits, agent-init exits, and the
     // kernel ends what is left. One exception, for launchers: when a stop
@@ -187,14 +249,26 @@ pub fn supervise(
     }
 }
 
-fn is_stop(sig: i32) -> bool {
+/// A failed spawn as the error of its class: 126/127 for the exec, 70 for
+/// a step of agent-init's own.
+fn spawn_error(name: &str, e: SpawnError) -> Error {
+    match e {
+        SpawnError::Exec(errno) => exec_error(name, errno),
+        SpawnError::Local(what, errno) => Error::Internal(format!(
+            "cannot start the command: {what} failed: {}",
+            errno.desc()
+        )),
+    }
+}
+
+pub(super) fn is_stop(sig: i32) -> bool {
     STOPS.iter().any(|s| *s as i32 == sig)
 }
 
 /// Forwards `sig` to the child's group, or to the child `alone`; returns
 /// whether it reached the group. Once the child has `exited` (and was
 /// reaped), its pid may name another process: only its group is signalled.
-fn forward(child: Pid, sig: i32, alone: bool, exited: bool) -> bool {
+pub(super) fn forward(child: Pid, sig: i32, alone: bool, exited: bool) -> bool {
     crate::debug!(
         "forwarding {} to {}",
         sys::signal_name(sig),

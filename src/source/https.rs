@@ -155,7 +155,10 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 /// What one attempt came to.
 enum Outcome {
-    Body(SecretBytes),
+    /// The bundle, and its ETag when the service sent a printable one.
+    Body(SecretBytes, Option<String>),
+    /// 304: the bundle named by `If-None-Match` is still current.
+    NotModified,
     /// Worth another attempt: what happened, and the wait the server asked for.
     Transient(String, Option<Duration>),
     Fatal(Error),
@@ -408,7 +411,13 @@ impl rustls::crypto::KeyProvider for NoClientKey {
     }
 }
 
-pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
+/// The body and its ETag; `None` for a 304 to `If-None-Match: seen`.
+pub(super) fn fetch(
+    url: &str,
+    opts: &FetchOptions,
+    token: &Token,
+    seen: Option<&str>,
+) -> Result<Option<(SecretBytes, Option<String>)>> {
     let start = Instant::now();
     let deadline = start + opts.deadline;
     let config = ureq::Agent::config_builder()
@@ -442,12 +451,13 @@ pub(super) fn fetch(url: &str, opts: &FetchOptions, token: &Token) -> Result<Sec
         if remaining.is_zero() {
             return Err(gave_up(attempt - 1, start, "deadline reached"));
         }
-        let outcome = attempt_once(&agent, url, auth.expose(), remaining, opts.max_bundle);
+        let outcome = attempt_once(&agent, url, auth.expose(), seen, remaining, opts.max_bundle);
         let (what, retry_after) = match outcome {
-            Outcome::Body(b) => {
+            Outcome::Body(b, etag) => {
                 crate::debug!("fetched {} bytes in attempt {attempt}", b.len());
-                return Ok(b);
+                return Ok(Some((b, etag)));
             }
+            Outcome::NotModified => return Ok(None),
             Outcome::Fatal(e) => return Err(e),
             Outcome::Transient(what, ra) => (what, ra),
         };
@@ -488,17 +498,21 @@ fn attempt_once(
     agent: &ureq::Agent,
     url: &str,
     auth: &str,
+    seen: Option<&str>,
     remaining: Duration,
     cap: u64,
 ) -> Outcome {
     let budget = remaining.min(ATTEMPT);
-    let req = agent
+    let mut req = agent
         .get(url)
         .config()
         .timeout_global(Some(budget))
         .timeout_connect(Some(budget.min(CONNECT)))
         .build()
         .header("Authorization", auth);
+    if let Some(etag) = seen {
+        req = req.header("If-None-Match", etag);
+    }
     let mut resp = match req.call() {
         Ok(r) => r,
         Err(e) => return classify(e),
@@ -506,6 +520,7 @@ fn attempt_once(
     let status = resp.status().as_u16();
     match status {
         200 => {}
+        304 if seen.is_some() => return Outcome::NotModified,
         401 | 403 => {
             return Outcome::Fatal(Error::Denied(format!(
                 "the secrets service refused the bootstrap token (HTTP {status}): it is unknown, revoked or expired"
@@ -549,7 +564,14 @@ fn attempt_once(
             };
         }
     }
-    Outcome::Body(body)
+    // An ETag is echoed in If-None-Match and printed: printable ASCII only.
+    let etag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        .map(str::to_string);
+    Outcome::Body(body, etag)
 }
 
 fn too_big(cap: u64) -> Error {

@@ -150,11 +150,43 @@ pub struct FetchOptions {
 }
 
 /// Fetches the sealed bundle.
-pub fn fetch(opts: &FetchOptions, token: &Token) -> Result<SecretBytes> {
-    match &opts.url {
-        SecretsUrl::File(path) => file::read(path, opts.max_bundle, opts.deadline),
-        SecretsUrl::Http(url) => https::fetch(url, opts, token),
+pub fn fetch(opts: &FetchOptions, token: &Token) -> Result<Fetched> {
+    fetch_if_changed(opts, token, None)?
+        .ok_or_else(|| Error::Internal("an unconditional fetch answered 304".into()))
+}
+
+/// A sealed bundle and the version that names it in logs and in the next
+/// conditional fetch: the service's `ETag`, or `sha256:` and the start of
+/// the body's digest (a `file://` bundle, a service that sends no ETag).
+pub struct Fetched {
+    pub body: SecretBytes,
+    pub version: String,
+}
+
+/// Fetches the bundle unless it is still `seen` (a version from [`Fetched`]):
+/// over HTTPS with `If-None-Match` (304 is `None`), from a file by content
+/// (a Kubernetes ConfigMap update swaps a symlink and keeps the mtime).
+pub fn fetch_if_changed(
+    opts: &FetchOptions,
+    token: &Token,
+    seen: Option<&str>,
+) -> Result<Option<Fetched>> {
+    let (body, etag) = match &opts.url {
+        SecretsUrl::File(path) => (file::read(path, opts.max_bundle, opts.deadline)?, None),
+        SecretsUrl::Http(url) => match https::fetch(url, opts, token, seen)? {
+            Some(got) => got,
+            None => return Ok(None),
+        },
+    };
+    let version = etag.unwrap_or_else(|| {
+        let d = ring::digest::digest(&ring::digest::SHA256, body.expose());
+        let hex: String = d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    });
+    if seen == Some(version.as_str()) {
+        return Ok(None);
     }
+    Ok(Some(Fetched { body, version }))
 }
 
 #[cfg(test)]

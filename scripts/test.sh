@@ -59,6 +59,6 @@ release=target/x86_64-unknown-linux-gnu/release/agent-init
 size=$(stat -c %s "$release")
 [ "$size" -le 2621440 ] || { echo "scripts/test.sh: $release is $size bytes, over 2.5 MiB" >&2; exit 1; }
 AGENT_INIT_BIN=$release cargo test -p agent-init --test supervise --test production \
-  --test hardening --test local --test fault_matrix --test files
+  --test hardening --test local --test fault_matrix --test files --test watch
 # The CLI's end-to-end suite, with the agent-init that ships fetching.
 AGENT_INIT_BIN=$release cargo test -p agent-secrets --test cli_end_to_end

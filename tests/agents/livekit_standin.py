@@ -16,7 +16,7 @@ LIVEKIT_URL + "/agent". It
   {"event": "status", "status": "WS_AVAILABLE" | "WS_FULL", ...} (a draining
   worker reports WS_FULL), {"event": "closed"}.
 
-Usage: python livekit_standin.py --api-key KEY --api-secret SECRET
+Usage: python livekit_standin.py --api-key KEY --api-secret SECRET [--api-key KEY2 --api-secret SECRET2]...
 Run it with the Python of examples/python-agent/.venv (it has aiohttp and
 livekit-protocol).
 """
@@ -44,8 +44,9 @@ def b64url_decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def verify_jwt(token: str, api_key: str, api_secret: str) -> tuple[bool, str, dict]:
-    """Returns (ok, reason, claims) for an access token, checked as LiveKit does."""
+def verify_jwt(token: str, credentials: dict) -> tuple[bool, str, dict]:
+    """Returns (ok, reason, claims) for an access token, checked as LiveKit does:
+    with the secret of the API key the token names as its issuer."""
     try:
         header_b64, payload_b64, sig_b64 = token.split(".")
         header = json.loads(b64url_decode(header_b64))
@@ -55,13 +56,15 @@ def verify_jwt(token: str, api_key: str, api_secret: str) -> tuple[bool, str, di
         return False, f"malformed token: {e}", {}
     if header.get("alg") != "HS256":
         return False, f"alg {header.get('alg')!r} is not HS256", claims
+    api_key = claims.get("iss")
+    if api_key not in credentials:
+        return False, "iss is not the API key", claims
+    api_secret = credentials[api_key]
     expected = hmac.new(
         api_secret.encode(), f"{header_b64}.{payload_b64}".encode(), hashlib.sha256
     ).digest()
     if not hmac.compare_digest(signature, expected):
         return False, "signature does not verify with the API secret", claims
-    if claims.get("iss") != api_key:
-        return False, "iss is not the API key", claims
     now = time.time()
     if "exp" in claims and now > claims["exp"] + LEEWAY_SECONDS:
         return False, "token expired", claims
@@ -72,13 +75,13 @@ def verify_jwt(token: str, api_key: str, api_secret: str) -> tuple[bool, str, di
     return True, "", claims
 
 
-def make_app(api_key: str, api_secret: str) -> web.Application:
+def make_app(credentials: dict) -> web.Application:
     async def agent_ws(request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             emit(event="auth", ok=False, reason="no bearer token")
             return web.Response(status=401, text="missing authorization")
-        ok, reason, claims = verify_jwt(auth[len("Bearer ") :], api_key, api_secret)
+        ok, reason, claims = verify_jwt(auth[len("Bearer ") :], credentials)
         emit(event="auth", ok=ok, reason=reason, iss=claims.get("iss"))
         if not ok:
             return web.Response(status=401, text=reason)
@@ -131,8 +134,8 @@ def make_app(api_key: str, api_secret: str) -> web.Application:
     return app
 
 
-async def serve(api_key: str, api_secret: str) -> None:
-    runner = web.AppRunner(make_app(api_key, api_secret))
+async def serve(credentials: dict) -> None:
+    runner = web.AppRunner(make_app(credentials))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -147,10 +150,13 @@ async def serve(api_key: str, api_secret: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--api-key", required=True)
-    p.add_argument("--api-secret", required=True)
+    # Repeatable, in pairs: a rotation has the old and the new key valid at once.
+    p.add_argument("--api-key", required=True, action="append")
+    p.add_argument("--api-secret", required=True, action="append")
     args = p.parse_args()
-    asyncio.run(serve(args.api_key, args.api_secret))
+    if len(args.api_key) != len(args.api_secret):
+        p.error("--api-key and --api-secret come in pairs")
+    asyncio.run(serve(dict(zip(args.api_key, args.api_secret))))
 
 
 if __name__ == "__main__":

@@ -142,19 +142,13 @@ Options:
   --list                  print NAME<TAB>ORIGIN[<TAB>UPDATED_AT] for each variable the command
                           would get, never a value; run nothing
   --check                 do everything up to the exec, print a one-line summary, run nothing
-  --watch SECONDS         with --supervise and LIVEKIT_BOOTSTRAP_TOKEN_FILE: check the bundle
-                          every SECONDS (at least 5, plus jitter) and roll the agent when it
-                          changes (AGENT_INIT_WATCH)
-  --on-update POLICY      restart (default): drain, then start again; exit: drain, then exit 75;
-                          overlap: start the new generation, wait for its health port, then
-                          drain the old one (AGENT_INIT_ON_UPDATE)
-  --rollout-spread S      wait a random 0..S seconds before a roll (AGENT_INIT_ROLLOUT_SPREAD; 0)
-  --drain-timeout S       SIGKILL a draining generation after S seconds
-                          (AGENT_INIT_DRAIN_TIMEOUT; default 3600, LiveKit's)
-  --health-port N         overlap: generations get AGENT_HTTP_PORT=N and N+1 in turn, and are
-                          ready when GET / there answers 200 (AGENT_INIT_HEALTH_PORT; 8081)
-  --overlap-settle S      overlap: wait S more seconds after that 200 (a Python worker answers
-                          200 before it has registered) (AGENT_INIT_OVERLAP_SETTLE; 0)
+  --watch S               supervise mode, token from a file: check the bundle every S seconds
+                          (>= 5) and roll the agent when it changes (AGENT_INIT_WATCH)
+  --on-update P           restart (default) | exit (drain, exit 75) | overlap (AGENT_INIT_ON_UPDATE)
+  --rollout-spread S      random delay before a roll, 0..S s (AGENT_INIT_ROLLOUT_SPREAD)
+  --drain-timeout S       SIGKILL a draining agent after S s (AGENT_INIT_DRAIN_TIMEOUT; 3600)
+  --health-port N         overlap: AGENT_HTTP_PORT=N, N+1 in turn (AGENT_INIT_HEALTH_PORT; 8081)
+  --overlap-settle S      overlap: wait S s after the first 200 (AGENT_INIT_OVERLAP_SETTLE; 0)
   -h, --help              this text
   -V, --version           the version
 
@@ -276,7 +270,7 @@ fn token_from_env(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<S
 /// with no writer or a hung mount is 78 once it passes).
 /// Like ssh for a private key, warns when other users may read or write it;
 /// group access is fine (Kubernetes mounts secrets for an `fsGroup`).
-fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Result<SecretString> {
+pub(crate) fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Result<SecretString> {
     let (bytes, mode) =
         crate::source::read_config(what, path, crate::token::MAX_TOKEN_FILE, timeout)?;
     if mode & 0o006 != 0 {

@@ -269,7 +269,11 @@ fn watch_first(
         cmd.name,
         watcher.version(),
         every.as_secs(),
-        format!("{policy:?}").to_lowercase(),
+        match policy {
+            config::OnUpdate::Restart => "restart",
+            config::OnUpdate::Exit => "exit",
+            config::OnUpdate::Overlap => "overlap",
+        },
         port.map_or(String::new(), |p| format!(", {}={p}", launch::PORT_VAR))
     );
     let opts = launch::SuperviseOptions {

@@ -145,7 +145,7 @@ pub fn supervise(
     // Later generations start where the first did (agent-init itself
     // moves to `/` in the spawn).
     let cwd = opts.watch.as_ref().and_then(|_| {
-        std::env::current_dir()
+        nix::unistd::getcwd()
             .ok()
             .and_then(|d| sys::to_cstring(d.into_os_string()))
     });

@@ -100,7 +100,7 @@ impl Watcher {
             token_id: token.id_b64(),
             version,
             digest: [0; 32],
-            cwd: std::env::current_dir().ok(),
+            cwd: nix::unistd::getcwd().ok(),
         })
     }
 
@@ -116,17 +116,12 @@ impl Watcher {
 
     /// Reads the token again; the caller drops it after the check.
     fn token(&self) -> Result<Token> {
-        let path = &self.cfg.token_file;
-        let text = SecretBytes::new(std::fs::read(path).map_err(|e| {
-            Error::Config(format!(
-                "LIVEKIT_BOOTSTRAP_TOKEN_FILE {}: {}",
-                path.display(),
-                sys::io_reason(&e)
-            ))
-        })?);
-        let text = std::str::from_utf8(text.expose())
-            .map_err(|_| Error::Config("bootstrap token is malformed: it is not ASCII".into()))?;
-        let token = Token::parse(text)?;
+        let text = crate::config::read_token_file(
+            "LIVEKIT_BOOTSTRAP_TOKEN_FILE",
+            &self.cfg.token_file,
+            CHECK_DEADLINE,
+        )?;
+        let token = Token::parse(text.expose())?;
         if token.id_b64() != self.token_id {
             return Err(Error::Config(
                 "LIVEKIT_BOOTSTRAP_TOKEN_FILE now holds another token; agent-init keeps its own environment sealed with the one it started with, so a new token needs a new container".into(),
@@ -172,13 +167,13 @@ impl Watcher {
         }
         env.check(&self.required, &self.command, sys::arg_max())?;
         // `./agent` and relative PATH entries mean the same as at start.
-        let here = std::env::current_dir().ok();
+        let here = nix::unistd::getcwd().ok();
         if let Some(d) = &self.cwd {
-            let _ = std::env::set_current_dir(d);
+            let _ = nix::unistd::chdir(d.as_path());
         }
         let cmd = super::resolve(&self.command, env.get("PATH").map(|v| v.value.expose()));
         if let Some(d) = here {
-            let _ = std::env::set_current_dir(d);
+            let _ = nix::unistd::chdir(d.as_path());
         }
         Ok((cmd?, env.into_block()))
     }

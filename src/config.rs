@@ -584,7 +584,16 @@ impl Config {
         let url = env_get("LIVEKIT_SECRETS_URL").filter(|v| !v.is_empty());
         let fetch = match (&token, url) {
             (Some(_), Some(url)) => {
-                let url = SecretsUrl::parse(&url.to_string_lossy())?;
+                // A URL is ASCII; mangling a non-UTF-8 byte into U+FFFD would
+                // fetch a path nobody named. A file:// path with such bytes is
+                // written percent-encoded.
+                let url = url.to_str().ok_or_else(|| {
+                    Error::Config(
+                        "LIVEKIT_SECRETS_URL is not UTF-8 (percent-encode the bytes of a file:// path)"
+                            .into(),
+                    )
+                })?;
+                let url = SecretsUrl::parse(url)?;
                 let deadline = fetch_timeout(&env_get)?;
                 let max_bundle = match env_get("AGENT_INIT_MAX_BUNDLE") {
                     None => DEFAULT_MAX_BUNDLE,
@@ -831,6 +840,27 @@ mod tests {
         assert_eq!(f.deadline, Duration::from_millis(2500));
         assert_eq!(c.inherited.len(), 1);
         assert_eq!(c.inherited[0].0, "KEEP");
+    }
+
+    #[test]
+    fn a_non_utf8_secrets_url_is_a_configuration_error_not_a_mangled_path() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = vec![
+            (
+                OsString::from("LIVEKIT_BOOTSTRAP_TOKEN"),
+                OsString::from(TOKEN),
+            ),
+            (
+                OsString::from("LIVEKIT_SECRETS_URL"),
+                OsString::from_vec(b"file:///b\xff.json".to_vec()),
+            ),
+        ];
+        let e = Config::parse(os(&["true"]), env).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(
+            e.to_string().contains("LIVEKIT_SECRETS_URL is not UTF-8"),
+            "{e}"
+        );
     }
 
     #[test]

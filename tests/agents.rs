@@ -126,9 +126,17 @@ struct StandIn {
 
 impl StandIn {
     fn start(api_key: &str, api_secret: &str) -> StandIn {
-        let mut child = Command::new(venv_python())
-            .arg(repo().join("tests/agents/livekit_standin.py"))
-            .args(["--api-key", api_key, "--api-secret", api_secret])
+        StandIn::start_with(&[(api_key, api_secret)])
+    }
+
+    /// A stand-in that accepts each of `credentials` (key, secret).
+    fn start_with(credentials: &[(&str, &str)]) -> StandIn {
+        let mut cmd = Command::new(venv_python());
+        cmd.arg(repo().join("tests/agents/livekit_standin.py"));
+        for (key, secret) in credentials {
+            cmd.args(["--api-key", key, "--api-secret", secret]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -628,4 +636,364 @@ fn node_agent_registers_with_the_bundles_credentials_and_drains_on_sigterm() {
         "the Node worker's own status after a drain (it calls process.exit(143)): {log}"
     );
     setup.assert_nothing_leaked(&log);
+}
+
+// ---------------------------------------------------------------------------
+// --watch: the bundle is resealed with a new LiveKit API key and secret
+// under a running worker.
+
+/// A worker's credentials rotated: the stand-in accepts the old and the new
+/// key (as LiveKit does while both exist), and verifies each JWT with its
+/// issuer's secret; the bundle is a file, resealed by `agent-init seal`.
+struct Rotation {
+    keys: [(String, String); 2],
+    standin: StandIn,
+    token: Token,
+    dir: PathBuf,
+}
+
+impl Rotation {
+    fn new(name: &str) -> Rotation {
+        let token = Token::generate().unwrap();
+        let id = token.id_b64();
+        let keys = [
+            (format!("APIold{}", &id[..6]), format!("old-secret-{id}")),
+            (format!("APInew{}", &id[..6]), format!("new-secret-{id}")),
+        ];
+        let standin = StandIn::start_with(&[
+            (keys[0].0.as_str(), keys[0].1.as_str()),
+            (keys[1].0.as_str(), keys[1].1.as_str()),
+        ]);
+        let dir = support::scratch(name);
+        std::fs::write(dir.join("token"), token.encode().expose()).unwrap();
+        let r = Rotation {
+            keys,
+            standin,
+            token,
+            dir,
+        };
+        r.seal(0);
+        r
+    }
+
+    /// Seals credentials `i` into the bundle and renames it in place.
+    fn seal(&self, i: usize) {
+        let env = self.dir.join("secrets.env");
+        std::fs::write(
+            &env,
+            format!(
+                "LIVEKIT_URL={}\nLIVEKIT_API_KEY={}\nLIVEKIT_API_SECRET={}\n{}={}\n",
+                self.standin.url,
+                self.keys[i].0,
+                self.keys[i].1,
+                EXAMPLE_SECRET.0,
+                EXAMPLE_SECRET.1
+            ),
+        )
+        .unwrap();
+        let tmp = self.dir.join("bundle.tmp");
+        let out = Command::new(support::bin())
+            .args(["seal", "--secrets-file"])
+            .arg(&env)
+            .arg("--out")
+            .arg(&tmp)
+            .args(["--token", self.token.encode().expose()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "agent-init seal: {out:?}");
+        std::fs::rename(&tmp, self.dir.join("bundle.json")).unwrap();
+    }
+
+    fn env(&self, path_first: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", path_first.display()),
+            ),
+            ("HOME", self.dir.display().to_string()),
+            (
+                "LIVEKIT_BOOTSTRAP_TOKEN_FILE",
+                self.dir.join("token").display().to_string(),
+            ),
+            (
+                "LIVEKIT_SECRETS_URL",
+                format!("file://{}", self.dir.join("bundle.json").display()),
+            ),
+        ]
+    }
+
+    /// Waits for a successful authentication with key `i` after `mark`
+    /// events, and for a registration after it.
+    fn wait_registered_with(&self, i: usize, mark: usize) {
+        let key = self.keys[i].0.as_str();
+        self.standin
+            .events
+            .wait("the worker's authentication and registration", |lines| {
+                let after: Vec<Value> = lines
+                    .iter()
+                    .skip(mark)
+                    .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+                    .collect();
+                after
+                    .iter()
+                    .position(|e| e["event"] == "auth" && e["ok"] == true && e["iss"] == key)
+                    .is_some_and(|a| after[a..].iter().any(|e| e["event"] == "register"))
+            });
+    }
+
+    fn after(&self, mark: usize) -> Vec<Value> {
+        self.standin.parsed().split_off(mark)
+    }
+
+    fn assert_nothing_leaked(&self, log: &str) {
+        let mut never = support::bundle::token_strings(&self.token);
+        never.extend([
+            self.keys[0].1.clone(),
+            self.keys[1].1.clone(),
+            EXAMPLE_SECRET.1.to_string(),
+        ]);
+        for s in never {
+            assert!(!log.contains(&s), "the output shows a secret string");
+        }
+    }
+}
+
+impl Drop for Rotation {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// After `mark`: the old worker reported WS_FULL and closed, then a worker
+/// authenticated with the new key and registered; nothing used the old key.
+fn assert_rolled_once(r: &Rotation, mark: usize, log: &str) {
+    let after = r.after(mark);
+    let full = after
+        .iter()
+        .position(|e| e["event"] == "status" && e["status"] == "WS_FULL");
+    let closed = after.iter().position(|e| e["event"] == "closed");
+    let new_auth = after
+        .iter()
+        .position(|e| e["event"] == "auth" && e["iss"] == r.keys[1].0.as_str());
+    assert!(
+        full.is_some() && full < closed && closed < new_auth,
+        "restart: drain (WS_FULL, closed), then the new worker: {after:?}\n{log}"
+    );
+    assert_eq!(
+        after.iter().filter(|e| e["event"] == "closed").count(),
+        1,
+        "one worker went: {after:?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|e| e["event"] == "auth" && e["iss"] == r.keys[0].0.as_str()),
+        "nothing connected with the old key after the roll: {after:?}"
+    );
+}
+
+/// A bad update (sealed for another token) changes nothing: one error
+/// line, no drain, no new connection, the worker stays registered.
+fn assert_bad_update_changes_nothing(r: &Rotation, agent: &Agent) {
+    let mark = r.standin.parsed().len();
+    let other = Token::generate().unwrap();
+    let bad = support::bundle::seal(
+        &other,
+        &support::bundle::plaintext(&[EXAMPLE_SECRET], &support::bundle::LIVEKIT),
+    );
+    std::fs::write(r.dir.join("bad.tmp"), bad).unwrap();
+    std::fs::rename(r.dir.join("bad.tmp"), r.dir.join("bundle.json")).unwrap();
+    agent
+        .output
+        .wait("the refusal, twice (two checks)", |lines| {
+            lines
+                .iter()
+                .filter(|l| {
+                    l.contains("does not authenticate") && l.contains("the agent keeps running")
+                })
+                .count()
+                >= 2
+        });
+    // (WS_FULL alone is no sign: a worker reports it whenever the machine
+    // is busy; a drain ends in a close.)
+    let after = r.after(mark);
+    assert!(
+        !after
+            .iter()
+            .any(|e| e["event"] == "closed" || e["event"] == "auth"),
+        "the running worker was not touched: {after:?}"
+    );
+    assert!(!agent.log().contains("draining worker"), "{}", agent.log());
+}
+
+fn start_python_watching(r: &Rotation, flags: &[&str], port: u16) -> Agent {
+    let venv_bin = venv_python().parent().unwrap().to_path_buf();
+    let mut env = r.env(&venv_bin);
+    env.push(("AGENT_HTTP_PORT", port.to_string()));
+    let mut args = vec!["--supervise", "--watch", "5"];
+    args.extend(flags);
+    args.extend(["--", "python", "agent.py", "start", "--drain-timeout", "60"]);
+    Agent::start(&python_agent_dir(), &env, &args)
+}
+
+#[test]
+fn python_worker_under_watch_rolls_once_to_the_new_api_secret_and_ignores_a_bad_update() {
+    let r = Rotation::new("watch-python");
+    let mut agent = start_python_watching(&r, &[], 0);
+    r.wait_registered_with(0, 0);
+    r.standin
+        .wait_event("the first status report", |e| e["event"] == "status");
+    assert_bad_update_changes_nothing(&r, &agent);
+
+    let mark = r.standin.parsed().len();
+    r.seal(1);
+    r.wait_registered_with(1, mark);
+    let log = agent.log();
+    assert_rolled_once(&r, mark, &log);
+    assert_eq!(
+        log.matches("draining worker").count(),
+        1,
+        "one worker drained, once: {log}"
+    );
+    assert_eq!(log.matches("SIGTERM to generation 0").count(), 1, "{log}");
+
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    assert_eq!(status.code(), Some(0), "the new worker's own status: {log}");
+    r.assert_nothing_leaked(&log);
+}
+
+#[test]
+fn node_worker_under_watch_rolls_once_to_the_new_api_secret_and_ignores_a_bad_update() {
+    require_node_agent();
+    let r = Rotation::new("watch-node");
+    let mut env = r.env(Path::new("/usr/local/bin"));
+    env.extend([
+        ("AGENT_HTTP_PORT", free_port().to_string()),
+        ("AGENT_DRAIN_TIMEOUT", "60".to_string()),
+        ("AGENT_IDLE_PROCESSES", "1".to_string()),
+        ("LOG_LEVEL", "debug".to_string()),
+    ]);
+    let mut agent = Agent::start(
+        &node_agent_dir(),
+        &env,
+        &[
+            "--supervise",
+            "--watch",
+            "5",
+            "--",
+            "node",
+            "dist/agent.js",
+            "start",
+        ],
+    );
+    r.wait_registered_with(0, 0);
+    // See node_agent_registers_...: signal a worker that is fully up.
+    agent.output.wait("the job process to be ready", |lines| {
+        lines.iter().any(|l| l.contains("job runner initialized"))
+    });
+    assert_bad_update_changes_nothing(&r, &agent);
+
+    let mark = r.standin.parsed().len();
+    r.seal(1);
+    r.wait_registered_with(1, mark);
+    let log = agent.log();
+    assert_rolled_once(&r, mark, &log);
+    assert_eq!(log.matches("SIGTERM to generation 0").count(), 1, "{log}");
+    agent
+        .output
+        .wait("the new job process to be ready", |lines| {
+            lines
+                .iter()
+                .filter(|l| l.contains("job runner initialized"))
+                .count()
+                >= 2
+        });
+
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "the new worker's own status: {log}"
+    );
+    r.assert_nothing_leaked(&log);
+}
+
+#[test]
+fn overlap_with_two_python_workers_never_leaves_the_server_without_a_registered_worker() {
+    let r = Rotation::new("watch-overlap");
+    // Two adjacent free ports: the generations take turns on N and N+1.
+    let port = loop {
+        let p = free_port();
+        if p < 65000 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let p = port.to_string();
+    // A Python worker answers 200 before it registers: --overlap-settle
+    // covers its start-up (its job processes, then the connection).
+    let mut agent = start_python_watching(
+        &r,
+        &[
+            "--on-update",
+            "overlap",
+            "--health-port",
+            &p,
+            "--overlap-settle",
+            "20",
+        ],
+        port,
+    );
+    r.wait_registered_with(0, 0);
+    r.standin
+        .wait_event("the first status report", |e| e["event"] == "status");
+
+    let mark = r.standin.parsed().len();
+    r.seal(1);
+    r.wait_registered_with(1, mark);
+    r.standin
+        .wait_event("the old worker to close", |e| e["event"] == "closed");
+    let log = agent.log();
+    // Registered workers over time: +1 per registration, -1 per close.
+    let mut registered = 0i32;
+    let mut seen = false;
+    for e in r.standin.parsed() {
+        match e["event"].as_str() {
+            Some("register") => {
+                registered += 1;
+                seen = true;
+            }
+            Some("closed") => {
+                registered -= 1;
+                assert!(
+                    registered > 0,
+                    "no worker was registered at one moment: {:?}\n{log}",
+                    r.standin.parsed()
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(seen && registered == 1, "one worker serves at the end");
+    let after = r.after(mark);
+    let new_register = after.iter().position(|e| e["event"] == "register");
+    let closed = after.iter().position(|e| e["event"] == "closed");
+    assert!(
+        new_register.is_some() && new_register < closed,
+        "the new worker registered before the old one went: {after:?}"
+    );
+    assert!(
+        log.contains(&format!("AGENT_HTTP_PORT={}", port + 1)),
+        "{log}"
+    );
+    assert_eq!(log.matches("draining worker").count(), 1, "{log}");
+
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    assert_eq!(status.code(), Some(0), "{log}");
+    r.assert_nothing_leaked(&log);
 }

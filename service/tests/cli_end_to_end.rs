@@ -672,16 +672,17 @@ fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file() {
     let work = scratch("mount-work");
     let content: Vec<u8> = (0..=255u8).chain(*b"-----END KEY-----\n").collect();
     std::fs::write(work.join("service-account.json"), &content).unwrap();
-    let token = Token::parse(&svc.create(
-        &work,
-        &[
+    let mut args = base_inputs();
+    args.extend(
+        [
             "--secrets",
             "A=1",
             "--secret-mount",
             "GOOGLE_APPLICATION_CREDENTIALS=service-account.json",
-        ],
-    ))
-    .unwrap();
+        ]
+        .map(String::from),
+    );
+    let token = Token::parse(&svc.create(&work, &strs(&args))).unwrap();
     let m = svc.manifest(&work);
     let f = entry(&m, "service-account.json");
     assert_eq!(f["kind"], "file");
@@ -697,6 +698,22 @@ fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file() {
         s.files[0].env.as_deref(),
         Some("GOOGLE_APPLICATION_CREDENTIALS")
     );
+    // agent-init delivers it: the command reads the exact bytes at the path
+    // its variable names.
+    let out = Command::new(agent_init())
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", work.join("token"))
+        .env("LIVEKIT_SECRETS_URL", format!("{}/v1/bundle", svc.url))
+        .env("AGENT_INIT_CA_FILE", &svc.ca)
+        .env("AGENT_INIT_SECRETS_DIR", work.join("secrets"))
+        .args(["/bin/sh", "-c", "cat \"$GOOGLE_APPLICATION_CREDENTIALS\""])
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out, "agent-init with a file secret");
+    assert_eq!(out.stdout, content);
     // A file over 1 MiB is refused (65) by the same rule agent-init applies.
     std::fs::write(work.join("big.bin"), vec![0u8; (1 << 20) + 1]).unwrap();
     let out = svc.cli(&work, "create", &["--secret-mount", "big.bin"]);

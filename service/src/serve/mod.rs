@@ -173,7 +173,10 @@ async fn run(cfg: Config) -> Result<i32> {
         .as_ref()
         .map(|(c, k)| tls_acceptor(c, k))
         .transpose()?;
-    let pool = (cfg.concurrency as u32).clamp(2, 64);
+    // Database connections per process: enough for the handlers that run
+    // at once, and few enough that replicas fit PostgreSQL's default
+    // max_connections (100); a handler beyond them waits for one.
+    let pool = (cfg.concurrency as u32).clamp(2, 16);
     let store = match &cfg.database {
         None => Store::sqlite(&cfg.data, pool).await?,
         Some(url) => Store::postgres(url, pool).await?,

@@ -62,3 +62,11 @@ AGENT_INIT_BIN=$release cargo test -p agent-init --test supervise --test product
   --test hardening --test local --test fault_matrix --test files --test watch
 # The CLI's end-to-end suite, with the agent-init that ships fetching.
 AGENT_INIT_BIN=$release cargo test -p agent-secrets --test cli_end_to_end
+
+# The same for agent-secrets: the service binary as shipped (the `service`
+# profile) keeps its promises (no secret in memory, database or log; kill -9
+# safety; TLS; slow clients), so those suites run again against it
+# (service/tests/support::bin takes it from AGENT_SECRETS_BIN).
+cargo build --profile service -p agent-secrets --bin agent-secrets
+AGENT_SECRETS_BIN=target/x86_64-unknown-linux-gnu/service/agent-secrets \
+  cargo test -p agent-secrets --test hardening --test durability --test api

@@ -2,4 +2,6 @@
 #![no_main]
 #[path = "../src/service.rs"]
 mod service;
-libfuzzer_sys::fuzz_target!(|data: &[u8]| service::service_request(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    service::service_request(data);
+});

@@ -6,6 +6,8 @@
 //! its async stack); `fuzz_targets/service_request.rs` and
 //! `service/tests/fuzz_replay.rs` include this file by path.
 //!
+//! The input is text (see [`split`]): five lines, then the body.
+//!
 //! Asserts: no input panics; a refusal is a 4xx with a JSON `error`, and
 //! every 401 is the same bytes; no answer repeats the admin key or the
 //! presented Authorization; an accepted admin request carried exactly the
@@ -13,78 +15,79 @@
 //! that parses to the same request.
 
 use agent_secrets::serve::http::{self, AdminKey, Headers, Op};
-use arbitrary::{Arbitrary, Unstructured};
 
 /// The admin key of the fuzzed service.
 pub const ADMIN_KEY: &str = "fuzz-admin-key-0123456789abcdef";
 
-#[derive(Arbitrary, Debug)]
-enum Method {
-    Get,
+/// Splits the input into the request's parts: five lines (method, path,
+/// Authorization, If-Match, If-None-Match), then the body. A header line
+/// `-` means the header is absent; an Authorization line starting with
+/// `@admin` stands for `Bearer <ADMIN_KEY>` followed by the rest of the line,
+/// so the fuzzer reaches past the admin check. Text in, so seeds are plain
+/// requests and the JSON dictionary applies to the body.
+struct Request<'a> {
+    method: &'a [u8],
+    path: &'a [u8],
+    auth: Option<Vec<u8>>,
+    if_match: Option<&'a [u8]>,
+    if_none_match: Option<&'a [u8]>,
+    body: &'a [u8],
+}
+
+fn split<'a>(data: &'a [u8]) -> Option<Request<'a>> {
+    let mut rest = data;
+    let mut line = || {
+        let i = rest.iter().position(|&b| b == b'\n')?;
+        let (l, r) = (&rest[..i], &rest[i + 1..]);
+        rest = r;
+        Some(l)
+    };
+    let (method, path, auth, if_match, if_none_match) =
+        (line()?, line()?, line()?, line()?, line()?);
+    let header = |h: &'a [u8]| (h != b"-").then_some(h);
+    let auth = header(auth).map(|a| match a.strip_prefix(b"@admin") {
+        Some(extra) => [format!("Bearer {ADMIN_KEY}").as_bytes(), extra].concat(),
+        None => a.to_vec(),
+    });
+    Some(Request {
+        method,
+        path,
+        auth,
+        if_match: header(if_match),
+        if_none_match: header(if_none_match),
+        body: rest,
+    })
+}
+
+/// What the parser made of an input, for the replay's own checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Unsplit,
+    Refused(u16),
+    Fetch,
     Put,
-    Delete,
-    Other(String),
+    OtherAdmin,
 }
 
-#[derive(Arbitrary, Debug)]
-enum Path {
-    Bundle,
-    Tokens,
-    Token(String),
-    Other(String),
-}
-
-#[derive(Arbitrary, Debug)]
-enum Auth {
-    None,
-    Admin,
-    AdminWith(Vec<u8>),
-    Raw(Vec<u8>),
-}
-
-#[derive(Arbitrary, Debug)]
-struct Request {
-    method: Method,
-    path: Path,
-    auth: Auth,
-    if_match: Option<Vec<u8>>,
-    if_none_match: Option<Vec<u8>>,
-    body: Vec<u8>,
-}
-
-pub fn service_request(data: &[u8]) {
-    let Ok(req) = Request::arbitrary_take_rest(Unstructured::new(data)) else {
-        return;
+pub fn service_request(data: &[u8]) -> Outcome {
+    let Some(req) = split(data) else {
+        return Outcome::Unsplit;
     };
-    let method = match &req.method {
-        Method::Get => "GET",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Other(m) => m.as_str(),
+    // hyper hands the handlers a method and a path that are valid UTF-8.
+    let (Ok(method), Ok(path)) = (
+        std::str::from_utf8(req.method),
+        std::str::from_utf8(req.path),
+    ) else {
+        return Outcome::Unsplit;
     };
-    let path = match &req.path {
-        Path::Bundle => "/v1/bundle".to_string(),
-        Path::Tokens => "/v1/tokens".to_string(),
-        Path::Token(id) => format!("/v1/tokens/{id}"),
-        Path::Other(p) => p.clone(),
-    };
-    let auth: Option<Vec<u8>> = match &req.auth {
-        Auth::None => None,
-        Auth::Admin => Some(format!("Bearer {ADMIN_KEY}").into_bytes()),
-        Auth::AdminWith(extra) => {
-            let mut v = format!("Bearer {ADMIN_KEY}").into_bytes();
-            v.extend_from_slice(extra);
-            Some(v)
-        }
-        Auth::Raw(v) => Some(v.clone()),
-    };
+    let auth = req.auth.clone();
     let headers = Headers {
         authorization: auth.as_deref(),
-        if_match: req.if_match.as_deref(),
-        if_none_match: req.if_none_match.as_deref(),
+        if_match: req.if_match,
+        if_none_match: req.if_none_match,
     };
     let admin = AdminKey::new(ADMIN_KEY);
-    match http::parse(method, &path, &headers, &req.body, &admin) {
+    match http::parse(method, path, &headers, req.body, &admin) {
         Err(reply) => {
             assert!(
                 (400..500).contains(&reply.status),
@@ -107,10 +110,12 @@ pub fn service_request(data: &[u8]) {
                     );
                 }
             }
+            Outcome::Refused(reply.status)
         }
         Ok(Op::Fetch { id, .. }) => {
             assert_eq!(method, "GET");
             assert_eq!(id.len(), 22);
+            Outcome::Fetch
         }
         Ok(op) => {
             assert_eq!(
@@ -124,7 +129,9 @@ pub fn service_request(data: &[u8]) {
                 let reparsed = http::put_body(&again).expect("an accepted PUT re-serializes");
                 assert_eq!(reparsed, request);
                 assert!(http::bundle_json(&request.bundle).len() <= http::MAX_BUNDLE);
+                return Outcome::Put;
             }
+            Outcome::OtherAdmin
         }
     }
 }

@@ -623,3 +623,41 @@ fn a_fleet_of_fifty_rolls_once_each_and_the_spread_bounds_how_many_drain_at_once
         "without a spread more drain at once: {control} vs {peak}"
     );
 }
+
+#[test]
+fn job_control_stops_reach_the_agent_and_stop_agent_init_too() {
+    // As without --watch (dumb-init's job control): a forwarded SIGTSTP
+    // stops agent-init after the agent; SIGCONT resumes both.
+    let b = Bundle::new("watch-tstp");
+    let mut init = Init::start(&b, &[], &[]);
+    b.wait("the agent", |l| l.iter().any(|e| e[0] == "start"));
+    let agent: i32 = b.events("start")[0][1].parse().unwrap();
+    let state = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("?")
+            .to_string()
+    };
+    let me = nix::unistd::Pid::from_raw(init.child.id() as i32);
+    nix::sys::signal::kill(me, nix::sys::signal::Signal::SIGTSTP).unwrap();
+    let t0 = Instant::now();
+    while !(state(me.as_raw()) == "T" && state(agent) == "T") {
+        assert!(
+            t0.elapsed() < PATIENCE,
+            "both stop: {} {}",
+            state(me.as_raw()),
+            state(agent)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(me, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let t0 = Instant::now();
+    while state(me.as_raw()) == "T" || state(agent) == "T" {
+        assert!(t0.elapsed() < PATIENCE, "both resume");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    init.sigterm();
+    assert_eq!(init.wait(), 0);
+}

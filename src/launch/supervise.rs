@@ -232,13 +232,7 @@ pub fn supervise(
             Some(sig) => {
                 let reached_group = forward(child, sig, opts.signal_child_only, status.is_some());
                 stopping |= reached_group && is_stop(sig);
-                if JOB_STOPS.iter().any(|s| *s as i32 == sig) {
-                    // Job control (dumb-init): the shell that sent it waits
-                    // for agent-init to stop. SIGCONT then resumes it, and
-                    // reaches this loop to be forwarded like any other.
-                    // As PID 1 the kernel drops a stop sent to itself.
-                    sys::send_signal(nix::unistd::getpid().as_raw(), Signal::SIGSTOP as i32);
-                }
+                job_stop(sig);
             }
         }
         if let Some(code) = status {
@@ -258,6 +252,16 @@ fn spawn_error(name: &str, e: SpawnError) -> Error {
             "cannot start the command: {what} failed: {}",
             errno.desc()
         )),
+    }
+}
+
+/// Job control (dumb-init): after a forwarded TSTP, TTIN or TTOU the shell
+/// that sent it waits for agent-init to stop. SIGCONT then resumes it, and
+/// reaches the signal loop to be forwarded like any other. As PID 1 the
+/// kernel drops a stop sent to itself.
+pub(super) fn job_stop(sig: i32) {
+    if JOB_STOPS.iter().any(|s| *s as i32 == sig) {
+        sys::send_signal(nix::unistd::getpid().as_raw(), Signal::SIGSTOP as i32);
     }
 }
 

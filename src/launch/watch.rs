@@ -21,7 +21,7 @@
 //!   no second stop signal. agent-init exits once all are gone, with the
 //!   status of the generation that was serving.
 
-use super::supervise::{forward, is_stop, start, Generation};
+use super::supervise::{forward, is_stop, job_stop, start, Generation};
 use super::Command;
 use crate::config::{OnUpdate, WatchConfig};
 use crate::env::{EnvBlock, Environment, Origin};
@@ -351,6 +351,7 @@ pub fn run(
                         forward(next.pid, s, alone, false);
                     }
                 }
+                job_stop(s);
                 if stop {
                     if let Phase::Idle { .. } | Phase::Delay { .. } = phase {
                         phase = Phase::Idle {

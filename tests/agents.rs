@@ -281,6 +281,13 @@ struct Setup {
 
 const EXAMPLE_SECRET: (&str, &str) = ("EXAMPLE_SECRET", "example-secret-value-e2e");
 
+/// The service-account JSON of the bundle's file secret for token `id`.
+fn credentials(id: &str) -> String {
+    format!(
+        "{{\"type\": \"service_account\", \"client_email\": \"e2e-{id}@example.iam.gserviceaccount.com\", \"private_key\": \"pk-e2e-{id}\"}}"
+    )
+}
+
 impl Setup {
     /// The stand-in expects `api_secret`; the bundle carries `bundle_secret`.
     fn new(name: &str, bundle_secret: Option<&str>) -> Setup {
@@ -289,14 +296,26 @@ impl Setup {
         let api_key = format!("APIe2e{}", &id[..8]);
         let api_secret = format!("e2e-secret-{id}");
         let standin = StandIn::start(&api_key, &api_secret);
-        let plain = support::bundle::plaintext(
+        let mut plain: Value = serde_json::from_str(&support::bundle::plaintext(
             &[EXAMPLE_SECRET],
             &[
                 ("LIVEKIT_URL", standin.url.as_str()),
                 ("LIVEKIT_API_KEY", api_key.as_str()),
                 ("LIVEKIT_API_SECRET", bundle_secret.unwrap_or(&api_secret)),
             ],
-        );
+        ))
+        .unwrap();
+        // A file secret (PROTOCOL.md §6.1), as `lk agent create --secret-mount` makes one.
+        plain["secrets"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "name": "google-credentials.json",
+                "kind": "file",
+                "value": agent_init::token::b64u(credentials(&id).as_bytes()),
+                "env": "GOOGLE_APPLICATION_CREDENTIALS",
+            }));
+        let plain = plain.to_string();
         let ca = Ca::new("agent-init e2e CA");
         let server = Server::start(
             &ca.localhost(),
@@ -331,7 +350,75 @@ impl Setup {
                 "AGENT_INIT_CA_FILE",
                 self.dir.join("ca.pem").display().to_string(),
             ),
+            // Each test's own directory for the file secrets (tests run in parallel).
+            (
+                "AGENT_INIT_SECRETS_DIR",
+                self.files_dir().display().to_string(),
+            ),
         ]
+    }
+
+    fn files_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/dev/shm/agent-init-e2e-{}", self.token.id_b64()))
+    }
+
+    /// A job process of the worker (a descendant of its main process, `worker`)
+    /// read the credentials file through GOOGLE_APPLICATION_CREDENTIALS.
+    fn assert_credentials_read_in_a_job_process(&self, agent: &Agent, worker: i32) {
+        let email = format!(
+            "e2e-{}@example.iam.gserviceaccount.com",
+            self.token.id_b64()
+        );
+        let t0 = Instant::now();
+        let line = loop {
+            if let Some(l) = agent
+                .output
+                .all()
+                .into_iter()
+                .find(|l| l.contains("prewarm in process") && l.contains(&email))
+            {
+                break l;
+            }
+            assert!(
+                t0.elapsed() < PATIENCE,
+                "no job process read the credentials:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let at = line.find("prewarm in process").unwrap();
+        let after: Vec<i32> = line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let (pid, ppid) = (after[0], after[1]);
+        assert_ne!(
+            pid, worker,
+            "read in a job process, not the worker itself: {line}"
+        );
+        // Its parent is the worker or a process the worker started for its
+        // pool (Python's multiprocessing forkserver): a descendant either way.
+        let parent_of = |pid: i32| -> Option<i32> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+        };
+        let mut p = ppid;
+        let mut chain = vec![pid, p];
+        while p != worker && p > 1 {
+            p = parent_of(p).unwrap_or(0);
+            chain.push(p);
+        }
+        assert_eq!(
+            p, worker,
+            "the job process descends from the worker ({chain:?}): {line}"
+        );
+        assert!(
+            !agent
+                .log()
+                .contains(&format!("pk-e2e-{}", self.token.id_b64())),
+            "the file's content is never printed"
+        );
     }
 
     /// agent-init fetched the bundle once, with this token's Authorization.
@@ -433,6 +520,8 @@ fn python_agent_registers_with_the_bundles_credentials_and_drains_on_sigterm() {
     setup.assert_fetched_with_the_token();
     setup.assert_registered_with_the_bundles_credentials("agent-init-example-python");
     setup.wait_until_running();
+    // Exec mode: the worker is agent-init's own process.
+    setup.assert_credentials_read_in_a_job_process(&agent, agent.pid().as_raw());
 
     let mark = setup.mark();
     agent.sigterm();
@@ -454,6 +543,12 @@ fn python_agent_under_supervise_drains_when_its_process_group_gets_sigterm() {
     setup.assert_fetched_with_the_token();
     setup.assert_registered_with_the_bundles_credentials("agent-init-example-python");
     setup.wait_until_running();
+    // Supervise mode: the worker is agent-init's one child.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", agent.pid().as_raw()))
+            .unwrap();
+    let worker: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    setup.assert_credentials_read_in_a_job_process(&agent, worker);
 
     let mark = setup.mark();
     // agent-init forwards it to the worker's whole group, its job processes
@@ -464,6 +559,10 @@ fn python_agent_under_supervise_drains_when_its_process_group_gets_sigterm() {
     setup.assert_drained(mark, &log);
     assert_eq!(status.code(), Some(0), "the worker's own status: {log}");
     setup.assert_nothing_leaked(&log);
+    assert!(
+        !setup.files_dir().exists(),
+        "supervise mode removed the file secrets"
+    );
 }
 
 /// `agent-init health --port PORT`: its exit status and its one line.

@@ -11,11 +11,12 @@ Under agent-init the three LIVEKIT_* variables come from the sealed bundle;
 locally, from .env.local (agent-init reads it too, so both agree).
 """
 
+import json
 import logging
 import os
 
 from dotenv import load_dotenv
-from livekit.agents import AgentServer, JobContext, cli
+from livekit.agents import AgentServer, JobContext, JobProcess, cli
 
 logger = logging.getLogger("agent")
 
@@ -26,6 +27,26 @@ load_dotenv(".env.local")
 # moves it (0 picks a free port, so two workers can share a host).
 http_port = os.environ.get("AGENT_HTTP_PORT")
 server = AgentServer(port=int(http_port)) if http_port else AgentServer()
+
+
+def prewarm(proc: JobProcess) -> None:
+    # Runs in each job process of the idle pool, a child of the worker: where
+    # a plugin reads GOOGLE_APPLICATION_CREDENTIALS (a file secret; agent-init
+    # sets the variable to the file's path). Logs whose credentials, never
+    # their content.
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if path:
+        with open(path) as f:
+            email = json.load(f).get("client_email", "?")
+        logger.info(
+            "prewarm in process %d (parent %d): credentials for %s",
+            os.getpid(),
+            os.getppid(),
+            email,
+        )
+
+
+server.setup_fnc = prewarm
 
 
 @server.rtc_session(agent_name="agent-init-example-python")

@@ -273,7 +273,10 @@ fn token_from_env(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<S
 pub(crate) fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Result<SecretString> {
     let (bytes, mode) =
         crate::source::read_config(what, path, crate::token::MAX_TOKEN_FILE, timeout)?;
-    if mode & 0o006 != 0 {
+    // Once per process: `--watch` re-reads the file at every check, and the
+    // same line every few seconds would bury the log.
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if mode & 0o006 != 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         let how = match mode & 0o006 {
             0o004 => "readable",
             0o002 => "writable",

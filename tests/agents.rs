@@ -765,6 +765,12 @@ impl Rotation {
         ]);
         let dir = support::scratch(name);
         std::fs::write(dir.join("token"), token.encode().expose()).unwrap();
+        // Other users may read it, whatever the umask: agent-init warns once.
+        std::fs::set_permissions(
+            dir.join("token"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
         let r = Rotation {
             keys,
             standin,
@@ -1055,6 +1061,12 @@ fn overlap_with_two_python_workers_never_leaves_the_server_without_a_registered_
     r.wait_registered_with(1, mark);
     r.standin
         .wait_event("the old worker to close", |e| e["event"] == "closed");
+    // The old worker's "draining worker" line can reach its pipe after the
+    // server has seen its connection close: wait for it rather than race it.
+    let t0 = std::time::Instant::now();
+    while !agent.log().contains("draining worker") && t0.elapsed() < PATIENCE {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let log = agent.log();
     // Registered workers over time: +1 per registration, -1 per close.
     let mut registered = 0i32;
@@ -1089,6 +1101,8 @@ fn overlap_with_two_python_workers_never_leaves_the_server_without_a_registered_
         "{log}"
     );
     assert_eq!(log.matches("draining worker").count(), 1, "{log}");
+    // The watch re-reads the (0644) token file at every check; it warns once.
+    assert_eq!(log.matches("by other users").count(), 1, "{log}");
 
     agent.sigterm();
     let status = agent.wait_exit();

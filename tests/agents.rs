@@ -492,6 +492,8 @@ impl Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Exec mode leaves the file secrets behind (agent-init became the worker).
+        let _ = std::fs::remove_dir_all(self.files_dir());
     }
 }
 

@@ -28,17 +28,9 @@ VALUE_BYTES=16384
 say() { printf 'bench: %s\n' "$*" >&2; }
 
 # --- What the suite needs --------------------------------------------------
-need_apt=()
-for pair in hyperfine:hyperfine tini:tini tini-static:tini dumb-init:dumb-init catatonit:catatonit \
-            /usr/bin/time:time gcc:gcc openssl:openssl python3:python3-minimal file:file size:binutils; do
-  bin=${pair%%:*}; pkg=${pair##*:}
-  command -v "$bin" >/dev/null 2>&1 || [ -x "$bin" ] || need_apt+=("$pkg")
-done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  say "installing ${need_apt[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+. scripts/lib.sh
+apt_need hyperfine:hyperfine tini:tini tini-static:tini dumb-init:dumb-init catatonit:catatonit \
+  /usr/bin/time:time gcc:gcc openssl:openssl python3:python3-minimal file:file size:binutils
 if [ "${BENCH_SKIP_BLOAT:-0}" != 1 ] && ! cargo bloat --version >/dev/null 2>&1; then
   say "installing cargo-bloat"
   cargo install --locked cargo-bloat

@@ -213,11 +213,20 @@ fn usage(msg: String) -> Error {
     Error::Usage(format!("{msg} (see agent-init --help)"))
 }
 
-fn truthy(v: &[u8]) -> bool {
-    matches!(
-        v,
-        b"1" | b"true" | b"yes" | b"on" | b"TRUE" | b"True" | b"YES"
-    )
+/// An on/off variable such as `AGENT_INIT_SUPERVISE`: `1`, `true`, `yes`,
+/// `on` turn it on, `0`, `false`, `no`, `off` or empty (or unset) leave it
+/// off, in any ASCII case. Anything else is a 78 naming the variable, as an
+/// unknown `AGENT_INIT_LOG` level is, rather than a silent "off".
+fn switch(name: &str, v: Option<&OsString>) -> Result<bool> {
+    let Some(v) = v else { return Ok(false) };
+    let v = v.as_bytes().to_ascii_lowercase();
+    match v.as_slice() {
+        b"1" | b"true" | b"yes" | b"on" => Ok(true),
+        b"" | b"0" | b"false" | b"no" | b"off" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{name} must be 1, true, yes or on, or 0, false, no or off"
+        ))),
+    }
 }
 
 /// Splits `KEY=VALUE` from a `--secrets` flag, checking the name and value
@@ -328,9 +337,14 @@ impl Config {
         crate::log::set_level(level);
 
         let mut action = Action::Run;
-        let mut supervise = env_get("AGENT_INIT_SUPERVISE").is_some_and(|v| truthy(v.as_bytes()));
-        let mut signal_child_only =
-            env_get("AGENT_INIT_SIGNAL_CHILD").is_some_and(|v| truthy(v.as_bytes()));
+        let mut supervise = switch(
+            "AGENT_INIT_SUPERVISE",
+            env_get("AGENT_INIT_SUPERVISE").as_ref(),
+        )?;
+        let mut signal_child_only = switch(
+            "AGENT_INIT_SIGNAL_CHILD",
+            env_get("AGENT_INIT_SIGNAL_CHILD").as_ref(),
+        )?;
         let mut require: Vec<String> = env_get("AGENT_INIT_REQUIRE")
             .map(|v| {
                 v.to_string_lossy()
@@ -685,6 +699,38 @@ mod tests {
         assert_eq!(c.command, os(&["python", "-u", "agent.py"]));
         let c = Config::parse(os(&["--", "--weird", "x"]), vec![]).unwrap();
         assert_eq!(c.command, os(&["--weird", "x"]));
+    }
+
+    #[test]
+    fn on_off_variables_accept_the_usual_spellings_and_refuse_others_with_78() {
+        for (name, field) in [
+            (
+                "AGENT_INIT_SUPERVISE",
+                (|c: &Config| c.supervise) as fn(&Config) -> bool,
+            ),
+            ("AGENT_INIT_SIGNAL_CHILD", |c: &Config| c.signal_child_only),
+        ] {
+            for (value, on) in [
+                ("1", true),
+                ("true", true),
+                ("Yes", true),
+                ("ON", true),
+                ("0", false),
+                ("FALSE", false),
+                ("no", false),
+                ("Off", false),
+                ("", false),
+            ] {
+                let c = Config::parse(os(&["true"]), envs(&[(name, value)])).unwrap();
+                assert_eq!(field(&c), on, "{name}={value}");
+            }
+            for value in ["maybe", "2", "enabled", "1 "] {
+                let e = Config::parse(os(&["true"]), envs(&[(name, value)])).unwrap_err();
+                assert_eq!(e.exit_code(), 78, "{name}={value}: {e}");
+                assert!(e.to_string().contains(name), "{e}");
+                assert!(!e.to_string().contains(value), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -188,6 +188,9 @@ fn early_message(sig: libc::c_int) -> &'static [u8] {
     }
 }
 
+/// How every line of `early_message` starts on stderr.
+const ERROR_PREFIX: &[u8] = b"agent-init: error: ";
+
 extern "C" fn early_exit(sig: libc::c_int) {
     let msg = early_message(sig);
     // SAFETY: write, open, close and _exit are async-signal-safe; `msg` is static.
@@ -198,8 +201,8 @@ extern "C" fn early_exit(sig: libc::c_int) {
             libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
         );
         if fd >= 0 {
-            // Skip the "agent-init: error: " prefix for the one-line reason.
-            let body = &msg[19..];
+            // The termination log gets the reason without the stderr prefix.
+            let body = msg.strip_prefix(ERROR_PREFIX).unwrap_or(msg);
             libc::write(fd, body.as_ptr().cast(), body.len());
             libc::close(fd);
         }
@@ -520,13 +523,19 @@ pub fn close_fds_above_stderr() {
 }
 
 /// Waits for any signal in `set`, including real-time ones `nix::Signal` cannot name.
-pub fn wait_signal(set: &SigSet) -> i32 {
+/// Retries after `EINTR`; any other error is returned rather than retried,
+/// so a failing `sigwaitinfo` cannot turn into a busy loop.
+pub fn wait_signal(set: &SigSet) -> Result<i32, Errno> {
     let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::uninit();
     loop {
         // SAFETY: `set` is a valid sigset; `info` is written by the kernel on success.
         let r = unsafe { libc::sigwaitinfo(set.as_ref(), info.as_mut_ptr()) };
         if r > 0 {
-            return r;
+            return Ok(r);
+        }
+        let errno = Errno::last();
+        if errno != Errno::EINTR {
+            return Err(errno);
         }
     }
 }
@@ -649,4 +658,18 @@ pub fn pending_early_signal() -> Option<i32> {
         set.add(sig);
     }
     wait_signal_for(&set, std::time::Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_early_message_starts_with_the_prefix_the_termination_log_drops() {
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+            let msg = early_message(sig);
+            let body = msg.strip_prefix(ERROR_PREFIX).expect("prefixed");
+            assert!(body.starts_with(b"SIG"), "{}", String::from_utf8_lossy(body));
+        }
+    }
 }

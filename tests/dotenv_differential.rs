@@ -146,6 +146,7 @@ fn ours(
 }
 
 #[test]
+#[ignore = "needs python-dotenv 1.2.2 (scripts/test.sh installs it)"]
 fn agent_init_reads_every_corpus_file_exactly_as_python_dotenv_or_refuses_it_on_purpose() {
     let corpus = corpus();
     let cases = corpus["cases"].as_array().unwrap();
@@ -286,6 +287,7 @@ fn every_corpus_file_is_listed_in_the_manifest_and_every_entry_exists() {
 }
 
 #[test]
+#[ignore = "needs python-dotenv 1.2.2 (scripts/test.sh installs it)"]
 fn python_dotenv_disabled_is_true_for_exactly_the_values_python_dotenv_takes_as_true() {
     // Python's own test values, the casefold corner (U+017F folds to `s`),
     // and near misses.

@@ -905,6 +905,7 @@ fn plain_http_to_a_host_that_is_not_loopback_exits_78() {
 }
 
 #[test]
+#[ignore = "needs root: unshare --mount --net"]
 fn plain_http_to_localhost_that_etc_hosts_maps_elsewhere_exits_78_sending_nothing() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -1167,6 +1168,7 @@ fn signal_during_the_fetch_exits_128_plus_n_and_never_starts_the_command() {
 }
 
 #[test]
+#[ignore = "needs root: reads /proc/PID/environ of the non-dumpable agent-init"]
 fn token_is_gone_from_proc_environ_while_the_fetch_waits() {
     let (ca, server) = serve(vec![Reply::hang()]);
     let f = Fixture::new("environ", &server.url(), &ca);
@@ -1229,6 +1231,7 @@ fn child_of(parent: u32) -> u32 {
 }
 
 #[test]
+#[ignore = "needs root: unshare --pid"]
 fn sigterm_ends_agent_init_as_pid_1_of_a_new_pid_namespace() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -1271,6 +1274,7 @@ fn sigterm_ends_agent_init_as_pid_1_of_a_new_pid_namespace() {
 }
 
 #[test]
+#[ignore = "needs root: a private mount namespace"]
 fn failure_reason_is_written_to_dev_termination_log() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -1464,6 +1468,7 @@ fn check_in_empty_chroot(fixture: &str, host: &str, etc_file: &str, contents: &s
 }
 
 #[test]
+#[ignore = "needs root: chroot"]
 fn static_binary_resolves_from_etc_hosts_and_fetches_in_an_empty_chroot() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -1542,6 +1547,7 @@ fn dns_responder(
 }
 
 #[test]
+#[ignore = "needs root: chroot and port 53"]
 fn static_binary_resolves_through_dns_in_an_empty_chroot() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -1568,6 +1574,7 @@ fn static_binary_resolves_through_dns_in_an_empty_chroot() {
 }
 
 #[test]
+#[ignore = "needs root: chroot and port 53"]
 fn plain_http_to_localhost_dot_that_dns_answers_elsewhere_exits_78_sending_nothing() {
     assert!(
         nix::unistd::geteuid().is_root(),

@@ -324,6 +324,7 @@ print(json.dumps({
 }
 
 #[test]
+#[ignore = "needs python-dotenv 1.2.2 (scripts/test.sh installs it)"]
 fn any_dotenv_file_agent_init_accepts_means_what_python_dotenv_reads() {
     const CASES: usize = 400;
     let dir = support::scratch("prop-dotenv");

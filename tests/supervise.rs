@@ -441,6 +441,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 // Exit status.
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn exit_status_is_the_commands_own_for_every_code_0_to_255() {
     for mode in MODES {
         for code in 0..=255 {
@@ -453,6 +454,7 @@ fn exit_status_is_the_commands_own_for_every_code_0_to_255() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn a_command_that_cannot_start_is_127_or_126_and_agent_init_does_not_hang() {
     for mode in MODES {
         for (cmd, code, why) in [
@@ -477,6 +479,7 @@ fn a_command_that_cannot_start_is_127_or_126_and_agent_init_does_not_hang() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn forwarded_signals_with_default_action_give_128_plus_n() {
     let table = [
         (Signal::SIGTERM, 143),
@@ -509,6 +512,7 @@ fn forwarded_signals_with_default_action_give_128_plus_n() {
 // Forwarding.
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn every_catchable_signal_reaches_a_handling_child_exactly_once_and_sigchld_never() {
     for mode in MODES {
         let rec = Recorder::new("every-signal");
@@ -577,6 +581,7 @@ fn wait_stopped_or_continued(pid: Pid) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn job_control_sigtstp_sigttin_and_sigttou_stop_agent_init_and_its_child_and_sigcont_resumes_both()
 {
     // dumb-init's test_shell_background_support: a shell that sends one of
@@ -619,6 +624,7 @@ fn job_control_sigtstp_sigttin_and_sigttou_stop_agent_init_and_its_child_and_sig
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn job_control_signals_and_sigcont_are_forwarded_once_and_pid1_keeps_running() {
     // dumb-init's test_prints_signals: a child that handles the signals gets
     // each once, and the SIGCONT that resumes agent-init once. As PID 1 the
@@ -671,6 +677,7 @@ fn job_control_signals_and_sigcont_are_forwarded_once_and_pid1_keeps_running() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn fault_signals_are_never_forwarded_dropped_by_pid1_and_deadly_otherwise() {
     // tini's behaviour: the faults are left unblocked at their default
     // action, so a real fault kills agent-init. Sent with kill, the kernel
@@ -715,6 +722,7 @@ fn fault_signals_are_never_forwarded_dropped_by_pid1_and_deadly_otherwise() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn sigterm_leaves_no_process_of_a_pipeline_behind_in_group_mode() {
     for mode in MODES {
         let (survivors, code) = pipeline(mode, &["--supervise"]);
@@ -728,6 +736,7 @@ fn sigterm_leaves_no_process_of_a_pipeline_behind_in_group_mode() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn with_signal_child_only_the_child_gets_sigterm_and_the_pipeline_survives() {
     // The negative control of the test above: what group mode is for.
     let (survivors, code) = pipeline(Subreaper, &["--supervise", "--signal-child"]);
@@ -778,6 +787,7 @@ fn pipeline(mode: Mode, flags: &[&str]) -> (Vec<(i32, u64)>, Option<i32>) {
 // Reaping.
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn a_hundred_orphaned_grandchildren_are_all_reaped() {
     for mode in MODES {
         let dir = support::scratch("orphans");
@@ -819,6 +829,7 @@ fn a_hundred_orphaned_grandchildren_are_all_reaped() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn hundreds_of_short_lived_children_never_hang_agent_init() {
     for mode in MODES {
         // 500 children, each leaving an orphan that dies at about the same
@@ -842,6 +853,7 @@ fn hundreds_of_short_lived_children_never_hang_agent_init() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn an_inherited_sigchld_ignore_neither_hangs_supervise_mode_nor_hides_the_status() {
     // With SIGCHLD ignored the kernel reaps children itself and their status
     // is lost: agent-init must reset it for itself (and only for itself).
@@ -969,6 +981,7 @@ impl Pty {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn ctrl_c_on_a_terminal_reaches_the_agent_exactly_once() {
     for mode in MODES {
         for flags in [&["--supervise"][..], &["--supervise", "--signal-child"]] {
@@ -1009,6 +1022,7 @@ fn ctrl_c_on_a_terminal_reaches_the_agent_exactly_once() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn bash_under_agent_init_on_a_terminal_has_job_control() {
     need("bash");
     for mode in MODES {
@@ -1062,6 +1076,7 @@ fn bash_under_agent_init_on_a_terminal_has_job_control() {
 // Process state: cwd, fds, signal mask and dispositions, core limit.
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn agent_init_moves_to_root_and_closes_inherited_fds_while_the_child_keeps_both() {
     for mode in MODES {
         let dir = fs::canonicalize(support::scratch("cwd-fds")).unwrap();
@@ -1110,6 +1125,7 @@ fn agent_init_moves_to_root_and_closes_inherited_fds_while_the_child_keeps_both(
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn the_command_never_finds_agent_init_in_the_start_directory() {
     // dumb-init's test_working_directories: the command looks at once. A
     // large environment makes agent-init's wiping after the spawn long, so
@@ -1141,6 +1157,7 @@ fn the_command_never_finds_agent_init_in_the_start_directory() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn the_command_starts_in_the_directory_agent_init_was_started_in_even_by_a_relative_path() {
     for mode in MODES {
         let dir = fs::canonicalize(support::scratch("cwd-relative")).unwrap();
@@ -1272,6 +1289,7 @@ fn core_soft_limit(status: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn the_child_inherits_agent_inits_signal_mask_dispositions_and_core_limit() {
     // tini's sigconf test, plus SIGPIPE (std would set it ignored), SIGCHLD
     // (agent-init resets it for itself) and the four signals with early
@@ -1320,6 +1338,7 @@ fn the_child_inherits_agent_inits_signal_mask_dispositions_and_core_limit() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn agent_init_stays_non_dumpable_while_supervising() {
     // Without CAP_SYS_PTRACE, root may open /proc/PID/mem of a dumpable
     // process with no more capabilities than itself, and not of a
@@ -1644,6 +1663,7 @@ enum Source {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
     // The key schedule stayed behind in most runs, not all: each case runs
     // twice.
@@ -1811,6 +1831,7 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn after_the_spawn_agent_init_holds_no_local_secret_from_flags_or_files() {
     for mode in MODES {
         let dir = support::scratch("memscan-local");
@@ -1858,6 +1879,7 @@ fn after_the_spawn_agent_init_holds_no_local_secret_from_flags_or_files() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn without_proc_secrets_flag_values_are_still_wiped_from_the_argument_block() {
     // agent-init finds its argument block through the argv main received,
     // not through /proc/self/stat: here it runs with no /proc of its own,
@@ -1917,6 +1939,7 @@ while True:
 ";
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn a_launcher_killed_by_sigterm_does_not_cut_its_agents_drain_short() {
     // `sh` dies of SIGTERM inside `wait` at once, as pnpm does; the agent in
     // its group drains. agent-init exits with sh's status, only once the
@@ -1964,6 +1987,7 @@ fn a_launcher_killed_by_sigterm_does_not_cut_its_agents_drain_short() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn a_command_exiting_on_its_own_ends_agent_init_at_once_as_tini_does() {
     // A process left in the command's group does not hold agent-init up when
     // no stop is under way (a crashed agent must restart, not linger).
@@ -1985,6 +2009,7 @@ fn a_command_exiting_on_its_own_ends_agent_init_at_once_as_tini_does() {
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn pnpm_start_under_supervise_lets_the_agent_drain_and_exec_does_not() {
     need("node");
     need("pnpm");

@@ -290,6 +290,7 @@ fn every_status_of_the_protocol_on_sqlite() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
 fn every_status_of_the_protocol_on_postgres() {
     every_status_of_the_protocol(Db::postgres(), "status-pg");
 }

@@ -90,6 +90,7 @@ fn concurrent_if_match_updates_on_sqlite_have_exactly_one_winner_per_version() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
 fn two_replicas_on_one_postgres_have_exactly_one_winner_per_version() {
     let dir = scratch("cas-pg");
     let opts = Options::on(Db::postgres(), &dir);
@@ -215,6 +216,7 @@ fn acknowledged_puts_survive_kill_9_on_sqlite() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
 fn acknowledged_puts_survive_kill_9_on_postgres() {
     acknowledged_puts_survive_kill_9(Db::postgres(), "crash-pg");
 }

@@ -160,6 +160,7 @@ fn the_service_never_holds_a_secret_on_sqlite() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
 fn the_service_never_holds_a_secret_on_postgres() {
     the_service_never_holds_a_secret(Db::postgres(), "nosecret-pg");
 }

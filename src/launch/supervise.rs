@@ -206,7 +206,9 @@ pub fn supervise(
     let mut status = None;
     loop {
         let sig = match status {
-            None => Some(sys::wait_signal(&waited)),
+            None => Some(sys::wait_signal(&waited).map_err(|errno| {
+                Error::Internal(format!("cannot wait for signals: {}", errno.desc()))
+            })?),
             // The group's last process may not be agent-init's child, so
             // its exit may raise no SIGCHLD here: look again each second.
             Some(_) => sys::wait_signal_for(&waited, GROUP_POLL),

@@ -669,7 +669,11 @@ mod tests {
         for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
             let msg = early_message(sig);
             let body = msg.strip_prefix(ERROR_PREFIX).expect("prefixed");
-            assert!(body.starts_with(b"SIG"), "{}", String::from_utf8_lossy(body));
+            assert!(
+                body.starts_with(b"SIG"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

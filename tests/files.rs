@@ -204,6 +204,7 @@ fn list_and_check_show_each_file_name_and_path_never_its_content_and_write_nothi
 }
 
 #[test]
+#[ignore = "needs root: a private mount namespace"]
 fn the_default_directory_is_refused_78_when_dev_shm_is_not_a_memory_file_system() {
     // A private mount namespace where /dev/shm is a directory on disk.
     let dir = scratch("files-disk");
@@ -250,6 +251,7 @@ fn the_default_directory_is_refused_78_when_dev_shm_is_not_a_memory_file_system(
 }
 
 #[test]
+#[ignore = "needs root: runs agent-init as uid 10001"]
 fn as_uid_10001_the_files_are_its_own_and_another_user_cannot_read_or_list_them() {
     let dir = scratch("files-uid");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();

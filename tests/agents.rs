@@ -950,6 +950,7 @@ fn start_python_watching(r: &Rotation, flags: &[&str], port: u16) -> Agent {
 }
 
 #[test]
+#[ignore = "needs the LiveKit frameworks (scripts/test.sh installs them)"]
 fn python_worker_under_watch_rolls_once_to_the_new_api_secret_and_ignores_a_bad_update() {
     let r = Rotation::new("watch-python");
     let mut agent = start_python_watching(&r, &[], 0);
@@ -978,6 +979,7 @@ fn python_worker_under_watch_rolls_once_to_the_new_api_secret_and_ignores_a_bad_
 }
 
 #[test]
+#[ignore = "needs the LiveKit frameworks (scripts/test.sh installs them)"]
 fn node_worker_under_watch_rolls_once_to_the_new_api_secret_and_ignores_a_bad_update() {
     require_node_agent();
     let r = Rotation::new("watch-node");
@@ -1036,6 +1038,7 @@ fn node_worker_under_watch_rolls_once_to_the_new_api_secret_and_ignores_a_bad_up
 }
 
 #[test]
+#[ignore = "needs the LiveKit frameworks (scripts/test.sh installs them)"]
 fn overlap_with_two_python_workers_never_leaves_the_server_without_a_registered_worker() {
     let r = Rotation::new("watch-overlap");
     // Two adjacent free ports: the generations take turns on N and N+1.

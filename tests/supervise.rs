@@ -2068,6 +2068,7 @@ setInterval(() => {}, 1000);
 }
 
 #[test]
+#[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn while_watching_and_after_a_roll_agent_init_memory_holds_no_secret_token_or_key() {
     // --watch reads the token file again at each check and keeps its own
     // environment (here with the platform's LIVEKIT_API_SECRET) sealed: after

@@ -23,7 +23,8 @@ pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// Where a variable's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// The bundle's `livekit` member (or, locally, a dotenv file's LIVEKIT_*).
+    /// The bundle's `livekit` member (production only; locally a dotenv
+    /// file's `LIVEKIT_*` is `File`, like any other line).
     Platform,
     /// A bundle secret, with its `updated_at` when the bundle has one.
     Bundle { updated_at: Option<String> },

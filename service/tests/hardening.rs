@@ -354,7 +354,7 @@ fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
                         .expect("a 503 says when")
                         .parse()
                         .unwrap();
-                    assert!((1..=60).contains(&after), "Retry-After {after}");
+                    assert!((1..=30).contains(&after), "Retry-After {after}");
                 }
                 s => panic!("status {s}"),
             }

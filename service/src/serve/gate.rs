@@ -15,8 +15,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const WINDOW: usize = 256;
 /// Completions older than this do not count: the rate is the current one.
 const HORIZON: Duration = Duration::from_secs(10);
-/// The longest wait a 503 asks for.
-pub const MAX_RETRY_AFTER: u64 = 60;
+/// The longest wait a 503 asks for: half of agent-init's default 60 s
+/// deadline, so a client told to wait still has time to come back.
+pub const MAX_RETRY_AFTER: u64 = 30;
+/// How many of the newest completions the drain rate is measured over.
+const RATE_SAMPLE: usize = 64;
+/// With no measured rate, the time one request is assumed to hold a slot.
+const ASSUMED_SLOT_TIME: Duration = Duration::from_millis(100);
 
 /// The gate in front of the handlers.
 pub struct Gate {
@@ -103,37 +108,50 @@ impl Gate {
     /// drained at the measured rate, rounded up, at least 1.
     fn retry_after(&self, ahead: usize) -> u64 {
         let rate = self.drain_rate(Instant::now());
-        retry_after_for(ahead + self.concurrency, rate)
+        retry_after_for(ahead + self.concurrency, self.concurrency, rate)
     }
 
-    /// Completions per second over the recent window, if measurable.
+    /// Completions per second while the service was busy: over the last
+    /// [`RATE_SAMPLE`] completions within [`HORIZON`], from the first of them
+    /// to the last. Idle time before a storm is not in that span, so the first
+    /// 503s of a storm do not see a near-zero rate (they did: 60 s waits that
+    /// outlived agent-init's deadline). `None` with fewer than two.
     pub fn drain_rate(&self, now: Instant) -> Option<f64> {
         let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        let recent: Vec<&Instant> = done
+        let recent: Vec<Instant> = done
             .iter()
+            .rev()
+            .take(RATE_SAMPLE)
             .filter(|t| now.duration_since(**t) <= HORIZON)
+            .copied()
             .collect();
-        let (first, last) = (recent.first()?, recent.last()?);
-        let span = now
-            .duration_since(**first)
-            .max(last.duration_since(**first));
-        if recent.len() < 2 || span.is_zero() {
-            return None;
-        }
-        Some(recent.len() as f64 / span.as_secs_f64())
+        rate_of(&recent)
     }
 }
 
-/// `ceil(pending / rate)` seconds, within [1, MAX_RETRY_AFTER]; with no
-/// measured rate (nothing finished lately: every slot is stuck), the longest.
-pub fn retry_after_for(pending: usize, rate: Option<f64>) -> u64 {
-    match rate {
-        Some(r) if r > 0.0 && r.is_finite() => {
-            let s = (pending as f64 / r).ceil();
-            (s as u64).clamp(1, MAX_RETRY_AFTER)
-        }
-        _ => MAX_RETRY_AFTER,
+/// Completions per second of `recent` (newest first): `n - 1` intervals over
+/// the span from the oldest to the newest.
+fn rate_of(recent: &[Instant]) -> Option<f64> {
+    let (newest, oldest) = (recent.first()?, recent.last()?);
+    let span = newest.duration_since(*oldest);
+    if recent.len() < 2 || span.is_zero() {
+        return None;
     }
+    Some((recent.len() - 1) as f64 / span.as_secs_f64())
+}
+
+/// `ceil(pending / rate)` seconds, within [1, MAX_RETRY_AFTER]. With no
+/// measured rate (a storm's first seconds, or slots stuck on a slow
+/// database), it assumes [`ASSUMED_SLOT_TIME`] per request per slot: short
+/// enough that a client retries well inside its deadline, and the queue
+/// absorbs the rest.
+pub fn retry_after_for(pending: usize, concurrency: usize, rate: Option<f64>) -> u64 {
+    let rate = match rate {
+        Some(r) if r > 0.0 && r.is_finite() => r,
+        _ => concurrency.max(1) as f64 / ASSUMED_SLOT_TIME.as_secs_f64(),
+    };
+    let s = (pending as f64 / rate).ceil();
+    (s as u64).clamp(1, MAX_RETRY_AFTER)
 }
 
 #[cfg(test)]
@@ -142,11 +160,32 @@ mod tests {
 
     #[test]
     fn retry_after_is_the_time_to_drain_the_queue_at_the_measured_rate() {
-        assert_eq!(retry_after_for(1000, Some(500.0)), 2);
-        assert_eq!(retry_after_for(1001, Some(500.0)), 3);
-        assert_eq!(retry_after_for(3, Some(500.0)), 1);
-        assert_eq!(retry_after_for(1_000_000, Some(10.0)), MAX_RETRY_AFTER);
-        assert_eq!(retry_after_for(10, None), MAX_RETRY_AFTER);
+        assert_eq!(retry_after_for(1000, 8, Some(500.0)), 2);
+        assert_eq!(retry_after_for(1001, 8, Some(500.0)), 3);
+        assert_eq!(retry_after_for(3, 8, Some(500.0)), 1);
+        assert_eq!(retry_after_for(1_000_000, 8, Some(10.0)), MAX_RETRY_AFTER);
+        // No rate yet: 100 ms per request per slot (72 pending on 8 slots).
+        assert_eq!(retry_after_for(72, 8, None), 1);
+        assert_eq!(retry_after_for(800, 8, None), 10);
+    }
+
+    #[test]
+    fn idle_time_before_a_storm_does_not_lower_the_measured_rate() {
+        let t0 = Instant::now();
+        // One request 9 s ago, then 64 completions 1 ms apart just now.
+        let mut done: Vec<Instant> = (0..64)
+            .map(|i| t0 + Duration::from_secs(9) + Duration::from_millis(i))
+            .collect();
+        done.insert(0, t0);
+        let recent: Vec<Instant> = done.iter().rev().take(RATE_SAMPLE).copied().collect();
+        let rate = rate_of(&recent).unwrap();
+        assert!((900.0..1100.0).contains(&rate), "{rate}");
+        // The same through the gate's own window.
+        let gate = Gate::new(8, 64);
+        gate.done.lock().unwrap().extend(done.iter().copied());
+        let now = t0 + Duration::from_secs(9) + Duration::from_millis(64);
+        let rate = gate.drain_rate(now).unwrap();
+        assert!((900.0..1100.0).contains(&rate), "{rate}");
     }
 
     #[tokio::test]

@@ -11,12 +11,27 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The binary under test: `AGENT_SECRETS_BIN` (scripts/test.sh may point it
-/// at a release build) or the one cargo built for this test run.
+/// The binary under test: `AGENT_SECRETS_BIN` (a relative path is taken
+/// from the workspace root; scripts/test.sh points it at the `service`
+/// profile build, the one that ships), else the one cargo built for this run.
 pub fn bin() -> PathBuf {
-    std::env::var_os("AGENT_SECRETS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_agent-secrets")))
+    match std::env::var_os("AGENT_SECRETS_BIN").filter(|p| !p.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            let p = if p.is_absolute() {
+                p
+            } else {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
+            };
+            assert!(
+                p.is_file(),
+                "AGENT_SECRETS_BIN: no binary at {}",
+                p.display()
+            );
+            p
+        }
+        None => PathBuf::from(env!("CARGO_BIN_EXE_agent-secrets")),
+    }
 }
 
 /// The PostgreSQL server the suite runs against: scripts/test.sh starts a

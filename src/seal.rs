@@ -91,7 +91,7 @@ pub fn run(mut cfg: Config) -> Result<i32> {
     drop(flags);
     let nflags = cfg.secrets_flags.len();
     let env = Environment::local(Vec::new(), loaded, std::mem::take(&mut cfg.secrets_flags));
-    let plaintext = plaintext(&env, &rfc3339_now())?;
+    let plaintext = plaintext(&env, &crate::update::now())?;
     // The same checks the opener applies: a bundle seal writes, open accepts.
     let checked = crate::secrets::parse(plaintext.expose())?;
     let sealed = bundle::seal(&token, plaintext.expose())?;
@@ -337,22 +337,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = crate::source::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,7 +437,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        let t = rfc3339_now();
+        let t = crate::update::now();
         assert_eq!(t.len(), 20);
         assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
     }

@@ -583,7 +583,7 @@ fn too_big(cap: u64) -> Error {
 /// ureq hands on a rustls error raised during the handshake inside an
 /// `io::Error`; take it out, so that a certificate that does not verify is
 /// recognised as such (and not retried as an I/O failure).
-fn tls_cause(e: ureq::Error) -> ureq::Error {
+pub fn tls_cause(e: ureq::Error) -> ureq::Error {
     let ureq::Error::Io(io) = e else { return e };
     if !io
         .get_ref()

@@ -14,7 +14,7 @@
 
 use agent_init::error::{Error, Result};
 use agent_init::sensitive::SecretString;
-use agent_init::source::{parse_retry_after, Backoff};
+use agent_init::source::{parse_retry_after, tls_cause, Backoff};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -385,26 +385,6 @@ fn gave_up(attempts: u32, start: Instant, why: &str) -> Error {
         "secrets service unavailable: gave up after {attempts} attempt(s) in {:.1}s ({why}); AGENT_SECRETS_TIMEOUT sets the deadline",
         start.elapsed().as_secs_f64()
     ))
-}
-
-/// ureq wraps a handshake's rustls error in an `io::Error`; take it out.
-fn tls_cause(e: ureq::Error) -> ureq::Error {
-    let ureq::Error::Io(io) = e else { return e };
-    if !io
-        .get_ref()
-        .is_some_and(|inner| inner.is::<rustls::Error>())
-    {
-        return ureq::Error::Io(io);
-    }
-    let kind = io.kind();
-    match io
-        .into_inner()
-        .map(|inner| inner.downcast::<rustls::Error>())
-    {
-        Some(Ok(tls)) => ureq::Error::Rustls(*tls),
-        Some(Err(inner)) => ureq::Error::Io(std::io::Error::new(kind, inner)),
-        None => ureq::Error::Io(kind.into()),
-    }
 }
 
 /// Sorts a transport error into "try again" or "stop now", naming its class only.

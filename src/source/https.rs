@@ -387,13 +387,94 @@ impl std::fmt::Display for NotLoopback {
 
 impl std::error::Error for NotLoopback {}
 
-/// ring's TLS algorithms, less the private-key loader: agent-init presents
-/// no client certificate, and without a key provider the binary carries no
-/// RSA or ECDSA signing code (about 45 KB).
+/// ring's TLS algorithms, less two things the binary does not need:
+/// - the private-key loader: agent-init presents no client certificate, and
+///   without a key provider it carries no RSA or ECDSA signing code (~45 KB);
+/// - ChaCha20-Poly1305: every TLS 1.3 server must offer AES-128-GCM
+///   (RFC 8446 §9.1) and every TLS 1.2 server worth trusting offers an
+///   ECDHE AES-GCM suite, so the AES-GCM suites alone reach them all, and
+///   ring's ChaCha20 code (~45 KB) stays out.
+///
+/// Key exchange and signature verification are ring's defaults, unchanged:
+/// X25519, P-256 and P-384; every signature a public CA chain uses.
 fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite, kx_group};
     rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        signature_verification_algorithms: SIGNATURE_ALGORITHMS,
+        secure_random: &SystemRandom,
         key_provider: &NoClientKey,
-        ..rustls::crypto::ring::default_provider()
+    }
+}
+
+/// Every signature algorithm rustls's ring provider verifies (a copy of its
+/// private `SUPPORTED_SIG_ALGS`): written out because the only public way to
+/// it, `default_provider()`, also links every cipher suite.
+static SIGNATURE_ALGORITHMS: rustls::crypto::WebPkiSupportedAlgorithms = {
+    use rustls::SignatureScheme as S;
+    use webpki::ring as alg;
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[
+            alg::ECDSA_P256_SHA256,
+            alg::ECDSA_P256_SHA384,
+            alg::ECDSA_P384_SHA256,
+            alg::ECDSA_P384_SHA384,
+            alg::ED25519,
+            alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            alg::RSA_PKCS1_2048_8192_SHA256,
+            alg::RSA_PKCS1_2048_8192_SHA384,
+            alg::RSA_PKCS1_2048_8192_SHA512,
+            alg::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            (
+                S::ECDSA_NISTP384_SHA384,
+                &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384],
+            ),
+            (
+                S::ECDSA_NISTP256_SHA256,
+                &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256],
+            ),
+            (S::ED25519, &[alg::ED25519]),
+            (
+                S::RSA_PSS_SHA512,
+                &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+            ),
+            (
+                S::RSA_PSS_SHA384,
+                &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+            ),
+            (
+                S::RSA_PSS_SHA256,
+                &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+            ),
+            (S::RSA_PKCS1_SHA512, &[alg::RSA_PKCS1_2048_8192_SHA512]),
+            (S::RSA_PKCS1_SHA384, &[alg::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[alg::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    }
+};
+
+/// The operating system's random source, through ring.
+#[derive(Debug)]
+struct SystemRandom;
+
+impl rustls::crypto::SecureRandom for SystemRandom {
+    fn fill(&self, buf: &mut [u8]) -> std::result::Result<(), rustls::crypto::GetRandomFailed> {
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
     }
 }
 
@@ -668,6 +749,37 @@ fn cert_reason(c: &rustls::CertificateError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tls_provider_verifies_every_signature_rings_default_provider_does() {
+        let ring = rustls::crypto::ring::default_provider();
+        assert_eq!(
+            format!("{:?}", crypto_provider().signature_verification_algorithms),
+            format!("{:?}", ring.signature_verification_algorithms),
+        );
+        assert_eq!(
+            format!("{:?}", crypto_provider().kx_groups),
+            format!("{:?}", ring.kx_groups),
+        );
+    }
+
+    #[test]
+    fn the_tls_provider_offers_the_aes_gcm_suites_of_ring_and_no_chacha20() {
+        let ours: Vec<_> = crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        let aes_gcm: Vec<_> = rustls::crypto::ring::default_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .filter(|s| !format!("{s:?}").contains("CHACHA20"))
+            .collect();
+        assert_eq!(ours.len(), 6);
+        assert!(ours.iter().all(|s| aes_gcm.contains(s)), "{ours:?}");
+        assert!(aes_gcm.iter().all(|s| ours.contains(s)), "{aes_gcm:?}");
+    }
 
     #[test]
     fn backoff_windows_double_from_250ms_to_8s() {

@@ -56,7 +56,7 @@ release=target/x86_64-unknown-linux-gnu/release/agent-init
 size=$(stat -c %s "$release")
 [ "$size" -le 2621440 ] || { echo "scripts/test.sh: $release is $size bytes, over 2.5 MiB" >&2; exit 1; }
 AGENT_INIT_BIN=$release cargo test -p agent-init --test supervise --test production \
-  --test hardening --test local --test fault_matrix --test files --test watch -- --include-ignored
+  --test hardening --test local --test fault_matrix --test files --test watch --test seal_update -- --include-ignored
 # The CLI's end-to-end suite, with the agent-init that ships fetching.
 AGENT_INIT_BIN=$release cargo test -p agent-secrets --test cli_end_to_end -- --include-ignored
 

@@ -40,6 +40,19 @@ pub enum Action {
     Version,
 }
 
+/// How `seal` treats an existing bundle, and whether it only lists.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SealOptions {
+    /// `--overwrite`: replace every secret with the given ones.
+    pub overwrite: bool,
+    /// `--remove NAME`, in order.
+    pub remove: Vec<String>,
+    /// `--list`: print the result, write nothing.
+    pub list: bool,
+    /// `--json`: with `--list`, as JSON.
+    pub json: bool,
+}
+
 /// Everything agent-init needs to know, from flags and environment.
 #[derive(Debug)]
 pub struct Config {
@@ -57,6 +70,8 @@ pub struct Config {
     pub secret_mounts: Vec<crate::inputs::Mount>,
     /// `AGENT_INIT_SECRETS_DIR`: where file secrets go (see [`crate::files`]).
     pub secrets_dir: Option<OsString>,
+    /// `seal`'s update and listing flags.
+    pub seal: SealOptions,
     pub token: Option<Token>,
     pub fetch: Option<FetchOptions>,
     pub log_level: Level,
@@ -123,7 +138,8 @@ development) it reads dotenv files and --secrets flags instead.
 Usage:
   agent-init [OPTIONS] [--] COMMAND [ARGS...]
   agent-init --list | --check [OPTIONS] [[--] COMMAND [ARGS...]]
-  agent-init seal [--secrets-file FILE]... [--secrets KEY=VALUE]... [--token-file FILE] --out BUNDLE
+  agent-init seal [--secrets-file FILE]... [--secrets KEY=VALUE]... [--secret-mount [VAR=]PATH]...
+                  [--token-file FILE] [--overwrite] [--remove NAME]... [--list [--json]] --out BUNDLE
   agent-init health [--port N]... [--timeout SECONDS]
 
 Options:
@@ -157,13 +173,27 @@ dotenv files, later over earlier. LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_S
 from files are used as the platform values. Dotenv syntax is python-dotenv's; a line
 that is not an assignment, a comment or blank refuses the file (exit 65).
 
-seal: seal the local inputs (files as above, --secrets over them; not the inherited
-environment, which ${VAR} does not see either) into a bundle for
-LIVEKIT_SECRETS_URL=file:///path, print its token, only the token, on stdout, then
-write the bundle.
-  --out BUNDLE            where to write it (atomically, mode 0600; a new path or a file)
-  --token-file FILE       seal for the token in FILE, not a fresh one (or the variables below)
+seal: seal the local inputs (--secrets-file files, --secrets over them, --secret-mount
+files; not the inherited environment, which ${VAR} does not see either) into a bundle
+for LIVEKIT_SECRETS_URL=file:///path, print its token, only the token, on stdout, then
+write the bundle. With no input flag it reads .env, .env.local and .env.production
+(later over earlier) from the working directory, and refuses to seal nothing (64).
+With a token and an existing BUNDLE it updates it, as lk agent update-secrets does:
+the given secrets are added or updated, every other one is kept with its dates.
+  --out BUNDLE            where to write it (atomically, mode 0600; a new path or a file).
+                          Without a token an existing BUNDLE is replaced only with --overwrite
+  --token-file FILE       seal for (and update the bundle of) the token in FILE, not a fresh
+                          one (or LIVEKIT_BOOTSTRAP_TOKEN / LIVEKIT_BOOTSTRAP_TOKEN_FILE)
   --token TOKEN           the same from the command line (visible to others; prefer a file)
+  --secret-mount [VAR=]PATH
+                          add the file as a file secret named by its base name (at most 1 MiB);
+                          VAR receives its path where the agent runs (repeatable)
+  --overwrite             replace all secrets with the given ones
+  --remove NAME           delete this secret from the bundle (repeatable)
+  --list                  print NAME<TAB>KIND<TAB>ORIGIN<TAB>CREATED_AT<TAB>UPDATED_AT for each
+                          secret of the result, never a value; write nothing, print no token.
+                          With a token, an existing BUNDLE and no input flag: the bundle as it is
+  --json                  with --list: the same as JSON
 
 health: GET http://127.0.0.1:PORT/ (a LiveKit worker's health server) for HEALTHCHECK
 and exec probes; exit 0 when a port answers 200, 1 otherwise; one line on stderr.
@@ -381,6 +411,7 @@ impl Config {
         let mut secrets_files = Vec::new();
         let mut secrets_flags = Vec::new();
         let mut secret_mounts = Vec::new();
+        let mut seal = SealOptions::default();
         let mut out = None;
         let mut seal_token = None;
         let mut seal_token_file = None;
@@ -436,6 +467,8 @@ impl Config {
                     | "--signal-child"
                     | "--list"
                     | "--check"
+                    | "--overwrite"
+                    | "--json"
             );
             if switch && inline.is_some() {
                 return Err(usage(format!("{flag} takes no value")));
@@ -445,6 +478,22 @@ impl Config {
                 "-V" | "--version" => action = Action::Version,
                 "--supervise" if !sealing => supervise = true,
                 "--signal-child" if !sealing => signal_child_only = true,
+                "--list" if sealing => seal.list = true,
+                "--json" if sealing => seal.json = true,
+                "--overwrite" if sealing => seal.overwrite = true,
+                "--remove" if sealing => {
+                    let n = value(&mut it)?;
+                    let n = n
+                        .to_str()
+                        .filter(|n| crate::secrets::check_file_name(n).is_ok())
+                        .ok_or_else(|| {
+                            usage(format!(
+                                "--remove {} is not a secret's name",
+                                shown_arg(n.as_bytes())
+                            ))
+                        })?;
+                    seal.remove.push(n.to_string());
+                }
                 "--list" | "--check" if !sealing => {
                     let asked = if flag == "--list" {
                         Action::List
@@ -526,6 +575,9 @@ impl Config {
         let mut token = None;
         if sealing && !matches!(action, Action::Help | Action::Version) {
             let out = out.ok_or_else(|| usage("seal needs --out BUNDLE".into()))?;
+            if seal.json && !seal.list {
+                return Err(usage("--json goes with --list".into()));
+            }
             action = Action::Seal {
                 out,
                 token: token_text,
@@ -670,6 +722,7 @@ impl Config {
             secrets_flags,
             secret_mounts,
             secrets_dir,
+            seal,
             token,
             fetch,
             log_level: level,
@@ -745,7 +798,9 @@ mod tests {
             &["--supervise=0", "x"][..],
             &["--list", "--check"][..],
             &["--secrets-file=", "x"][..],
-            &["seal", "--out", "b.json", "--list"][..],
+            &["seal", "--out", "b.json", "--json"][..],
+            &["seal", "--out", "b.json", "--remove", "A B"][..],
+            &["seal", "--out", "b.json", "--overwrite=yes"][..],
             &["seal", "--out", "b.json", "cmd"][..],
         ] {
             let e = Config::parse(os(args), vec![]).unwrap_err();

@@ -1,63 +1,28 @@
-//! `agent-init seal`: turn dotenv files and flags into a sealed bundle
-//! (PROTOCOL.md §5 and §6), for a mounted-file production path without a
-//! secrets service.
+//! `agent-init seal`: turn dotenv files, flags and files into a sealed
+//! bundle (PROTOCOL.md §5, §6, §6.1), or update one, for a mounted-file
+//! production path without a secrets service.
 //!
-//! Guarantees: the plaintext obeys §6 (it is checked by the same
-//! [`crate::secrets::parse`] that opening uses); `LIVEKIT_*` inputs go into the
-//! `livekit` member; the bundle file is written atomically with mode 0600;
-//! stdout carries the token and nothing else.
+//! Guarantees: the inputs are read by [`crate::inputs::gather`] and merged by
+//! [`crate::update::merge`], the same code the agent-secrets CLI runs, so
+//! dates follow §6.2 (resealing the same inputs changes no date); the
+//! plaintext obeys §6 and §6.1 (it is checked by the same
+//! [`crate::secrets::parse`] that opening uses); an existing bundle is
+//! updated only with a token that opens it (else 65), and replaced without
+//! one only with `--overwrite` (else 64), so a bundle sealed for a token in
+//! use is never lost by accident; the bundle file is written atomically with
+//! mode 0600, after the token reached stdout; stdout carries the token and
+//! nothing else, or with `--list` the listing and no token; no listing or
+//! message shows a value.
 
 use crate::bundle;
 use crate::config::{Action, Config};
-use crate::env::Environment;
 use crate::error::{Error, Result};
-use crate::secrets::LIVEKIT_NAMES;
 use crate::sensitive::SecretBytes;
 use crate::token::Token;
-use serde::Serialize;
+use crate::update::{Merged, Row};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
-
-/// The plaintext of §6, borrowing every value: it is serialized once, straight
-/// into a zeroizing buffer of the exact size.
-#[derive(Serialize)]
-struct Plaintext<'a> {
-    secrets: Vec<PlainSecret<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    livekit: Option<PlainLiveKit<'a>>,
-}
-
-#[derive(Serialize)]
-struct PlainSecret<'a> {
-    name: &'a str,
-    value: &'a str,
-    created_at: &'a str,
-    updated_at: &'a str,
-}
-
-#[derive(Serialize, Default)]
-struct PlainLiveKit<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_secret: Option<&'a str>,
-}
-
-/// Counts bytes, to size the plaintext buffer before writing it.
-struct Count(usize);
-
-impl Write for Count {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use std::path::{Path, PathBuf};
 
 /// Runs the `seal` subcommand.
 ///
@@ -73,27 +38,80 @@ pub fn run(mut cfg: Config) -> Result<i32> {
             "seal::run called for another action".into(),
         ));
     };
+    let opts = std::mem::take(&mut cfg.seal);
+    let given_token = token.is_some();
     let token = match token {
         Some(t) => Token::parse(t.expose())?,
         None => Token::generate()?,
     };
     check_out(&out)?;
-    let files = crate::local_files(&cfg)?;
+    let old = match (std::fs::symlink_metadata(&out).is_ok(), given_token) {
+        (true, true) => Some(open_existing(&out, &token)?),
+        (true, false) if !opts.overwrite && !opts.list => {
+            return Err(Error::Usage(format!(
+                "--out {} exists: without a token seal makes a new one, and the secrets sealed for the old token would be lost; give that token (--token-file, LIVEKIT_BOOTSTRAP_TOKEN_FILE) to update the bundle, or --overwrite to replace it (see agent-init --help)",
+                out.display()
+            )));
+        }
+        _ => None,
+    };
+    let no_input_flag = cfg.secrets_files.is_empty()
+        && cfg.secrets_flags.is_empty()
+        && cfg.secret_mounts.is_empty();
+    // `seal --list` on an existing bundle with no input: the bundle as it is.
+    let as_is = opts.list && no_input_flag && old.is_some();
+    let files: Vec<PathBuf> = if !no_input_flag {
+        cfg.secrets_files.clone()
+    } else if as_is {
+        Vec::new()
+    } else {
+        crate::inputs::existing_files(&crate::inputs::SEAL_FILES)
+    };
+    if no_input_flag && files.is_empty() && opts.remove.is_empty() && !as_is {
+        return Err(Error::Usage(format!(
+            "nothing to seal: no --secrets-file, --secrets or --secret-mount, and none of {} in the working directory (see agent-init --help)",
+            crate::inputs::SEAL_FILES.join(", ")
+        )));
+    }
+    for f in &files {
+        crate::info!("reading {}", f.display());
+    }
     // Nothing of the inherited environment is sealed, so `${VAR}` does not
     // see it either: what is sealed agrees with itself wherever it is opened.
     drop(std::mem::take(&mut cfg.inherited));
-    let flags: Vec<(std::ffi::OsString, SecretBytes)> = cfg
-        .secrets_flags
-        .iter()
-        .map(|(n, v)| (n.into(), v.clone()))
-        .collect();
-    let (loaded, _) = crate::load_files(&files, &flags, true)?;
-    drop(flags);
-    let nflags = cfg.secrets_flags.len();
-    let env = Environment::local(Vec::new(), loaded, std::mem::take(&mut cfg.secrets_flags));
-    let plaintext = plaintext(&env, &crate::update::now())?;
+    let inputs = crate::inputs::gather(
+        &files,
+        std::mem::take(&mut cfg.secrets_flags),
+        &cfg.secret_mounts,
+    )?;
+    let updating = old.is_some();
+    let merged = crate::update::merge(
+        old,
+        inputs,
+        &opts.remove,
+        opts.overwrite,
+        &crate::update::now(),
+    )?;
+    if opts.list {
+        let text = if opts.json {
+            list_json(&merged)
+        } else {
+            list_text(&merged.rows)
+        };
+        return std::io::stdout()
+            .write_all(text.as_bytes())
+            .map(|_| 0)
+            .map_err(|e| Error::Internal(format!("cannot write the listing to stdout: {e}")));
+    }
+    if merged.rows.is_empty() && !updating {
+        return Err(Error::Usage(
+            "nothing to seal: the inputs hold no secret; seal refuses to write an empty bundle"
+                .into(),
+        ));
+    }
+    let plaintext = crate::secrets::to_plaintext(&merged.secrets);
     // The same checks the opener applies: a bundle seal writes, open accepts.
-    let checked = crate::secrets::parse(plaintext.expose())?;
+    crate::secrets::parse(plaintext.expose())?;
     let sealed = bundle::seal(&token, plaintext.expose())?;
     drop(plaintext);
     // The AES key schedule and seal_key of the sealing lie in dead frames
@@ -112,30 +130,113 @@ pub fn run(mut cfg: Config) -> Result<i32> {
     })?;
     drop(line);
     write_atomically(&out, sealed.as_bytes())?;
-
-    let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    if env.is_empty() {
-        crate::warn!("nothing to seal: no dotenv file and no --secrets; the bundle is empty");
-    }
     crate::info!(
-        "sealed {} secret{}{} from {}{} into {} for token {}",
-        checked.secrets.len(),
-        if checked.secrets.len() == 1 { "" } else { "s" },
-        if checked.livekit.vars().next().is_some() {
-            " and the livekit member"
-        } else {
-            ""
-        },
-        if sources.is_empty() {
-            "no file".to_string()
-        } else {
-            sources.join(", ")
-        },
-        if nflags == 0 { "" } else { " and --secrets" },
+        "{} {} for token {}: {}",
+        if updating { "updated" } else { "sealed" },
         out.display(),
-        token.id_b64()
+        token.id_b64(),
+        summary(&merged)
     );
     Ok(0)
+}
+
+/// Reads and opens an existing bundle with the token that must open it.
+fn open_existing(out: &Path, token: &Token) -> Result<crate::secrets::Secrets> {
+    let shown = out.display();
+    let unreadable =
+        |e: std::io::Error| Error::Config(format!("--out {shown}: {}", crate::sys::io_reason(&e)));
+    let len = std::fs::metadata(out).map_err(unreadable)?.len();
+    if len > crate::config::DEFAULT_MAX_BUNDLE {
+        return Err(Error::Refused(format!(
+            "--out {shown} is {len} bytes, over the {} a bundle may have",
+            crate::config::DEFAULT_MAX_BUNDLE
+        )));
+    }
+    let body = std::fs::read(out).map_err(unreadable)?;
+    let plain = bundle::open(token, &body).map_err(|e| {
+        Error::Refused(format!(
+            "--out {shown} cannot be updated with this token: {e}"
+        ))
+    })?;
+    crate::secrets::parse(plain.expose())
+}
+
+/// What changed, by count, with the removed names.
+fn summary(m: &Merged) -> String {
+    use crate::update::Status;
+    let n = |s: Status| m.rows.iter().filter(|r| r.status == s).count();
+    let files = m
+        .rows
+        .iter()
+        .filter(|r| r.kind == crate::secrets::Kind::File)
+        .count();
+    let mut t = format!(
+        "{} secrets ({files} files): {} added, {} updated, {} unchanged, {} kept",
+        m.rows.len(),
+        n(Status::Added),
+        n(Status::Updated),
+        n(Status::Unchanged),
+        n(Status::Kept)
+    );
+    if !m.removed.is_empty() {
+        t.push_str(&format!(", removed {}", m.removed.join(", ")));
+    }
+    t
+}
+
+/// A listing field on one line: control characters (from a path) become `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// `NAME<TAB>KIND<TAB>ORIGIN<TAB>CREATED_AT<TAB>UPDATED_AT`, `-` for a date
+/// the secret does not have; never a value.
+fn list_text(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let date = |d: &Option<String>| d.as_deref().map_or("-".to_string(), printable);
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            printable(&r.name),
+            r.kind.as_str(),
+            printable(&r.origin),
+            date(&r.created_at),
+            date(&r.updated_at)
+        ));
+    }
+    out
+}
+
+/// The listing as `{"secrets": [{"name", "kind", "env"?, "origin", "status",
+/// "created_at"?, "updated_at"?}], "removed": [...]}`.
+fn list_json(m: &Merged) -> String {
+    let rows: Vec<serde_json::Value> = m
+        .rows
+        .iter()
+        .map(|r| {
+            let mut o = serde_json::json!({
+                "name": r.name,
+                "kind": r.kind.as_str(),
+                "origin": r.origin,
+                "status": r.status.as_str(),
+            });
+            if let Some(e) = &r.env {
+                o["env"] = e.clone().into();
+            }
+            if let Some(t) = &r.created_at {
+                o["created_at"] = t.clone().into();
+            }
+            if let Some(t) = &r.updated_at {
+                o["updated_at"] = t.clone().into();
+            }
+            o
+        })
+        .collect();
+    let mut s = serde_json::json!({"secrets": rows, "removed": m.removed}).to_string();
+    s.push('\n');
+    s
 }
 
 /// Writes all of `bytes` to file descriptor 1 itself. Rust's `Stdout`
@@ -179,7 +280,9 @@ fn secret_arg_tails(args: &[&[u8]]) -> Vec<(usize, usize)> {
                 let eq = v.iter().position(|&b| b == b'=').map_or(0, |eq| eq + 1);
                 out.push((i, "--secrets=".len() + eq));
             }
-            b"--secrets-file" | b"--out" | b"--token-file" => i += 1,
+            b"--secrets-file" | b"--out" | b"--token-file" | b"--remove" | b"--secret-mount" => {
+                i += 1
+            }
             _ => {}
         }
         i += 1;
@@ -242,43 +345,6 @@ fn parent(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
-}
-
-/// Builds the §6 plaintext: `LIVEKIT_*` into the `livekit` member, every
-/// other variable a secret stamped `now`.
-fn plaintext(env: &Environment, now: &str) -> Result<SecretBytes> {
-    let mut secrets = Vec::with_capacity(env.len());
-    let mut livekit = PlainLiveKit::default();
-    for v in env.vars() {
-        let name = v
-            .name
-            .to_str()
-            .ok_or_else(|| Error::Internal("a variable name is not UTF-8".into()))?;
-        let value = std::str::from_utf8(v.value.expose())
-            .map_err(|_| Error::Refused(format!("{name}: value is not UTF-8")))?;
-        match LIVEKIT_NAMES.iter().position(|n| *n == name) {
-            Some(0) => livekit.url = Some(value),
-            Some(1) => livekit.api_key = Some(value),
-            Some(_) => livekit.api_secret = Some(value),
-            None => secrets.push(PlainSecret {
-                name,
-                value,
-                created_at: now,
-                updated_at: now,
-            }),
-        }
-    }
-    let has_livekit =
-        livekit.url.is_some() || livekit.api_key.is_some() || livekit.api_secret.is_some();
-    let doc = Plaintext {
-        secrets,
-        livekit: has_livekit.then_some(livekit),
-    };
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, &doc).expect("JSON of strings");
-    let mut buf = SecretBytes::with_capacity(count.0);
-    serde_json::to_writer(buf.expose_mut(), &doc).expect("JSON of strings");
-    Ok(buf)
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file in the same
@@ -359,39 +425,6 @@ mod tests {
     }
 
     #[test]
-    fn plaintext_puts_livekit_names_in_the_livekit_member_and_obeys_section_6() {
-        let sb = |s: &str| SecretBytes::new(s.as_bytes().to_vec());
-        let mut env = Environment::default();
-        env.set("A".into(), sb("a\"\n\u{2603}"), crate::env::Origin::Flag);
-        env.set(
-            "LIVEKIT_URL".into(),
-            sb("wss://x"),
-            crate::env::Origin::Flag,
-        );
-        env.set(
-            "LIVEKIT_API_SECRET".into(),
-            sb("s"),
-            crate::env::Origin::Flag,
-        );
-        let mut p = plaintext(&env, "2026-01-02T03:04:05Z").unwrap();
-        // Sized exactly: the buffer never grew (a regrowth would leave a copy behind).
-        assert_eq!(p.len(), p.expose_mut().capacity());
-        let v: serde_json::Value = serde_json::from_slice(p.expose()).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "secrets": [{"name": "A", "value": "a\"\n\u{2603}",
-                             "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:05Z"}],
-                "livekit": {"url": "wss://x", "api_secret": "s"}
-            })
-        );
-        let checked = crate::secrets::parse(p.expose()).unwrap();
-        assert_eq!(checked.secrets.len(), 1);
-        let none = plaintext(&Environment::default(), "t").unwrap();
-        assert_eq!(none.expose(), b"{\"secrets\":[]}");
-    }
-
-    #[test]
     fn token_and_secrets_values_are_found_in_seal_s_arguments() {
         let a: Vec<&[u8]> = [
             "agent-init",
@@ -433,12 +466,5 @@ mod tests {
         let e = check_out(&dir.join("missing/b.json")).unwrap_err();
         assert_eq!(e.exit_code(), 78);
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let t = crate::update::now();
-        assert_eq!(t.len(), 20);
-        assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
     }
 }

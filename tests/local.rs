@@ -709,8 +709,11 @@ fn seal_refuses_an_out_that_is_a_named_pipe_or_a_symbolic_link_and_leaves_it_alo
         others(&c.dir, &["pipe", "link", "target.json"]),
         Vec::<String>::new()
     );
-    // A regular file is still replaced, atomically.
-    let (token, _) = seal(&c, &["--secrets", "A=new", "--out", "target.json"]);
+    // A regular file is still replaced, atomically (without a token, only with --overwrite).
+    let (token, _) = seal(
+        &c,
+        &["--secrets", "A=new", "--overwrite", "--out", "target.json"],
+    );
     assert_eq!(
         sealed_secrets(&token, &c.dir.join("target.json")),
         pairs(&[("A", "new")])
@@ -774,14 +777,28 @@ fn seal_that_cannot_print_its_token_fails_and_leaves_the_old_bundle_untouched() 
     let closed = std::process::Command::new("sh")
         .args(["-c", r#"exec "$@" >&-"#, "sh"])
         .arg(support::bin())
-        .args(["seal", "--secrets", "A=zq-new-value", "--out", "b.json"])
+        .args([
+            "seal",
+            "--secrets",
+            "A=zq-new-value",
+            "--overwrite",
+            "--out",
+            "b.json",
+        ])
         .current_dir(&c.dir)
         .env_clear()
         .output()
         .unwrap();
     let full = c
         .run()
-        .args(["seal", "--secrets", "A=zq-new-value", "--out", "b.json"])
+        .args([
+            "seal",
+            "--secrets",
+            "A=zq-new-value",
+            "--overwrite",
+            "--out",
+            "b.json",
+        ])
         .cmd
         .stdout(std::fs::File::create("/dev/full").unwrap())
         .output()

@@ -169,7 +169,7 @@ fn environment(c: &mut Criterion) {
             .map(|s| (s.name.clone(), SecretBytes::new(s.value.expose().into())))
             .collect(),
     )];
-    let required: Vec<String> = secrets::LIVEKIT_NAMES
+    let required: Vec<String> = agent_init::protocol::rules::LIVEKIT_NAMES
         .iter()
         .map(|s| s.to_string())
         .collect();

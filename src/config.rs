@@ -8,9 +8,9 @@
 use crate::error::shown_arg;
 use crate::error::{Error, Result};
 use crate::log::Level;
+use crate::protocol::token::Token;
 use crate::sensitive::{SecretBytes, SecretString};
 use crate::source::{FetchOptions, SecretsUrl};
-use crate::token::Token;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -270,14 +270,14 @@ pub fn secret_flag(arg: OsString) -> Result<(String, SecretBytes)> {
         .ok_or_else(|| usage("--secrets takes KEY=VALUE".into()))?;
     let name = std::str::from_utf8(&b[..eq])
         .ok()
-        .filter(|n| crate::secrets::check_name(n).is_ok())
+        .filter(|n| crate::protocol::rules::check_name(n).is_ok())
         .ok_or_else(|| {
             usage("--secrets: the name must be 1 to 70 ASCII letters, digits and _".into())
         })?
         .to_string();
     let value = std::str::from_utf8(&b[eq + 1..])
         .map_err(|_| Error::Refused(format!("--secrets {name}: value is not UTF-8")))?;
-    crate::secrets::check_value(value)
+    crate::protocol::rules::check_value(value)
         .map_err(|why| Error::Refused(format!("--secrets {name}: {why}")))?;
     Ok((name, SecretBytes::new(value.as_bytes().to_vec())))
 }
@@ -305,13 +305,13 @@ fn token_from_env(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<S
 }
 
 /// Reads a token file (`what` names the variable or flag that gave it): at
-/// most [`crate::token::MAX_TOKEN_FILE`] bytes, within `timeout` (a FIFO
+/// most [`crate::protocol::token::MAX_TOKEN_FILE`] bytes, within `timeout` (a FIFO
 /// with no writer or a hung mount is 78 once it passes).
 /// Like ssh for a private key, warns when other users may read or write it;
 /// group access is fine (Kubernetes mounts secrets for an `fsGroup`).
 pub(crate) fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Result<SecretString> {
     let (bytes, mode) =
-        crate::source::read_config(what, path, crate::token::MAX_TOKEN_FILE, timeout)?;
+        crate::source::read_config(what, path, crate::protocol::token::MAX_TOKEN_FILE, timeout)?;
     // Once per process: `--watch` re-reads the file at every check, and the
     // same line every few seconds would bury the log.
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -387,7 +387,7 @@ impl Config {
             .unwrap_or_default();
         if let Some(bad) = require
             .iter()
-            .find(|n| crate::secrets::check_name(n).is_err())
+            .find(|n| crate::protocol::rules::check_name(n).is_err())
         {
             return Err(Error::Config(format!(
                 "AGENT_INIT_REQUIRE: {} is not a valid variable name",
@@ -485,7 +485,7 @@ impl Config {
                     let n = value(&mut it)?;
                     let n = n
                         .to_str()
-                        .filter(|n| crate::secrets::check_file_name(n).is_ok())
+                        .filter(|n| crate::protocol::rules::check_file_name(n).is_ok())
                         .ok_or_else(|| {
                             usage(format!(
                                 "--remove {} is not a secret's name",
@@ -509,7 +509,7 @@ impl Config {
                     let n = value(&mut it)?;
                     let n = n
                         .to_str()
-                        .filter(|n| crate::secrets::check_name(n).is_ok())
+                        .filter(|n| crate::protocol::rules::check_name(n).is_ok())
                         .ok_or_else(|| {
                             usage(format!(
                                 "--require {} is not a valid variable name",
@@ -708,7 +708,7 @@ impl Config {
 
         let inherited = env
             .into_iter()
-            .filter(|(n, _)| !n.is_empty() && !crate::env::is_stripped(n))
+            .filter(|(n, _)| !n.is_empty() && !crate::protocol::rules::is_stripped(n))
             .map(|(n, v)| (n, SecretBytes::new(v.into_vec())))
             .collect();
         Ok(Config {

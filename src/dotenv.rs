@@ -54,15 +54,15 @@
 //! # Guarantees
 //!
 //! After [`parse`] or [`load`] returns `Ok`, every entry's name obeys
-//! [`crate::secrets::check_name`], every value obeys
-//! [`crate::secrets::check_value`], and no name appears twice. Values and the
+//! [`crate::protocol::rules::check_name`], every value obeys
+//! [`crate::protocol::rules::check_value`], and no name appears twice. Values and the
 //! text they came from stay in zeroizing buffers. An error names the file, the
 //! line and the reason, and (once it passed §6) the variable's name, never a
 //! value or any other text of the line: a line that does not parse may itself
 //! be a secret.
 
 use crate::error::{Error, Result};
-use crate::secrets::{check_name, check_value, MAX_VALUE};
+use crate::protocol::rules::{check_name, check_value, MAX_VALUE};
 use crate::sensitive::{SecretBytes, SecretString};
 use std::collections::HashMap;
 use std::path::Path;

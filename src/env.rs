@@ -9,7 +9,8 @@
 //! origins, never values.
 
 use crate::error::{Error, Result};
-use crate::secrets::{Secrets, LIVEKIT_NAMES};
+use crate::protocol::rules::{is_stripped, LIVEKIT_NAMES};
+use crate::protocol::secrets::Secrets;
 use crate::sensitive::SecretBytes;
 use std::collections::HashMap;
 use std::ffi::{CStr, OsStr, OsString};
@@ -61,15 +62,6 @@ pub struct Var {
     pub name: OsString,
     pub value: SecretBytes,
     pub origin: Origin,
-}
-
-/// Whether agent-init keeps `name` from the command (§7 "never passed on").
-pub fn is_stripped(name: &OsStr) -> bool {
-    let n = name.as_bytes();
-    n == b"LIVEKIT_BOOTSTRAP_TOKEN"
-        || n == b"LIVEKIT_BOOTSTRAP_TOKEN_FILE"
-        || n == b"LIVEKIT_SECRETS_URL"
-        || n.starts_with(b"AGENT_INIT_")
 }
 
 /// An ordered set of variables, one per name.
@@ -293,7 +285,7 @@ impl std::fmt::Debug for EnvBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::{LiveKit, Secret};
+    use crate::protocol::secrets::{LiveKit, Secret};
     use crate::sensitive::SecretString;
 
     fn sb(s: &str) -> SecretBytes {

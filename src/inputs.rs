@@ -1,6 +1,6 @@
 //! The inputs of a seal or an update: dotenv files (`--secrets-file`),
 //! `--secrets KEY=VALUE` flags and `--secret-mount [VAR=]PATH` files, read
-//! into the [`Input`] list that [`crate::update::merge`] takes.
+//! into the [`Input`] list that [`crate::protocol::update::merge`] takes.
 //!
 //! Guarantees: after [`gather`] returns, each env input obeys §6 (through
 //! [`crate::dotenv`] and the flag parser) and appears once, flags over files
@@ -13,9 +13,9 @@
 //! dotenv files and is not itself an input.
 
 use crate::error::{Error, Result};
-use crate::secrets::{check_file_content, check_file_env, check_file_name, MAX_FILE};
+use crate::protocol::rules::{check_file_content, check_file_env, check_file_name, MAX_FILE};
+use crate::protocol::update::{Input, Value};
 use crate::sensitive::{SecretBytes, SecretString};
-use crate::update::{Input, Value};
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -41,7 +41,7 @@ pub fn parse_mount(arg: &OsStr) -> Result<Mount> {
     let (env, path) = match b.iter().position(|&c| c == b'=') {
         Some(eq)
             if std::str::from_utf8(&b[..eq])
-                .is_ok_and(|n| crate::secrets::check_name(n).is_ok()) =>
+                .is_ok_and(|n| crate::protocol::rules::check_name(n).is_ok()) =>
         {
             (
                 Some(String::from_utf8_lossy(&b[..eq]).into_owned()),

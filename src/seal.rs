@@ -3,10 +3,10 @@
 //! production path without a secrets service.
 //!
 //! Guarantees: the inputs are read by [`crate::inputs::gather`] and merged by
-//! [`crate::update::merge`], the same code the agent-secrets CLI runs, so
+//! [`crate::protocol::update::merge`], the same code the agent-secrets CLI runs, so
 //! dates follow §6.2 (resealing the same inputs changes no date); the
 //! plaintext obeys §6 and §6.1 (it is checked by the same
-//! [`crate::secrets::parse`] that opening uses); an existing bundle is
+//! [`crate::protocol::secrets::parse`] that opening uses); an existing bundle is
 //! updated only with a token that opens it (else 65), and replaced without
 //! one only with `--overwrite` (else 64), so a bundle sealed for a token in
 //! use is never lost by accident; the bundle file is written atomically with
@@ -14,12 +14,12 @@
 //! nothing else, or with `--list` the listing and no token; no listing or
 //! message shows a value.
 
-use crate::bundle;
 use crate::config::{Action, Config};
 use crate::error::{Error, Result};
+use crate::protocol::bundle;
+use crate::protocol::token::Token;
+use crate::protocol::update::{Merged, Row};
 use crate::sensitive::SecretBytes;
-use crate::token::Token;
-use crate::update::{Merged, Row};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -85,12 +85,12 @@ pub fn run(mut cfg: Config) -> Result<i32> {
         &cfg.secret_mounts,
     )?;
     let updating = old.is_some();
-    let merged = crate::update::merge(
+    let merged = crate::protocol::update::merge(
         old,
         inputs,
         &opts.remove,
         opts.overwrite,
-        &crate::update::now(),
+        &crate::protocol::update::now(),
     )?;
     if opts.list {
         let text = if opts.json {
@@ -109,9 +109,9 @@ pub fn run(mut cfg: Config) -> Result<i32> {
                 .into(),
         ));
     }
-    let plaintext = crate::secrets::to_plaintext(&merged.secrets);
+    let plaintext = crate::protocol::secrets::to_plaintext(&merged.secrets);
     // The same checks the opener applies: a bundle seal writes, open accepts.
-    crate::secrets::parse(plaintext.expose())?;
+    crate::protocol::secrets::parse(plaintext.expose())?;
     let sealed = bundle::seal(&token, plaintext.expose())?;
     drop(plaintext);
     // The AES key schedule and seal_key of the sealing lie in dead frames
@@ -141,7 +141,7 @@ pub fn run(mut cfg: Config) -> Result<i32> {
 }
 
 /// Reads and opens an existing bundle with the token that must open it.
-fn open_existing(out: &Path, token: &Token) -> Result<crate::secrets::Secrets> {
+fn open_existing(out: &Path, token: &Token) -> Result<crate::protocol::secrets::Secrets> {
     let shown = out.display();
     let unreadable =
         |e: std::io::Error| Error::Config(format!("--out {shown}: {}", crate::sys::io_reason(&e)));
@@ -158,17 +158,17 @@ fn open_existing(out: &Path, token: &Token) -> Result<crate::secrets::Secrets> {
             "--out {shown} cannot be updated with this token: {e}"
         ))
     })?;
-    crate::secrets::parse(plain.expose())
+    crate::protocol::secrets::parse(plain.expose())
 }
 
 /// What changed, by count, with the removed names.
 fn summary(m: &Merged) -> String {
-    use crate::update::Status;
+    use crate::protocol::update::Status;
     let n = |s: Status| m.rows.iter().filter(|r| r.status == s).count();
     let files = m
         .rows
         .iter()
-        .filter(|r| r.kind == crate::secrets::Kind::File)
+        .filter(|r| r.kind == crate::protocol::secrets::Kind::File)
         .count();
     let mut t = format!(
         "{} secrets ({files} files): {} added, {} updated, {} unchanged, {} kept",

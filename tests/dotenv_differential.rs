@@ -11,7 +11,7 @@
 //! is missing, or the version is not 1.2.2, the test fails and says so.
 
 use agent_init::dotenv;
-use agent_init::secrets::{check_name, check_value};
+use agent_init::protocol::rules::{check_name, check_value};
 use agent_init::sensitive::SecretString;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -11,7 +11,8 @@
 mod support;
 
 use agent_init::env::Environment;
-use agent_init::secrets::{self, LIVEKIT_NAMES};
+use agent_init::protocol::rules::LIVEKIT_NAMES;
+use agent_init::secrets;
 use agent_init::sensitive::SecretBytes;
 use agent_init::token::Token;
 use proptest::prelude::*;
@@ -31,7 +32,7 @@ use std::process::{Command, Stdio};
 fn name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_]{1,70}".prop_filter("special name", |n| {
         !LIVEKIT_NAMES.contains(&n.as_str())
-            && !agent_init::env::is_stripped(n.as_ref())
+            && !agent_init::protocol::rules::is_stripped(n.as_ref())
             && n != "PATH"
     })
 }
@@ -49,7 +50,7 @@ fn value() -> impl Strategy<Value = String> {
             0..48,
         )
         .prop_map(String::from_iter),
-        1 => ((secrets::MAX_VALUE - 64)..=secrets::MAX_VALUE, not_nul()).prop_map(|(bytes, c)| {
+        1 => ((agent_init::protocol::rules::MAX_VALUE - 64)..=agent_init::protocol::rules::MAX_VALUE, not_nul()).prop_map(|(bytes, c)| {
             std::iter::repeat_n(c, bytes / c.len_utf8()).collect()
         }),
     ]

@@ -16,7 +16,8 @@
 
 use agent_init::bundle;
 use agent_init::env::{Environment, FileVars, MAX_ARG_STRLEN};
-use agent_init::secrets::{self, check_name, check_value, LIVEKIT_NAMES};
+use agent_init::protocol::rules::{check_name, check_value, LIVEKIT_NAMES};
+use agent_init::secrets;
 use agent_init::sensitive::SecretBytes;
 use agent_init::token::{b64u, Token};
 use arbitrary::{Arbitrary, Unstructured};
@@ -388,7 +389,7 @@ pub fn sealed_plaintext(data: &[u8]) {
     for (n, v) in kept
         .into_iter()
         .chain(lk.into_iter().map(|(n, v)| (n.to_string(), v)))
-        .filter(|(n, _)| !agent_init::env::is_stripped(n.as_ref()))
+        .filter(|(n, _)| !agent_init::protocol::rules::is_stripped(n.as_ref()))
     {
         match want.iter_mut().find(|(m, _)| *m == n) {
             Some(slot) => slot.1 = v,
@@ -484,7 +485,7 @@ pub struct MergeInput {
 }
 
 fn stripped(n: &[u8]) -> bool {
-    agent_init::env::is_stripped(std::ffi::OsStr::from_bytes(n))
+    agent_init::protocol::rules::is_stripped(std::ffi::OsStr::from_bytes(n))
 }
 
 /// Target `merge`: `Environment::production` / `local`, `check` and

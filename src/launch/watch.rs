@@ -26,10 +26,10 @@ use super::Command;
 use crate::config::{OnUpdate, WatchConfig};
 use crate::env::{EnvBlock, Environment, Origin};
 use crate::error::{Error, Result};
+use crate::protocol::token::Token;
 use crate::sensitive::SecretBytes;
 use crate::source::{self, FetchOptions};
 use crate::sys::{self, Inherited, Reaped, SpawnOptions};
-use crate::token::Token;
 use nix::sys::signal::{SigSet, Signal};
 use ring::rand::SecureRandom;
 use std::ffi::OsString;
@@ -92,7 +92,7 @@ impl Watcher {
         }
         drop(inherited);
         Ok(Watcher {
-            inherited: crate::bundle::seal(token, plain.expose())?,
+            inherited: crate::protocol::bundle::seal(token, plain.expose())?,
             cfg,
             fetch,
             command,
@@ -141,8 +141,8 @@ impl Watcher {
         body: &[u8],
         port: Option<u16>,
     ) -> Result<(Command, EnvBlock)> {
-        let plaintext = crate::bundle::open(token, body)?;
-        let secrets = crate::secrets::parse(plaintext.expose())?;
+        let plaintext = crate::protocol::bundle::open(token, body)?;
+        let secrets = crate::protocol::secrets::parse(plaintext.expose())?;
         drop(plaintext);
         if !secrets.files.is_empty() {
             // Not yet: a roll would have to rewrite them for each generation.
@@ -150,7 +150,7 @@ impl Watcher {
                 "the bundle has file secrets (§6.1), which --watch does not deliver yet".into(),
             ));
         }
-        let plain = crate::bundle::open(token, self.inherited.as_bytes())?;
+        let plain = crate::protocol::bundle::open(token, self.inherited.as_bytes())?;
         let mut inherited = Vec::new();
         let mut fields = plain.expose().split(|&b| b == 0);
         while let (Some(n), Some(v)) = (fields.next(), fields.next()) {

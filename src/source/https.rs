@@ -13,8 +13,8 @@
 
 use super::FetchOptions;
 use crate::error::{Error, Result};
+use crate::protocol::token::Token;
 use crate::sensitive::SecretBytes;
-use crate::token::Token;
 use ring::rand::SecureRandom;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

@@ -5,7 +5,7 @@
 //! `max_bundle` bytes, in a zeroizing buffer; a file was read no further
 //! than the cap, a connection at most 16 KiB ahead of it.
 //! `http://` is accepted only for loopback hosts. What the body means is the
-//! next step's business ([`crate::bundle`]).
+//! next step's business ([`crate::protocol::bundle`]).
 
 mod file;
 mod https;
@@ -13,8 +13,8 @@ mod https;
 pub use file::read_config;
 
 use crate::error::{Error, Result};
+use crate::protocol::token::Token;
 use crate::sensitive::SecretBytes;
-use crate::token::Token;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! `create` and `update-secrets`: seal (§5, §6) and upload, or download,
 //! open, merge and reseal. The inputs are read and merged by agent-init's own
-//! code (`agent_init::inputs`, `agent_init::update`), the code `agent-init
+//! code (`agent_init::inputs`, `agent_init::protocol::update`), the code `agent-init
 //! seal` runs: the same rules, messages and §6.2 dates.
 
 use super::client::{Admin, Reply};
@@ -11,9 +11,9 @@ use crate::api::{
 };
 use crate::args::Parsed;
 use agent_init::error::{Error, Result};
-use agent_init::secrets::Secrets;
+use agent_init::protocol::secrets::Secrets;
+use agent_init::protocol::token::Token;
 use agent_init::sensitive::SecretBytes;
-use agent_init::token::Token;
 use std::path::{Path, PathBuf};
 
 /// How often `update-secrets` merges again when another update won the race.
@@ -27,15 +27,15 @@ struct Sealed {
 }
 
 fn seal(token: &Token, s: &Secrets, now: &str) -> Result<Sealed> {
-    let plaintext = agent_init::secrets::to_plaintext(s);
+    let plaintext = agent_init::protocol::secrets::to_plaintext(s);
     // The same checks agent-init applies when it opens: what is uploaded opens.
-    let checked = agent_init::secrets::parse(plaintext.expose())?;
-    let sealed = agent_init::bundle::seal(token, plaintext.expose())?;
+    let checked = agent_init::protocol::secrets::parse(plaintext.expose())?;
+    let sealed = agent_init::protocol::bundle::seal(token, plaintext.expose())?;
     drop(plaintext);
     let bundle: Bundle = serde_json::from_str(&sealed)
         .map_err(|e| Error::Internal(format!("a sealed bundle is not its own JSON: {e}")))?;
     let manifest = Manifest {
-        secrets: agent_init::secrets::manifest(s)
+        secrets: agent_init::protocol::secrets::manifest(s)
             .secrets
             .into_iter()
             .map(|e| ManifestSecret {
@@ -52,7 +52,7 @@ fn seal(token: &Token, s: &Secrets, now: &str) -> Result<Sealed> {
     let digest = ring::digest::digest(&ring::digest::SHA256, &token.auth_key()[..]);
     Ok(Sealed {
         put: PutRequest {
-            auth_key_sha256: agent_init::token::b64u(digest.as_ref()),
+            auth_key_sha256: agent_init::protocol::token::b64u(digest.as_ref()),
             bundle,
             manifest,
         },
@@ -84,8 +84,8 @@ pub fn create(p: &Parsed) -> Result<i32> {
     let admin = admin(p)?;
     let token = Token::generate()?;
     let id = token.id_b64();
-    let now = agent_init::update::now();
-    let merged = agent_init::update::merge(None, inputs, &[], false, &now)?;
+    let now = agent_init::protocol::update::now();
+    let merged = agent_init::protocol::update::merge(None, inputs, &[], false, &now)?;
     let sealed = seal(&token, &merged.secrets, &now)?;
     let r = put(&admin, &id, ("If-None-Match", "*"), &sealed.put)?;
     let version = match r.status {
@@ -148,12 +148,17 @@ pub fn update(p: &Parsed) -> Result<i32> {
         };
         let body =
             serde_json::to_vec(stored).map_err(|e| Error::Internal(format!("bundle JSON: {e}")))?;
-        let plaintext = agent_init::bundle::open(&token, &body)?;
-        let old = agent_init::secrets::parse(plaintext.expose())?;
+        let plaintext = agent_init::protocol::bundle::open(&token, &body)?;
+        let old = agent_init::protocol::secrets::parse(plaintext.expose())?;
         drop(plaintext);
-        let now = agent_init::update::now();
-        let merged =
-            agent_init::update::merge(Some(old), inputs.clone(), &remove, overwrite, &now)?;
+        let now = agent_init::protocol::update::now();
+        let merged = agent_init::protocol::update::merge(
+            Some(old),
+            inputs.clone(),
+            &remove,
+            overwrite,
+            &now,
+        )?;
         let sealed = seal(&token, &merged.secrets, &now)?;
         let r = put(&admin, &id, ("If-Match", &current.etag), &sealed.put)?;
         let version = match r.status {
@@ -173,9 +178,10 @@ pub fn update(p: &Parsed) -> Result<i32> {
             std::thread::sleep(backoff.next_wait());
             continue;
         };
-        let count =
-            |s: agent_init::update::Status| merged.rows.iter().filter(|r| r.status == s).count();
-        use agent_init::update::Status as S;
+        let count = |s: agent_init::protocol::update::Status| {
+            merged.rows.iter().filter(|r| r.status == s).count()
+        };
+        use agent_init::protocol::update::Status as S;
         note(&format!(
             "updated token {id} to version {version}: {} added, {} updated, {} unchanged, {} kept, {} removed",
             count(S::Added),
@@ -195,7 +201,11 @@ pub fn update(p: &Parsed) -> Result<i32> {
 /// (the same files, flags, rules and messages as `agent-init seal`). With no
 /// input flag, `create` reads `.env`, `.env.local` and `.env.production`,
 /// naming each file it read, and refuses to create nothing.
-fn gather(verb: &str, p: &Parsed, defaults: bool) -> Result<Vec<agent_init::update::Input>> {
+fn gather(
+    verb: &str,
+    p: &Parsed,
+    defaults: bool,
+) -> Result<Vec<agent_init::protocol::update::Input>> {
     use agent_init::inputs;
     let mut files: Vec<PathBuf> = Vec::new();
     for f in p.all("--secrets-file") {

@@ -7,8 +7,8 @@ use super::{note, print};
 use crate::api::{ListResponse, TokenResponse, TOKENS_PATH};
 use crate::args::{self, Flag, Parsed};
 use agent_init::error::{Error, Result};
+use agent_init::protocol::token::Token;
 use agent_init::sensitive::SecretBytes;
-use agent_init::token::Token;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -134,14 +134,14 @@ fn id_arg(verb: &str, p: &Parsed) -> Result<String> {
     match (p.positional.as_slice(), p.get("--token-file")) {
         ([], Some(file)) => Ok(read_token(Path::new(file))?.id_b64()),
         ([id], None) => {
-            if id.starts_with(agent_init::token::PREFIX) {
+            if id.starts_with(agent_init::protocol::token::PREFIX) {
                 // Never echoed: that is a whole token, KEY included.
                 return Err(usage(
                     verb,
                     "that is a whole token (lkbt1.ID.KEY), which must not go on a command line; give its ID, or --token-file FILE",
                 ));
             }
-            if agent_init::token::parse_id(id).is_none() {
+            if agent_init::protocol::token::parse_id(id).is_none() {
                 return Err(usage(
                     verb,
                     "the ID is not a token ID (22 characters of base64url naming 16 bytes)",

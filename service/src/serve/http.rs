@@ -14,7 +14,7 @@ use crate::api::{
     Bundle, ErrorResponse, ListEntry, ListResponse, Manifest, PutRequest, PutResponse,
     TokenResponse, BUNDLE_PATH, TOKENS_PATH,
 };
-use agent_init::token::{b64u, b64u_decode, parse_authorization, parse_id};
+use agent_init::protocol::token::{b64u, b64u_decode, parse_authorization, parse_id};
 use ring::digest::{digest, SHA256};
 use std::collections::HashSet;
 use subtle::ConstantTimeEq;
@@ -378,7 +378,7 @@ pub fn put_body(body: &[u8]) -> Result<PutRequest, Reply> {
         return bad("auth_key_sha256 is not b64u of 32 bytes");
     }
     let b = &req.bundle;
-    if b.format != agent_init::bundle::FORMAT {
+    if b.format != agent_init::protocol::bundle::FORMAT {
         return bad("bundle.format is not \"lkbt1\"");
     }
     if b.nonce.len() != 16 || b64u_decode(&b.nonce).is_none_or(|d| d.len() != 12) {
@@ -409,7 +409,7 @@ fn check_manifest(m: &Manifest) -> Result<(), Reply> {
         let bad = |what: String| Err(Reply::error(400, format!("manifest.secrets[{i}]: {what}")));
         match s.kind.as_str() {
             "env" => {
-                if let Err(why) = agent_init::secrets::check_name(&s.name) {
+                if let Err(why) = agent_init::protocol::rules::check_name(&s.name) {
                     return bad(format!("name: {why}"));
                 }
                 if s.env.is_some() {
@@ -417,11 +417,11 @@ fn check_manifest(m: &Manifest) -> Result<(), Reply> {
                 }
             }
             "file" => {
-                if s.name.is_empty() || s.name.len() > agent_init::secrets::MAX_NAME {
+                if s.name.is_empty() || s.name.len() > agent_init::protocol::rules::MAX_NAME {
                     return bad("a file name is 1 to 70 characters".into());
                 }
                 if let Some(env) = &s.env {
-                    if let Err(why) = agent_init::secrets::check_name(env) {
+                    if let Err(why) = agent_init::protocol::rules::check_name(env) {
                         return bad(format!("env: {why}"));
                     }
                 }

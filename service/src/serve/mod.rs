@@ -428,7 +428,9 @@ fn new_admin_key() -> Result<zeroize::Zeroizing<String>> {
     ring::rand::SystemRandom::new()
         .fill(&mut bytes[..])
         .map_err(|_| Error::Internal("the system's random generator failed".into()))?;
-    Ok(zeroize::Zeroizing::new(agent_init::token::b64u(&bytes[..])))
+    Ok(zeroize::Zeroizing::new(agent_init::protocol::token::b64u(
+        &bytes[..],
+    )))
 }
 
 fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -286,7 +286,7 @@ macro_rules! record_row {
                 Ok(Record {
                     bundle: match (nonce, ciphertext) {
                         (Some(nonce), Some(ciphertext)) => Some(Bundle {
-                            format: agent_init::bundle::FORMAT.to_string(),
+                            format: agent_init::protocol::bundle::FORMAT.to_string(),
                             nonce,
                             ciphertext,
                         }),

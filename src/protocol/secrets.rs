@@ -24,19 +24,14 @@
 //! [`check_value`]. Refusals name the secret (or, for a name that breaks the
 //! rules, its position), never a value. Nothing here does I/O.
 
+use super::rules::{
+    check_file_content, check_file_env, check_file_name, check_name, check_value, is_stripped,
+    LiveKitName, LIVEKIT_NAMES, MAX_FILE,
+};
 use crate::error::{Error, Result};
 use crate::sensitive::{SecretBytes, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-
-/// Longest secret name, in characters.
-pub const MAX_NAME: usize = 70;
-/// Largest secret value, in bytes of UTF-8.
-pub const MAX_VALUE: usize = 16 * 1024;
-/// Largest content of a file secret, in bytes (§6.1).
-pub const MAX_FILE: usize = 1 << 20;
-/// The three variables the platform provides.
-pub const LIVEKIT_NAMES: [&str; 3] = ["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"];
 
 /// What a secret becomes for the command (§6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,21 +86,26 @@ pub struct LiveKit {
 impl LiveKit {
     /// The members as `(variable name, value)` pairs, present ones only.
     pub fn vars(&self) -> impl Iterator<Item = (&'static str, &SecretString)> {
-        [
-            (LIVEKIT_NAMES[0], self.url.as_ref()),
-            (LIVEKIT_NAMES[1], self.api_key.as_ref()),
-            (LIVEKIT_NAMES[2], self.api_secret.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        LiveKitName::ALL
+            .into_iter()
+            .filter_map(|n| self.get(n).map(|v| (n.as_str(), v)))
     }
 
-    /// The member for `name` (one of [`LIVEKIT_NAMES`]).
-    pub fn slot(&mut self, name: &str) -> Option<&mut Option<SecretString>> {
-        match LIVEKIT_NAMES.iter().position(|n| *n == name)? {
-            0 => Some(&mut self.url),
-            1 => Some(&mut self.api_key),
-            _ => Some(&mut self.api_secret),
+    /// The member that holds `name`'s value.
+    pub fn get(&self, name: LiveKitName) -> Option<&SecretString> {
+        match name {
+            LiveKitName::Url => self.url.as_ref(),
+            LiveKitName::ApiKey => self.api_key.as_ref(),
+            LiveKitName::ApiSecret => self.api_secret.as_ref(),
+        }
+    }
+
+    /// The member for `name`, to set or clear.
+    pub fn slot(&mut self, name: LiveKitName) -> &mut Option<SecretString> {
+        match name {
+            LiveKitName::Url => &mut self.url,
+            LiveKitName::ApiKey => &mut self.api_key,
+            LiveKitName::ApiSecret => &mut self.api_secret,
         }
     }
 }
@@ -183,86 +183,6 @@ struct RawLiveKit {
     api_secret: Option<String>,
 }
 
-/// Why a name breaks §6, or `Ok` if it obeys. Never quotes the name.
-pub fn check_name(name: &str) -> std::result::Result<(), String> {
-    check_chars(name, |c| c.is_ascii_alphanumeric() || c == '_', "_")
-}
-
-/// Why a file secret's name breaks §6.1, or `Ok` if it obeys. Never quotes the name.
-pub fn check_file_name(name: &str) -> std::result::Result<(), String> {
-    check_chars(
-        name,
-        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
-        "., _ and -",
-    )?;
-    if name.starts_with('.') {
-        return Err("file name starts with a dot".into());
-    }
-    Ok(())
-}
-
-fn check_chars(
-    name: &str,
-    allowed: impl Fn(char) -> bool,
-    extra: &str,
-) -> std::result::Result<(), String> {
-    if name.is_empty() {
-        return Err("name is empty".into());
-    }
-    if let Some((pos, _)) = name.char_indices().find(|(_, c)| !allowed(*c)) {
-        return Err(format!(
-            "name has a character other than ASCII letters, digits and {extra} at byte {}",
-            pos + 1
-        ));
-    }
-    if name.len() > MAX_NAME {
-        return Err(format!(
-            "name is {} characters, over the limit of {MAX_NAME}",
-            name.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Why a value breaks §6, or `Ok` if it obeys.
-pub fn check_value(value: &str) -> std::result::Result<(), String> {
-    if value.len() > MAX_VALUE {
-        return Err(format!(
-            "value is {} bytes, over the limit of {MAX_VALUE}",
-            value.len()
-        ));
-    }
-    if value.as_bytes().contains(&0) {
-        return Err("value contains a NUL byte, which an environment cannot carry".into());
-    }
-    Ok(())
-}
-
-/// Why a file's content breaks §6.1 (its size), or `Ok`.
-pub fn check_file_content(len: usize) -> std::result::Result<(), String> {
-    if len > MAX_FILE {
-        return Err(format!(
-            "content is {len} bytes, over the limit of {MAX_FILE} (1 MiB)"
-        ));
-    }
-    Ok(())
-}
-
-/// Why a file secret's `env` breaks §6.1, or `Ok`. Quotes the variable's
-/// name only once it obeys the name rules.
-pub fn check_file_env(env: &str) -> std::result::Result<(), String> {
-    check_name(env).map_err(|why| format!("env {why}"))?;
-    if LIVEKIT_NAMES.contains(&env) {
-        return Err(format!(
-            "env {env} is a platform variable, which a file cannot replace"
-        ));
-    }
-    if crate::env::is_stripped(std::ffi::OsStr::new(env)) {
-        return Err(format!("env {env} is a name agent-init never passes on"));
-    }
-    Ok(())
-}
-
 /// How a refused name is shown: the name itself when it obeys the rules (then
 /// it is a name, not a value), else only its position.
 fn describe(index: usize, name: &str) -> String {
@@ -330,7 +250,7 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
                     ));
                 }
                 let content = SecretBytes::new(
-                    crate::token::b64u_decode(value.expose())
+                    crate::protocol::token::b64u_decode(value.expose())
                         .ok_or_else(|| refuse(&s.name, "value is not base64url (§1)"))?,
                 );
                 drop(value);
@@ -354,7 +274,7 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
                 "bundle secret {} ignored: the platform provides it and its value stands",
                 s.name
             );
-        } else if crate::env::is_stripped(std::ffi::OsStr::new(&s.name)) {
+        } else if is_stripped(std::ffi::OsStr::new(&s.name)) {
             // Kept in the list (the merge drops it, §7), but never silently.
             crate::warn!(
                 "bundle secret {} will not reach the command: agent-init never passes that name on",
@@ -487,7 +407,7 @@ pub fn to_plaintext(s: &Secrets) -> SecretBytes {
     let encoded: Vec<SecretString> = s
         .files
         .iter()
-        .map(|f| SecretString::new(crate::token::b64u(f.content.expose())))
+        .map(|f| SecretString::new(crate::protocol::token::b64u(f.content.expose())))
         .collect();
     let mut secrets: Vec<PlainSecret<'_>> = s
         .secrets
@@ -609,6 +529,7 @@ pub fn looks_like_rfc3339(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::rules::MAX_VALUE;
 
     fn plain(secrets: &str) -> Vec<u8> {
         format!("{{\"secrets\": [{secrets}]}}").into_bytes()
@@ -617,7 +538,7 @@ mod tests {
     #[test]
     fn vector_plaintext_parses_with_livekit_member() {
         let v: serde_json::Value =
-            serde_json::from_str(include_str!("../testdata/lkbt1.json")).unwrap();
+            serde_json::from_str(include_str!("../../testdata/lkbt1.json")).unwrap();
         let s = parse(v["plaintext"].as_str().unwrap().as_bytes()).unwrap();
         let names: Vec<_> = s.secrets.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
@@ -644,17 +565,6 @@ mod tests {
     fn empty_secret_list_is_valid_and_secrets_member_is_required() {
         assert!(parse(b"{\"secrets\": []}").unwrap().secrets.is_empty());
         assert_eq!(parse(b"{\"livekit\": {}}").unwrap_err().exit_code(), 65);
-    }
-
-    #[test]
-    fn names_must_be_ascii_word_characters_up_to_70() {
-        assert!(check_name("A").is_ok());
-        assert!(check_name("_1abc_DEF").is_ok());
-        assert!(check_name(&"N".repeat(70)).is_ok());
-        assert!(check_name(&"N".repeat(71)).is_err());
-        for bad in ["", "A-B", "A.B", "A B", "é", "A=B", "A\0"] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]
@@ -726,7 +636,7 @@ mod tests {
     }
 
     fn files_vector() -> serde_json::Value {
-        serde_json::from_str(include_str!("../testdata/lkbt1-files.json")).unwrap()
+        serde_json::from_str(include_str!("../../testdata/lkbt1-files.json")).unwrap()
     }
 
     fn sha256_hex(b: &[u8]) -> String {
@@ -835,7 +745,7 @@ mod tests {
 
     #[test]
     fn each_file_rule_breach_refuses_the_bundle_naming_the_secret_never_the_value() {
-        let mib = crate::token::b64u(&vec![0x5a; MAX_FILE + 1]);
+        let mib = crate::protocol::token::b64u(&vec![0x5a; MAX_FILE + 1]);
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (file("\"name\": \".hidden\", \"value\": \"ZGlzdGluY3Q\""), "secret #1"),
             (file("\"name\": \"a/b\", \"value\": \"ZGlzdGluY3Q\""), "secret #1"),
@@ -876,36 +786,11 @@ mod tests {
     }
 
     #[test]
-    fn file_names_allow_dots_dashes_and_underscores_but_no_leading_dot() {
-        for ok in [
-            "a",
-            "google-credentials.json",
-            "key_1.pem",
-            "A.b-c_d",
-            &"f".repeat(70),
-        ] {
-            assert!(check_file_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            ".env",
-            "..",
-            "a/b",
-            "a b",
-            "é.json",
-            "a\0",
-            &"f".repeat(71),
-        ] {
-            assert!(check_file_name(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn a_file_of_exactly_one_mib_of_any_bytes_is_accepted() {
         let content: Vec<u8> = (0..MAX_FILE).map(|i| (i % 256) as u8).collect();
         let p = file(&format!(
             "\"name\": \"blob.bin\", \"value\": \"{}\"",
-            crate::token::b64u(&content)
+            crate::protocol::token::b64u(&content)
         ));
         let s = parse(&p).unwrap();
         assert_eq!(s.files[0].content.expose(), &content[..]);

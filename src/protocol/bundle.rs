@@ -6,8 +6,8 @@
 //! which part failed, never what the bytes were.
 
 use crate::error::{Error, Result};
+use crate::protocol::token::{b64u, b64u_decode, Token};
 use crate::sensitive::SecretBytes;
-use crate::token::{b64u, b64u_decode, Token};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::SecureRandom;
 use serde::Deserialize;
@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     fn vector() -> serde_json::Value {
-        serde_json::from_str(include_str!("../testdata/lkbt1.json")).unwrap()
+        serde_json::from_str(include_str!("../../testdata/lkbt1.json")).unwrap()
     }
 
     fn vector_token() -> Token {

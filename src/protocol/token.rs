@@ -189,7 +189,7 @@ mod tests {
     }
 
     fn vector() -> serde_json::Value {
-        serde_json::from_str(include_str!("../testdata/lkbt1.json")).unwrap()
+        serde_json::from_str(include_str!("../../testdata/lkbt1.json")).unwrap()
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the new inputs, the names to remove, whether to overwrite, and "now"; it
 //! returns the new [`Secrets`] and a row per secret saying what happened. It
 //! does no I/O and reads no clock, so the same arguments always give the same
-//! result, and [`crate::secrets::to_plaintext`] of it the same bytes.
+//! result, and [`crate::protocol::secrets::to_plaintext`] of it the same bytes.
 //!
 //! Guarantees, for each secret of the result:
 //!
@@ -20,12 +20,13 @@
 //!
 //! `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` given as env
 //! inputs go into the `livekit` member (it has no dates). The result obeys
-//! every rule of §6 and §6.1 ([`crate::secrets::check`]; a breach is 65). A
+//! every rule of §6 and §6.1 ([`crate::protocol::secrets::check`]; a breach is 65). A
 //! name given twice, removed and given, or removed but absent is a usage
 //! error (64): a typo in `--remove` must not leave the secret in place quietly.
 
+use super::rules::LiveKitName;
+use super::secrets::{FileSecret, Kind, Secret, Secrets};
 use crate::error::{Error, Result};
-use crate::secrets::{FileSecret, Kind, Secret, Secrets, LIVEKIT_NAMES};
 use crate::sensitive::{SecretBytes, SecretString};
 use std::collections::HashMap;
 
@@ -126,7 +127,7 @@ pub fn merge(
     overwrite: bool,
     now: &str,
 ) -> Result<Merged> {
-    if !crate::secrets::looks_like_rfc3339(now) {
+    if !crate::protocol::secrets::looks_like_rfc3339(now) {
         return Err(Error::Internal(
             "the time of an update is not an RFC 3339 timestamp".into(),
         ));
@@ -152,7 +153,8 @@ pub fn merge(
         let before = s.secrets.len() + s.files.len();
         s.secrets.retain(|x| x.name != *name);
         s.files.retain(|f| f.name != *name);
-        let from_livekit = s.livekit.slot(name).and_then(Option::take).is_some();
+        let from_livekit =
+            LiveKitName::from_name(name).is_some_and(|n| s.livekit.slot(n).take().is_some());
         if before == s.secrets.len() + s.files.len() && !from_livekit {
             return Err(usage(format!(
                 "--remove {name}: the bundle has no secret of that name"
@@ -176,9 +178,9 @@ pub fn merge(
         }
         s.secrets.retain(|x| given.contains_key(&x.name));
         s.files.retain(|f| given.contains_key(&f.name));
-        for n in LIVEKIT_NAMES {
-            if !given.contains_key(n) {
-                *s.livekit.slot(n).expect("a livekit name") = None;
+        for n in LiveKitName::ALL {
+            if !given.contains_key(n.as_str()) {
+                *s.livekit.slot(n) = None;
             }
         }
     }
@@ -189,7 +191,7 @@ pub fn merge(
             .expect("every input is in `given`")
             .0 = status;
     }
-    crate::secrets::check(&s)?;
+    crate::protocol::secrets::check(&s)?;
     let rows = rows(&s, &given);
     Ok(Merged {
         secrets: s,
@@ -200,7 +202,8 @@ pub fn merge(
 
 /// Puts one input into `s`, returning what changed. Dates follow §6.2.
 fn apply(s: &mut Secrets, name: String, value: Value, now: &str) -> Status {
-    if let (Value::Env(v), Some(slot)) = (&value, s.livekit.slot(&name)) {
+    if let (Value::Env(v), Some(n)) = (&value, LiveKitName::from_name(&name)) {
+        let slot = s.livekit.slot(n);
         let status = match slot {
             Some(old) if old.expose() == v.expose() => Status::Unchanged,
             Some(_) => Status::Updated,
@@ -367,7 +370,7 @@ mod tests {
                 {{"name": "key.json", "kind": "file", "value": "e30", "env": "KEY_FILE", "created_at": "{T0}", "updated_at": "{T1}"}}
             ], "livekit": {{"url": "wss://old"}}}}"#
         );
-        crate::secrets::parse(plain.as_bytes()).unwrap()
+        crate::protocol::secrets::parse(plain.as_bytes()).unwrap()
     }
     /// `(name, kind, status, created_at, updated_at)` of every row.
     fn table(m: &Merged) -> Vec<(String, &'static str, &'static str, String, String)> {
@@ -580,12 +583,12 @@ mod tests {
             ]
         };
         let first = merge(Some(old()), inputs(), &[], false, NOW).unwrap();
-        let plain = crate::secrets::to_plaintext(&first.secrets);
-        let reopened = crate::secrets::parse(plain.expose()).unwrap();
+        let plain = crate::protocol::secrets::to_plaintext(&first.secrets);
+        let reopened = crate::protocol::secrets::parse(plain.expose()).unwrap();
         let later = "2026-12-24T00:00:00Z";
         let second = merge(Some(reopened), inputs(), &[], false, later).unwrap();
         assert_eq!(
-            crate::secrets::to_plaintext(&second.secrets).expose(),
+            crate::protocol::secrets::to_plaintext(&second.secrets).expose(),
             plain.expose()
         );
         assert!(second
@@ -622,7 +625,7 @@ mod tests {
     fn now_must_be_rfc3339_and_the_clock_gives_that_shape() {
         assert!(merge(None, vec![], &[], false, "yesterday").is_err());
         let t = now();
-        assert!(crate::secrets::looks_like_rfc3339(&t), "{t}");
+        assert!(crate::protocol::secrets::looks_like_rfc3339(&t), "{t}");
         assert!(
             t.len() == 20 && t.starts_with("20") && t.ends_with('Z'),
             "{t}"

@@ -58,6 +58,8 @@ pub struct Plan {
     dir: PathBuf,
     explicit: bool,
     files: Vec<PlannedFile>,
+    /// A subdirectory of `dir` the files go in (one per `--watch` generation).
+    sub: Option<String>,
 }
 
 impl Plan {
@@ -82,7 +84,24 @@ impl Plan {
             dir,
             explicit,
             files,
+            sub: None,
         })
+    }
+
+    /// The files go in the subdirectory `sub` of the directory, made mode
+    /// 0700 like it: `--watch --on-update overlap` runs two generations at
+    /// once, each with its own files.
+    pub fn within(mut self, sub: String) -> Plan {
+        self.sub = Some(sub);
+        self
+    }
+
+    /// Where the files land: the directory, or its subdirectory.
+    fn target(&self) -> PathBuf {
+        match &self.sub {
+            Some(s) => self.dir.join(s),
+            None => self.dir.clone(),
+        }
     }
 
     /// The directory the files go in.
@@ -92,7 +111,7 @@ impl Plan {
 
     /// The absolute path file `name` gets.
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.target().join(name)
     }
 
     /// Whether there is nothing to write.
@@ -173,6 +192,7 @@ impl Plan {
             dir: self.dir.clone(),
             created_dir: false,
             files: Vec::with_capacity(self.files.len()),
+            sub: None,
         };
         if self.files.is_empty() {
             return Ok(written);
@@ -196,8 +216,21 @@ impl Plan {
         // Exactly 0700 whatever the umask or an earlier mode.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| fail("cannot make it private (mode 0700)", e))?;
+        let target = self.target();
+        if let Some(sub) = &self.sub {
+            // Inside a directory only agent-init's user can write to: one
+            // that exists was left by an earlier generation.
+            match std::fs::DirBuilder::new().mode(0o700).create(&target) {
+                Ok(()) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) => {}
+                Err(e) => return Err(fail(&format!("cannot create {sub}"), e)),
+            }
+            written.sub = Some(target.clone());
+        }
         for PlannedFile { name, content, .. } in self.files {
-            let path = dir.join(&name);
+            let path = target.join(&name);
             // A file left by an earlier run (exec mode cannot remove its
             // files) is replaced, never written through.
             match std::fs::remove_file(&path) {
@@ -242,12 +275,13 @@ pub struct Written {
     dir: PathBuf,
     created_dir: bool,
     files: Vec<PathBuf>,
+    sub: Option<PathBuf>,
 }
 
 impl Written {
     /// Removes the files now (and the directory, when agent-init made it or it is left empty).
     pub fn remove(&mut self) {
-        if self.files.is_empty() && !self.created_dir {
+        if self.files.is_empty() && !self.created_dir && self.sub.is_none() {
             return;
         }
         for p in self.files.drain(..) {
@@ -259,8 +293,11 @@ impl Written {
                 );
             }
         }
+        if let Some(sub) = self.sub.take() {
+            let _ = std::fs::remove_dir(sub);
+        }
         // Only an empty directory goes: it may be a mount point or hold
-        // someone else's files, and then it stays.
+        // someone else's files (another generation's), and then it stays.
         let _ = std::fs::remove_dir(&self.dir);
         self.created_dir = false;
     }
@@ -317,6 +354,29 @@ mod tests {
             !dir.exists(),
             "the directory agent-init made is removed with its files"
         );
+    }
+
+    #[test]
+    fn two_generations_subdirectories_coexist_and_each_goes_with_its_guard() {
+        let dir = shm("subdirs").expect("/dev/shm is a tmpfs on this machine");
+        let _ = std::fs::remove_dir_all(&dir);
+        let one = plan(&dir, &[("k.pem", b"one")]).within("1".into());
+        assert_eq!(one.path("k.pem"), dir.join("1").join("k.pem"));
+        let one = one.write().unwrap();
+        let two = plan(&dir, &[("k.pem", b"two")])
+            .within("2".into())
+            .write()
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("2")), 0o700);
+        assert_eq!(std::fs::read(dir.join("1/k.pem")).unwrap(), b"one");
+        assert_eq!(std::fs::read(dir.join("2/k.pem")).unwrap(), b"two");
+        drop(one);
+        assert!(!dir.join("1").exists(), "the first generation's files go");
+        assert_eq!(std::fs::read(dir.join("2/k.pem")).unwrap(), b"two");
+        drop(two);
+        assert!(!dir.exists(), "the last one takes the directory along");
     }
 
     #[test]

@@ -257,13 +257,21 @@ fn watch_first(
         &token,
         std::mem::take(&mut cfg.inherited),
         fetched.version,
-    )?;
+    )?
+    .files_in(cfg.secrets_dir.take());
     let port = watcher.port(0);
-    let (cmd, block) = watcher.prepare(&token, fetched.body.expose(), port)?;
+    let ready = watcher.prepare(&token, fetched.body.expose(), Some(0))?;
     drop(token);
     drop(fetched.body);
     let version = watcher.version().to_string();
-    watcher.serving(version, &block);
+    watcher.serving(version, ready.digest);
+    let (cmd, block) = (ready.cmd, ready.block);
+    if !ready.files.is_empty() {
+        // As without --watch: a stop signal waits until the command runs.
+        sys::block_early_signals();
+    }
+    // Last, once nothing else can fail; the first generation removes them.
+    watcher.first_files(ready.files.write()?);
     let signal_child_only = cfg.signal_child_only;
     drop(cfg);
     info!(
@@ -315,21 +323,7 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
         );
         let bundle_files = std::mem::take(&mut secrets.files);
         let mut env = Environment::production(inherited, secrets);
-        let mut planned = Vec::with_capacity(bundle_files.len());
-        let mut vars = Vec::new();
-        for f in bundle_files {
-            if let Some(var) = f.env {
-                vars.push((var, f.name.clone()));
-            }
-            planned.push(files::PlannedFile {
-                name: f.name,
-                content: f.content,
-                origin: "bundle".into(),
-                updated_at: f.updated_at,
-            });
-        }
-        let plan = files::Plan::new(dir.as_deref(), planned)?;
-        set_file_vars(&mut env, &plan, vars);
+        let plan = plan_bundle_files(&mut env, dir.as_deref(), bundle_files, None)?;
         return Ok((env, Vec::new(), plan));
     }
     let dotenv_files = local_files(cfg)?;
@@ -370,6 +364,36 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
     let plan = files::Plan::new(dir.as_deref(), planned)?;
     set_file_vars(&mut env, &plan, vars);
     Ok((env, unlisted, plan))
+}
+
+/// Plans the bundle's file secrets into `dir` (the `AGENT_INIT_SECRETS_DIR`
+/// setting), in its subdirectory `sub` when given, and sets their variables
+/// in `env`.
+pub fn plan_bundle_files(
+    env: &mut Environment,
+    dir: Option<&std::ffi::OsStr>,
+    bundle_files: Vec<secrets::FileSecret>,
+    sub: Option<String>,
+) -> Result<files::Plan> {
+    let mut planned = Vec::with_capacity(bundle_files.len());
+    let mut vars = Vec::new();
+    for f in bundle_files {
+        if let Some(var) = f.env {
+            vars.push((var, f.name.clone()));
+        }
+        planned.push(files::PlannedFile {
+            name: f.name,
+            content: f.content,
+            origin: "bundle".into(),
+            updated_at: f.updated_at,
+        });
+    }
+    let mut plan = files::Plan::new(dir, planned)?;
+    if let Some(s) = sub {
+        plan = plan.within(s);
+    }
+    set_file_vars(env, &plan, vars);
+    Ok(plan)
 }
 
 /// Sets each file secret's variable to the file's absolute path, at the

@@ -2089,6 +2089,7 @@ fn while_watching_and_after_a_roll_agent_init_memory_holds_no_secret_token_or_ke
                 "secrets": [
                     {"name": "SCAN_PLAIN", "value": format!("sk-{g}-{m}")},
                     {"name": "SCAN_BIG", "value": format!("big-{g}-{m}-{}", "x".repeat(16_000))},
+                    {"name": "scan.pem", "kind": "file", "env": "SCAN_FILE", "value": b64u(format!("pem-{g}-{m}").as_bytes())},
                 ],
                 "livekit": {"url": format!("wss://lk-{g}-{m}.example"), "api_key": format!("APIkey{g}{m}")},
             })
@@ -2104,6 +2105,8 @@ fn while_watching_and_after_a_roll_agent_init_memory_holds_no_secret_token_or_ke
             ("PLATFORM_SECRET", format!("platform-{m}")),
         ];
         let argv_marker = format!("argv-marker-{}", marker());
+        // Its own random part: agent-init keeps the directory (no secret).
+        let files_dir = format!("/dev/shm/agent-init-memscan-{}", marker());
         let argv = agent_argv(
             mode,
             &["--supervise", "--watch", "5"],
@@ -2115,6 +2118,7 @@ fn while_watching_and_after_a_roll_agent_init_memory_holds_no_secret_token_or_ke
                 "LIVEKIT_SECRETS_URL",
                 format!("file://{}", bundle.display()),
             )
+            .env("AGENT_INIT_SECRETS_DIR", &files_dir)
             .envs(from_env.iter().map(|(n, v)| (n, v)));
         let mut agent = Agent::start(mode, cmd);
         let first = agent.command_pid("sleep");
@@ -2142,6 +2146,11 @@ fn while_watching_and_after_a_roll_agent_init_memory_holds_no_secret_token_or_ke
                 in_child.extend(now.iter().cloned());
             }
             secret.extend(now);
+            // The file secret's content: in the file (tmpfs), never in agent-init.
+            secret.push(needle(
+                &format!("file scan.pem {g}"),
+                format!("pem-{g}-{m}"),
+            ));
         }
         let inherited: Vec<_> = from_env.iter().map(|(n, v)| needle(n, v)).collect();
         in_child.extend(inherited.iter().cloned());
@@ -2154,8 +2163,17 @@ fn while_watching_and_after_a_roll_agent_init_memory_holds_no_secret_token_or_ke
             needle("seal_key (raw)", &seal[..]),
             needle("seal_key (base64url)", b64u(&seal[..])),
         ]);
+        assert_eq!(
+            fs::read(format!("{files_dir}/scan.pem")).unwrap(),
+            format!("pem-two-{m}").as_bytes(),
+            "{mode:?}: the second generation's file"
+        );
         assert_memory_clean(&agent, &secret, &in_child, &argv_marker);
         agent.signal(Signal::SIGTERM as i32);
         assert_eq!(agent.wait().code(), Some(143), "{mode:?}");
+        assert!(
+            !std::path::Path::new(&files_dir).exists(),
+            "{mode:?}: the files go when agent-init exits"
+        );
     }
 }

@@ -18,22 +18,30 @@ use support::server::{Reply, Server};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// An agent: logs `start PID FOO PORT`, serves 200 on `AGENT_HTTP_PORT`
-/// (when set) after `READY_DELAY` seconds, and on SIGTERM logs `term PID`,
-/// drains for `DRAIN` seconds, logs `drained PID` and exits 0.
+/// An agent: logs `start PID FOO PORT CRED SHA256(CRED's file)`, serves
+/// 200 on `AGENT_HTTP_PORT` (when set) after `READY_DELAY` seconds, and on
+/// SIGTERM logs `term PID`, drains for `DRAIN` seconds, logs `drained PID
+/// SHA256(CRED's file)` (`-` when it is gone) and exits 0.
 const AGENT: &str = r#"
-import http.server, os, signal, sys, threading, time
+import hashlib, http.server, os, signal, sys, threading, time
 log = os.environ["AGENT_LOG"]
+cred = os.environ.get("CRED", "-")
+def sha():
+    try:
+        with open(cred, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return "-"
 def note(*w):
     with open(log, "a") as f:
         f.write(" ".join(str(x) for x in w) + "\n")
 def term(n, f):
     note("term", os.getpid())
     time.sleep(float(os.environ.get("DRAIN", "0")))
-    note("drained", os.getpid())
+    note("drained", os.getpid(), sha())
     os._exit(0)
 signal.signal(signal.SIGTERM, term)
-note("start", os.getpid(), os.environ.get("FOO", "-"), os.environ.get("AGENT_HTTP_PORT", "-"))
+note("start", os.getpid(), os.environ.get("FOO", "-"), os.environ.get("AGENT_HTTP_PORT", "-"), cred, sha())
 port = os.environ.get("AGENT_HTTP_PORT")
 if port:
     time.sleep(float(os.environ.get("READY_DELAY", "0")))
@@ -78,18 +86,38 @@ impl Bundle {
 
     /// As [`Bundle::write`], with `extra` dotenv lines.
     fn write_with(&self, value: &str, extra: &str) {
+        self.seal(
+            &format!("LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nLIVEKIT_API_SECRET=s-{value}\nFOO={value}\n{extra}"),
+            None,
+        );
+    }
+
+    /// As [`Bundle::write`], with the file secret `cred.json` holding
+    /// `content`, its path in `CRED`.
+    fn write_file(&self, value: &str, content: &[u8]) {
+        self.seal(
+            &format!("LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nLIVEKIT_API_SECRET=s-{value}\nFOO={value}\n"),
+            Some(content),
+        );
+    }
+
+    /// Replaces the bundle with `dotenv` (and the file secret `cred.json`
+    /// for `CRED`), sealed by `agent-init seal`.
+    fn seal(&self, dotenv: &str, file: Option<&[u8]>) {
         let env = self.dir.join("secrets.env");
-        std::fs::write(
-            &env,
-            format!("LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nLIVEKIT_API_SECRET=s-{value}\nFOO={value}\n{extra}"),
-        )
-        .unwrap();
+        std::fs::write(&env, dotenv).unwrap();
         let tmp = self.dir.join("bundle.tmp");
-        let out = support::Run::new(&self.dir)
+        let mut run = support::Run::new(&self.dir);
+        run = run
             .args(["seal".as_ref(), "--secrets-file".as_ref(), env.as_os_str()])
             .args(["--out".as_ref(), tmp.as_os_str()])
-            .args(["--token", self.token.encode().expose()])
-            .output();
+            .args(["--token", self.token.encode().expose()]);
+        if let Some(content) = file {
+            let mounted = self.dir.join("cred.json");
+            std::fs::write(&mounted, content).unwrap();
+            run = run.args(["--secret-mount", &format!("CRED={}", mounted.display())]);
+        }
+        let out = run.output();
         assert!(out.status.success(), "seal: {out:?}");
         std::fs::rename(&tmp, self.path()).unwrap();
     }
@@ -262,6 +290,149 @@ fn a_new_file_bundle_restarts_the_agent_once_with_the_new_environment() {
         .any(|l| l.contains("generation 1 (bundle sha256:")));
     init.sigterm();
     assert_eq!(init.wait(), 0, "the agent's own status after its drain");
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A secrets directory of the test's own on the shared-memory tmpfs.
+fn secrets_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(format!(
+        "/dev/shm/agent-init-test-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// The file names under `dir`, recursively, relative to it.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn file_secrets_roll_with_restart_the_new_generation_reads_the_new_file_and_they_go_at_the_end() {
+    let b = Bundle::new("watch-files-restart");
+    let dir = secrets_dir("restart");
+    let (one, two) = (
+        b"{\"key\": \"one\"}".as_slice(),
+        b"{\"key\": \"two\"}".as_slice(),
+    );
+    b.write_file("one", one);
+    let ds = dir.display().to_string();
+    let mut init = Init::start(&b, &[], &[("DRAIN", "1"), ("AGENT_INIT_SECRETS_DIR", &ds)]);
+    b.wait("the first generation", |l| {
+        l.iter().any(|e| e[0] == "start")
+    });
+    let path = dir.join("cred.json").display().to_string();
+    let first = b.events("start")[0].clone();
+    assert_eq!(
+        (first[4].as_str(), first[5].as_str()),
+        (path.as_str(), sha256_hex(one).as_str())
+    );
+    // A bad update with a new file writes nothing: here its LIVEKIT_API_SECRET is missing.
+    b.seal(
+        "LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nFOO=one\n",
+        Some(b"never written"),
+    );
+    init.wait_line("the refusal", "the agent keeps running", 1);
+    assert_eq!(tree(&dir), ["cred.json"]);
+    assert_eq!(std::fs::read(dir.join("cred.json")).unwrap(), one);
+    // Only the file changes (FOO stays "one"): that is an update too.
+    b.write_file("one", two);
+    b.wait("the second generation", |l| {
+        l.iter().filter(|e| e[0] == "start").count() == 2
+    });
+    let second = b.events("start")[1].clone();
+    assert_eq!(second[4], path, "restart keeps the path");
+    assert_eq!(
+        second[5],
+        sha256_hex(two),
+        "the new generation reads the new content"
+    );
+    let drained = b.events("drained");
+    assert_eq!(drained.len(), 1);
+    assert_eq!(
+        drained[0][2],
+        sha256_hex(one),
+        "the old generation kept its file for its whole drain"
+    );
+    assert_eq!(b.events("term").len(), 1, "one roll: {:?}", b.log());
+    // The old content is gone: one file, the new one.
+    assert_eq!(tree(&dir), ["cred.json"]);
+    assert_eq!(std::fs::read(dir.join("cred.json")).unwrap(), two);
+    init.sigterm();
+    assert_eq!(init.wait(), 0, "{:#?}", init.stderr());
+    assert!(!dir.exists(), "agent-init removed the files when it exited");
+}
+
+#[test]
+fn file_secrets_under_overlap_go_in_a_directory_per_generation_removed_once_it_drains() {
+    let b = Bundle::new("watch-files-overlap");
+    let dir = secrets_dir("overlap");
+    let (one, two) = (
+        b"-----BEGIN one-----".as_slice(),
+        b"-----BEGIN two-----".as_slice(),
+    );
+    b.write_file("one", one);
+    let ds = dir.display().to_string();
+    let port = free_pair();
+    let p = port.to_string();
+    let mut init = Init::start(
+        &b,
+        &["--on-update", "overlap", "--health-port", &p],
+        &[("DRAIN", "2"), ("AGENT_INIT_SECRETS_DIR", &ds)],
+    );
+    b.wait("the first generation listening", |l| {
+        l.iter().any(|e| e[0] == "listening")
+    });
+    let first = b.events("start")[0].clone();
+    assert_eq!(first[4], dir.join("0/cred.json").display().to_string());
+    assert_eq!(first[5], sha256_hex(one));
+    b.write_file("two", two);
+    b.wait("the old generation's drain", |l| {
+        l.iter().any(|e| e[0] == "drained")
+    });
+    let second = b.events("start")[1].clone();
+    assert_eq!(second[4], dir.join("1/cred.json").display().to_string());
+    assert_eq!(
+        second[5],
+        sha256_hex(two),
+        "the new generation reads the new content"
+    );
+    assert_eq!(
+        b.events("drained")[0][2],
+        sha256_hex(one),
+        "the old generation kept its own file while both ran and it drained"
+    );
+    // Once it has drained, its directory goes; the serving one's stays.
+    init.wait_line("the drained generation", "has drained", 1);
+    let t0 = Instant::now();
+    while dir.join("0").exists() {
+        assert!(t0.elapsed() < PATIENCE, "{:?}", tree(&dir));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(tree(&dir), ["1", "1/cred.json"]);
+    init.sigterm();
+    assert_eq!(init.wait(), 0, "{:#?}", init.stderr());
+    assert!(!dir.exists(), "agent-init removed the files when it exited");
 }
 
 #[test]

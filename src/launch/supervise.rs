@@ -51,6 +51,8 @@ pub(super) struct Generation {
     pub version: String,
     /// When a drain that the roll asked for ends in SIGKILL.
     pub kill_at: Option<std::time::Instant>,
+    /// Its file secrets: removed when it is dropped, once it is gone.
+    pub files: Option<crate::files::Written>,
 }
 
 /// Starts a later generation (the first starts in [`supervise`]); agent-init
@@ -77,6 +79,7 @@ pub(super) fn start(
         n,
         version,
         kill_at: None,
+        files: None,
     })
 }
 
@@ -184,13 +187,14 @@ pub fn supervise(
     );
     drop(cmd);
     sys::close_fds_above_stderr();
-    if let Some(w) = opts.watch.take() {
+    if let Some(mut w) = opts.watch.take() {
         let first = Generation {
             pid: child,
             status: None,
             n: 0,
             version: w.version().to_string(),
             kill_at: None,
+            files: w.take_first_files(),
         };
         let spawn = SpawnOptions { take_tty, cwd };
         return super::watch::run(first, &waited, inherited, &spawn, opts.signal_child_only, w);

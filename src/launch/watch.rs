@@ -13,6 +13,9 @@
 //!   anything happens to the agent. One that fails changes nothing: one
 //!   error line names the reason, and the next check tries again. A service
 //!   that cannot be reached is not a change;
+//! - file secrets (§6.1) belong to a generation: written (once the update
+//!   checked out) before it starts, removed once its group has exited; with
+//!   `overlap` each generation has a subdirectory of its own;
 //! - a roll sends the draining generation exactly one SIGTERM (to its group,
 //!   as supervise mode forwards signals) and SIGKILLs what is left of it
 //!   after `--drain-timeout`; every step is logged with the bundle's version;
@@ -26,6 +29,7 @@ use super::Command;
 use crate::config::{OnUpdate, WatchConfig};
 use crate::env::{EnvBlock, Environment, Origin};
 use crate::error::{Error, Result};
+use crate::files::{Plan, Written};
 use crate::protocol::token::Token;
 use crate::sensitive::SecretBytes;
 use crate::source::{self, FetchOptions};
@@ -60,10 +64,23 @@ pub struct Watcher {
     inherited: String,
     /// The version of the bundle the serving generation runs.
     version: String,
-    /// SHA-256 of the serving generation's environment (less its port).
+    /// SHA-256 of what the serving generation got (see [`digest`]).
     digest: [u8; 32],
     /// Where the command is looked up and started (agent-init itself moves to `/`).
     cwd: Option<std::path::PathBuf>,
+    /// `AGENT_INIT_SECRETS_DIR`: where file secrets go.
+    files_dir: Option<OsString>,
+    /// The first generation's file secrets, until it takes them over.
+    first: Option<Written>,
+}
+
+/// A generation ready to start: the command, its environment, its file
+/// secrets (not written yet) and the digest that tells one update from another.
+pub struct Ready {
+    pub cmd: Command,
+    pub block: EnvBlock,
+    pub files: Plan,
+    pub digest: [u8; 32],
 }
 
 /// A new bundle that checked out: the sealed body (ciphertext) and its version.
@@ -101,7 +118,25 @@ impl Watcher {
             version,
             digest: [0; 32],
             cwd: nix::unistd::getcwd().ok(),
+            files_dir: None,
+            first: None,
         })
+    }
+
+    /// File secrets go where `AGENT_INIT_SECRETS_DIR` says (`None`: the default).
+    pub fn files_in(mut self, dir: Option<OsString>) -> Watcher {
+        self.files_dir = dir;
+        self
+    }
+
+    /// Hands the first generation's written file secrets over.
+    pub fn first_files(&mut self, w: Written) {
+        self.first = Some(w);
+    }
+
+    /// The first generation's file secrets, for it to hold.
+    pub(super) fn take_first_files(&mut self) -> Option<Written> {
+        self.first.take()
     }
 
     /// The port generation `n` listens on with `overlap`; `None` otherwise.
@@ -130,26 +165,18 @@ impl Watcher {
         Ok(token)
     }
 
-    /// Opens `body` and builds the command and its environment, exactly as
-    /// at start; with `port`, the generation's health port in [`PORT_VAR`].
+    /// Opens `body` and builds the command, its environment and its file
+    /// secrets exactly as at start, for generation `n` (`None`: only to
+    /// check it): with `overlap`, its health port in [`PORT_VAR`] and its
+    /// files in a subdirectory of its own, named `n`.
     /// Never inlined: its frame, with whatever secret bytes it left there,
     /// is dead stack once it returns, which the caller then wipes.
     #[inline(never)]
-    pub fn prepare(
-        &mut self,
-        token: &Token,
-        body: &[u8],
-        port: Option<u16>,
-    ) -> Result<(Command, EnvBlock)> {
+    pub fn prepare(&mut self, token: &Token, body: &[u8], n: Option<u32>) -> Result<Ready> {
         let plaintext = crate::protocol::bundle::open(token, body)?;
-        let secrets = crate::protocol::secrets::parse(plaintext.expose())?;
+        let mut secrets = crate::protocol::secrets::parse(plaintext.expose())?;
         drop(plaintext);
-        if !secrets.files.is_empty() {
-            // Not yet: a roll would have to rewrite them for each generation.
-            return Err(Error::Config(
-                "the bundle has file secrets (§6.1), which --watch does not deliver yet".into(),
-            ));
-        }
+        let bundle_files = std::mem::take(&mut secrets.files);
         let plain = crate::protocol::bundle::open(token, self.inherited.as_bytes())?;
         let mut inherited = Vec::new();
         let mut fields = plain.expose().split(|&b| b == 0);
@@ -158,7 +185,14 @@ impl Watcher {
         }
         drop(plain);
         let mut env = Environment::production(inherited, secrets);
-        if let Some(p) = port {
+        let sub = n.filter(|_| self.cfg.on_update == OnUpdate::Overlap);
+        let files = crate::plan_bundle_files(
+            &mut env,
+            self.files_dir.as_deref(),
+            bundle_files,
+            sub.map(|n| n.to_string()),
+        )?;
+        if let Some(p) = n.and_then(|n| self.port(n)) {
             env.set(
                 PORT_VAR.into(),
                 SecretBytes::new(p.to_string().into_bytes()),
@@ -175,13 +209,19 @@ impl Watcher {
         if let Some(d) = here {
             let _ = nix::unistd::chdir(d.as_path());
         }
-        Ok((cmd?, env.into_block()))
+        let digest = digest(&env, &files);
+        Ok(Ready {
+            cmd: cmd?,
+            block: env.into_block(),
+            files,
+            digest,
+        })
     }
 
     /// Records what the serving generation runs.
-    pub fn serving(&mut self, version: String, block: &EnvBlock) {
+    pub fn serving(&mut self, version: String, digest: [u8; 32]) {
         self.version = version;
-        self.digest = digest(block);
+        self.digest = digest;
     }
 
     /// One check. A new bundle that opens and checks out is returned; every
@@ -210,7 +250,7 @@ impl Watcher {
                 return None;
             }
         };
-        let (_, block) = match self.prepare(&token, fetched.body.expose(), None) {
+        let ready = match self.prepare(&token, fetched.body.expose(), None) {
             Ok(ready) => ready,
             Err(e) => {
                 crate::error!(
@@ -221,7 +261,7 @@ impl Watcher {
                 return None;
             }
         };
-        if digest(&block) == self.digest {
+        if ready.digest == self.digest {
             crate::info!(
                 "watch: bundle {} gives the same environment as {}: nothing to roll",
                 fetched.version,
@@ -237,14 +277,29 @@ impl Watcher {
     }
 }
 
-/// SHA-256 over the `NAME=VALUE` strings, less the generation's own port.
-fn digest(block: &EnvBlock) -> [u8; 32] {
+/// SHA-256 over what a generation gets, less what differs between two
+/// generations of one bundle: the variables (less its own port; a file
+/// secret's variable by the file's name, not its path) and the files.
+fn digest(env: &Environment, files: &Plan) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for s in block.c_strs() {
-        let b = s.to_bytes_with_nul();
-        if !b.starts_with(PORT_VAR.as_bytes()) || b.get(PORT_VAR.len()) != Some(&b'=') {
-            ctx.update(b);
+    for v in env.vars().iter().filter(|v| v.name != PORT_VAR) {
+        ctx.update(v.name.as_bytes());
+        match &v.origin {
+            Origin::SecretFile(name) => {
+                ctx.update(b"\x01");
+                ctx.update(name.as_bytes());
+            }
+            _ => {
+                ctx.update(b"=");
+                ctx.update(v.value.expose());
+            }
         }
+        ctx.update(b"\0");
+    }
+    for f in files.files() {
+        ctx.update(f.name.as_bytes());
+        ctx.update(&(f.content.expose().len() as u64).to_le_bytes());
+        ctx.update(f.content.expose());
     }
     let mut out = [0; 32];
     out.copy_from_slice(ctx.finish().as_ref());
@@ -454,6 +509,9 @@ pub fn run(
                     );
                     return Ok(EXIT_UPDATED);
                 }
+                // Its files go before the next generation's are written
+                // (the same paths, with `restart`).
+                cur.files = None;
                 n += 1;
                 cur = respawn(&mut w, update, inherited, spawn, n)?;
                 sys::scrub_stack();
@@ -570,9 +628,9 @@ fn begin(
         }
     };
     let port = w.port(*n + 1);
-    let prepared = w.prepare(&token, update.body.expose(), port);
+    let prepared = w.prepare(&token, update.body.expose(), Some(*n + 1));
     drop(token);
-    let (cmd, block) = match prepared {
+    let ready = match prepared {
         Ok(p) => p,
         Err(e) => {
             crate::error!(
@@ -584,7 +642,7 @@ fn begin(
         }
     };
     if w.cfg.on_update != OnUpdate::Overlap {
-        drop((cmd, block));
+        drop(ready);
         sys::scrub_stack();
         crate::info!(
             "roll to bundle {}: SIGTERM to generation {} (bundle {}, pid {}); it may drain for {}s",
@@ -597,7 +655,24 @@ fn begin(
         stop_for_roll(cur, w.cfg.drain, alone);
         return Phase::Draining { update };
     }
-    let digest = digest(&block);
+    let Ready {
+        cmd,
+        block,
+        files,
+        digest,
+    } = ready;
+    // The new generation's own subdirectory: the old one keeps its files.
+    let files = match files.write() {
+        Ok(f) => f,
+        Err(e) => {
+            crate::error!(
+                "roll to bundle {}: {e}; generation {} keeps running",
+                update.version,
+                cur.n
+            );
+            return idle(w);
+        }
+    };
     match start(
         &cmd,
         block,
@@ -606,7 +681,8 @@ fn begin(
         *n + 1,
         update.version.clone(),
     ) {
-        Ok(next) => {
+        Ok(mut next) => {
+            next.files = Some(files);
             *n += 1;
             crate::info!(
                 "roll to bundle {}: generation {} started (pid {}, {PORT_VAR}={}); generation {} serves until it answers 200 there",
@@ -652,10 +728,20 @@ fn respawn(
     n: u32,
 ) -> Result<Generation> {
     let token = w.token()?;
-    let (cmd, block) = w.prepare(&token, update.body.expose(), None)?;
+    let ready = w.prepare(&token, update.body.expose(), Some(n))?;
     drop(token);
-    w.serving(update.version, &block);
-    start(&cmd, block, inherited, spawn, n, w.version.clone())
+    w.serving(update.version, ready.digest);
+    let files = ready.files.write()?;
+    let mut g = start(
+        &ready.cmd,
+        ready.block,
+        inherited,
+        spawn,
+        n,
+        w.version.clone(),
+    )?;
+    g.files = Some(files);
+    Ok(g)
 }
 
 /// Sends a generation its one SIGTERM (where supervise mode sends

@@ -5,11 +5,11 @@
 //! the bootstrap token, if any, has been loaded from `LIVEKIT_BOOTSTRAP_TOKEN`
 //! or the file `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names and parsed.
 
-use crate::error::shown_arg;
-use crate::error::{Error, Result};
-use crate::log::Level;
+use crate::base::error::shown_arg;
+use crate::base::error::{Error, Result};
+use crate::base::log::Level;
+use crate::base::sensitive::{SecretBytes, SecretString};
 use crate::protocol::token::Token;
-use crate::sensitive::{SecretBytes, SecretString};
 use crate::source::{FetchOptions, SecretsUrl};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -364,7 +364,7 @@ impl Config {
                 Error::Config("AGENT_INIT_LOG must be error, warn, info or debug".into())
             })?,
         };
-        crate::log::set_level(level);
+        crate::base::log::set_level(level);
 
         let mut action = Action::Run;
         let mut supervise = switch(

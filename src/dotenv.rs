@@ -61,9 +61,9 @@
 //! value or any other text of the line: a line that does not parse may itself
 //! be a secret.
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::{SecretBytes, SecretString};
 use crate::protocol::rules::{check_name, check_value, MAX_VALUE};
-use crate::sensitive::{SecretBytes, SecretString};
 use std::collections::HashMap;
 use std::path::Path;
 use zeroize::Zeroizing;

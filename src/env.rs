@@ -8,10 +8,10 @@
 //! never in it. Values live in zeroizing buffers; a listing shows names and
 //! origins, never values.
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use crate::protocol::rules::{is_stripped, LIVEKIT_NAMES};
 use crate::protocol::secrets::Secrets;
-use crate::sensitive::SecretBytes;
 use std::collections::HashMap;
 use std::ffi::{CStr, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -285,8 +285,8 @@ impl std::fmt::Debug for EnvBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::sensitive::SecretString;
     use crate::protocol::secrets::{LiveKit, Secret};
-    use crate::sensitive::SecretString;
 
     fn sb(s: &str) -> SecretBytes {
         SecretBytes::new(s.as_bytes().to_vec())

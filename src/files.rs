@@ -25,8 +25,8 @@
 //!   supervise mode does when the command exits. In exec mode agent-init is
 //!   the command after `execve`, so nothing is left to remove them.
 
-use crate::error::{Error, Result};
-use crate::sensitive::SecretBytes;
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};

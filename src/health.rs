@@ -16,7 +16,7 @@
 //! connecting, and 503 only after its connection attempts failed (about
 //! 130 s) or when its inference process died.
 
-use crate::error::{shown_arg, Error, Result};
+use crate::base::error::{shown_arg, Error, Result};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -12,10 +12,10 @@
 //! and flags, never a value. The inherited environment is seen by `${VAR}` in
 //! dotenv files and is not itself an input.
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::{SecretBytes, SecretString};
 use crate::protocol::rules::{check_file_content, check_file_env, check_file_name, MAX_FILE};
 use crate::protocol::update::{Input, Value};
-use crate::sensitive::{SecretBytes, SecretString};
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;

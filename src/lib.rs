@@ -15,32 +15,30 @@
 //!
 //! The contract with the secrets service is `docs/PROTOCOL.md`.
 
+pub mod base;
 pub mod config;
 pub mod dotenv;
 pub mod env;
-pub mod error;
 pub mod files;
 pub mod health;
 pub mod inputs;
 pub mod launch;
-#[macro_use]
-pub mod log;
 pub mod protocol;
 pub mod seal;
-pub mod sensitive;
 pub mod source;
 pub mod sys;
 
-/// The protocol modules under their first paths (`agent_init::token`, ...),
-/// kept for the tests, fuzz targets and benches that name them so; new code
-/// names them under [`protocol`].
+/// Modules under their first paths (`agent_init::token`, ...), kept for the
+/// tests, fuzz targets and benches that name them so; new code names them
+/// under [`base`] and [`protocol`].
+pub use base::{error, log, sensitive};
 pub use protocol::{bundle, secrets, token, update};
 
+use base::error::{Error, Result};
+use base::sensitive::SecretBytes;
 use config::{Action, Config};
 use env::Environment;
-use error::{Error, Result};
 use protocol::rules::LIVEKIT_NAMES;
-use sensitive::SecretBytes;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
@@ -91,7 +89,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
     } else {
         let missing = environment.missing(LIVEKIT_NAMES);
         if !missing.is_empty() && cfg.action != Action::List {
-            warn!(
+            crate::warn!(
                 "{} not set; a LiveKit agent cannot connect without them",
                 missing.join(", ")
             );
@@ -201,7 +199,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             };
             // Nothing secret outlives this point but the block the command receives.
             drop(cfg);
-            info!(
+            crate::info!(
                 "starting {} ({})",
                 cmd.name,
                 if supervise { "supervised" } else { "exec" }
@@ -274,7 +272,7 @@ fn watch_first(
     watcher.first_files(ready.files.write()?);
     let signal_child_only = cfg.signal_child_only;
     drop(cfg);
-    info!(
+    crate::info!(
         "starting {} (supervised; bundle {}, checked every {}s, on update: {}{})",
         cmd.name,
         watcher.version(),
@@ -316,7 +314,7 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
         let mut secrets = protocol::secrets::parse(plaintext.expose())?;
         drop(plaintext);
         cfg.token = None;
-        debug!(
+        crate::debug!(
             "bundle opened: {} secrets, {} files",
             secrets.secrets.len(),
             secrets.files.len()
@@ -420,7 +418,7 @@ pub fn local_files(cfg: &Config) -> Result<Vec<PathBuf>> {
         return Ok(cfg.secrets_files.clone());
     }
     if cfg.dotenv_disabled {
-        debug!("PYTHON_DOTENV_DISABLED is set: .env and .env.local are not read");
+        crate::debug!("PYTHON_DOTENV_DISABLED is set: .env and .env.local are not read");
         return Ok(Vec::new());
     }
     // A regular file or a FIFO (a secret manager's named pipe), as python-dotenv accepts.
@@ -471,7 +469,7 @@ pub fn load_files(
         } else {
             dotenv::load_layered(path, &over, &under)?
         };
-        debug!("{}: {} variables", path.display(), entries.len());
+        crate::debug!("{}: {} variables", path.display(), entries.len());
         unlisted.extend(entries.iter().filter(|e| e.wrapped).map(|e| e.name.clone()));
         let vars = entries
             .into_iter()
@@ -500,7 +498,7 @@ fn warn_about_env_files() {
         .collect();
     names.sort();
     if !names.is_empty() {
-        warn!(
+        crate::warn!(
             "{} in the working directory: not read with a bootstrap token, and images should not ship them (add .env* to .dockerignore)",
             names.join(", ")
         );

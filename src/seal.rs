@@ -14,12 +14,12 @@
 //! nothing else, or with `--list` the listing and no token; no listing or
 //! message shows a value.
 
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use crate::config::{Action, Config};
-use crate::error::{Error, Result};
 use crate::protocol::bundle;
 use crate::protocol::token::Token;
 use crate::protocol::update::{Merged, Row};
-use crate::sensitive::SecretBytes;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -73,14 +73,6 @@ pub fn scrub_stack() {
 // ---------------------------------------------------------------------------
 // Small safe helpers.
 
-/// The conventional name of signal `n` (`SIGTERM`), or `signal N`.
-pub fn signal_name(n: i32) -> String {
-    match Signal::try_from(n) {
-        Ok(s) => s.as_str().to_string(),
-        Err(_) => format!("signal {n}"),
-    }
-}
-
 /// An I/O error's reason without Rust's " (os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();

@@ -34,4 +34,4 @@ pub mod args;
 pub mod cli;
 pub mod serve;
 
-pub use agent_init::error::{Error, Result};
+pub use agent_init::base::error::{Error, Result};

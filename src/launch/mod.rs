@@ -9,8 +9,8 @@
 mod supervise;
 mod watch;
 
+use crate::base::error::{Error, Result};
 use crate::env::EnvBlock;
-use crate::error::{Error, Result};
 use crate::sys::{self, Errno, Inherited};
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -42,7 +42,7 @@ pub fn resolve(argv: &[OsString], path_var: Option<&[u8]>) -> Result<Command> {
         .ok_or_else(|| Error::Usage("no command given".into()))?;
     // A shell-style `NAME=VALUE` prefix, or a token, misplaced as the
     // command: messages show only its name (or the token's ID).
-    let name = crate::error::shown_arg(first.as_bytes());
+    let name = crate::base::error::shown_arg(first.as_bytes());
     if first.is_empty() {
         return Err(Error::NotFound(": command not found".into()));
     }

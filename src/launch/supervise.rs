@@ -25,8 +25,8 @@
 //!   descriptor above 2.
 
 use super::{exec_error, Command};
+use crate::base::error::{Error, Result};
 use crate::env::EnvBlock;
-use crate::error::{Error, Result};
 use crate::sys::{self, Inherited, Prepared, Reaped, SpawnError, SpawnOptions};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
@@ -281,7 +281,7 @@ pub(super) fn is_stop(sig: i32) -> bool {
 pub(super) fn forward(child: Pid, sig: i32, alone: bool, exited: bool) -> bool {
     crate::debug!(
         "forwarding {} to {}",
-        sys::signal_name(sig),
+        crate::base::log::signal_name(sig),
         if alone {
             "the child"
         } else {

@@ -26,12 +26,12 @@
 
 use super::supervise::{forward, is_stop, job_stop, start, Generation};
 use super::Command;
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use crate::config::{OnUpdate, WatchConfig};
 use crate::env::{EnvBlock, Environment, Origin};
-use crate::error::{Error, Result};
 use crate::files::{Plan, Written};
 use crate::protocol::token::Token;
-use crate::sensitive::SecretBytes;
 use crate::source::{self, FetchOptions};
 use crate::sys::{self, Inherited, Reaped, SpawnOptions};
 use nix::sys::signal::{SigSet, Signal};
@@ -388,7 +388,7 @@ pub fn run(
                     stopping = true;
                     crate::info!(
                         "{} received: stopping{}",
-                        sys::signal_name(s),
+                        crate::base::log::signal_name(s),
                         if matches!(phase, Phase::Idle { .. }) {
                             ""
                         } else {

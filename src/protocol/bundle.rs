@@ -5,9 +5,9 @@
 //! not altered since. Every failure is [`Error::Refused`] (exit 65) and says
 //! which part failed, never what the bytes were.
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use crate::protocol::token::{b64u, b64u_decode, Token};
-use crate::sensitive::SecretBytes;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::SecureRandom;
 use serde::Deserialize;

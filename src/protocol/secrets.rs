@@ -28,8 +28,8 @@ use super::rules::{
     check_file_content, check_file_env, check_file_name, check_name, check_value, is_stripped,
     LiveKitName, LIVEKIT_NAMES, MAX_FILE,
 };
-use crate::error::{Error, Result};
-use crate::sensitive::{SecretBytes, SecretString};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::{SecretBytes, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 

@@ -6,8 +6,8 @@
 //! padding. The KEY and every key derived from it live only in zeroizing
 //! buffers and never print.
 
-use crate::error::{Error, Result};
-use crate::sensitive::SecretString;
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretString;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::hkdf;

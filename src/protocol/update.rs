@@ -26,8 +26,8 @@
 
 use super::rules::LiveKitName;
 use super::secrets::{FileSecret, Kind, Secret, Secrets};
-use crate::error::{Error, Result};
-use crate::sensitive::{SecretBytes, SecretString};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::{SecretBytes, SecretString};
 use std::collections::HashMap;
 
 /// A new value for one secret.

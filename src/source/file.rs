@@ -7,8 +7,8 @@
 //! process exits with the error soon after. Nothing past `cap + 1` bytes is
 //! ever read.
 
-use crate::error::{Error, Result};
-use crate::sensitive::SecretBytes;
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};

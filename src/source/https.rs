@@ -12,9 +12,9 @@
 //! always reached directly. Plain `http://` goes only to loopback addresses.
 
 use super::FetchOptions;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use crate::protocol::token::Token;
-use crate::sensitive::SecretBytes;
 use ring::rand::SecureRandom;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

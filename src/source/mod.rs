@@ -12,9 +12,9 @@ mod https;
 
 pub use file::read_config;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::sensitive::SecretBytes;
 use crate::protocol::token::Token;
-use crate::sensitive::SecretBytes;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;

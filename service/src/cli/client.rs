@@ -12,8 +12,8 @@
 //! message; a response body is never read past its cap; no attempt runs past
 //! the deadline.
 
-use agent_init::error::{Error, Result};
-use agent_init::sensitive::SecretString;
+use agent_init::base::error::{Error, Result};
+use agent_init::base::sensitive::SecretString;
 use agent_init::source::{parse_retry_after, tls_cause, Backoff};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};

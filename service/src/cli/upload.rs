@@ -10,10 +10,10 @@ use crate::api::{
     Bundle, Manifest, ManifestSecret, PutRequest, PutResponse, TokenResponse, TOKENS_PATH,
 };
 use crate::args::Parsed;
-use agent_init::error::{Error, Result};
+use agent_init::base::error::{Error, Result};
+use agent_init::base::sensitive::SecretBytes;
 use agent_init::protocol::secrets::Secrets;
 use agent_init::protocol::token::Token;
-use agent_init::sensitive::SecretBytes;
 use std::path::{Path, PathBuf};
 
 /// How often `update-secrets` merges again when another update won the race.

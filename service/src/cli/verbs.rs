@@ -6,9 +6,9 @@ use super::client::{Admin, Reply, ServiceUrl};
 use super::{note, print};
 use crate::api::{ListResponse, TokenResponse, TOKENS_PATH};
 use crate::args::{self, Flag, Parsed};
-use agent_init::error::{Error, Result};
+use agent_init::base::error::{Error, Result};
+use agent_init::base::sensitive::SecretBytes;
 use agent_init::protocol::token::Token;
-use agent_init::sensitive::SecretBytes;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -61,24 +61,32 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
 }
 
 /// Logs at error level.
+/// The conventional name of signal `n` (`SIGTERM`), or `signal N`.
+pub fn signal_name(n: i32) -> String {
+    match nix::sys::signal::Signal::try_from(n) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {n}"),
+    }
+}
+
 #[macro_export]
 macro_rules! error {
-    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($t)*)) };
+    ($($t:tt)*) => { $crate::base::log::write($crate::base::log::Level::Error, format_args!($($t)*)) };
 }
 /// Logs at warn level.
 #[macro_export]
 macro_rules! warn {
-    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Warn, format_args!($($t)*)) };
+    ($($t:tt)*) => { $crate::base::log::write($crate::base::log::Level::Warn, format_args!($($t)*)) };
 }
 /// Logs at info level.
 #[macro_export]
 macro_rules! info {
-    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) };
+    ($($t:tt)*) => { $crate::base::log::write($crate::base::log::Level::Info, format_args!($($t)*)) };
 }
 /// Logs at debug level.
 #[macro_export]
 macro_rules! debug {
-    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) };
+    ($($t:tt)*) => { $crate::base::log::write($crate::base::log::Level::Debug, format_args!($($t)*)) };
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl fmt::Display for Error {
             Error::Interrupted(sig) => write!(
                 f,
                 "{} received before the command started; it was not started",
-                crate::sys::signal_name(*sig)
+                crate::base::log::signal_name(*sig)
             ),
         }
     }

@@ -288,6 +288,11 @@ fn credentials(id: &str) -> String {
     )
 }
 
+/// Lower-case hex, as sha256sum, Python's hexdigest and Node's digest('hex') print it.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Setup {
     /// The stand-in expects `api_secret`; the bundle carries `bundle_secret`.
     fn new(name: &str, bundle_secret: Option<&str>) -> Setup {
@@ -363,21 +368,33 @@ impl Setup {
     }
 
     /// A job process of the worker (a descendant of its main process, `worker`)
-    /// read the credentials file through GOOGLE_APPLICATION_CREDENTIALS.
+    /// read the credentials file through GOOGLE_APPLICATION_CREDENTIALS, and
+    /// what it read has exactly the SHA-256 of the bundle's decoded content.
     fn assert_credentials_read_in_a_job_process(&self, agent: &Agent, worker: i32) {
         let email = format!(
             "e2e-{}@example.iam.gserviceaccount.com",
             self.token.id_b64()
         );
+        let sha256 = format!(
+            "sha256 {}",
+            hex(ring::digest::digest(
+                &ring::digest::SHA256,
+                credentials(&self.token.id_b64()).as_bytes()
+            )
+            .as_ref())
+        );
         let t0 = Instant::now();
         let line = loop {
-            if let Some(l) = agent
-                .output
-                .all()
-                .into_iter()
+            let lines = agent.output.all();
+            if let Some(l) = lines
+                .iter()
                 .find(|l| l.contains("prewarm in process") && l.contains(&email))
             {
-                break l;
+                assert!(
+                    l.contains(&sha256),
+                    "the job process read exactly the bundle's bytes ({sha256}): {l}"
+                );
+                break l.clone();
             }
             assert!(
                 t0.elapsed() < PATIENCE,
@@ -731,6 +748,9 @@ fn node_agent_registers_with_the_bundles_credentials_and_drains_on_sigterm() {
     agent.output.wait("the job process to be ready", |lines| {
         lines.iter().any(|l| l.contains("job runner initialized"))
     });
+    // Exec mode: the worker is agent-init's own process; its job process
+    // (a fork) read the file secret.
+    setup.assert_credentials_read_in_a_job_process(&agent, agent.pid().as_raw());
 
     let mark = setup.mark();
     agent.sigterm();
@@ -743,6 +763,52 @@ fn node_agent_registers_with_the_bundles_credentials_and_drains_on_sigterm() {
         "the Node worker's own status after a drain (it calls process.exit(143)): {log}"
     );
     setup.assert_nothing_leaked(&log);
+    // What the README says: in exec mode agent-init became the worker, so
+    // nothing is left to remove the file.
+    assert!(
+        setup.files_dir().join("google-credentials.json").exists(),
+        "exec mode leaves the file secret in place"
+    );
+}
+
+/// agent-init's one child in supervise mode: the worker.
+fn supervised_child(agent: &Agent) -> i32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", agent.pid().as_raw()))
+            .unwrap();
+    children.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "needs the LiveKit frameworks (scripts/test.sh installs them)"]
+fn node_agent_under_supervise_reads_the_credentials_file_in_its_job_process_and_it_is_gone_after_exit(
+) {
+    require_node_agent();
+    let setup = Setup::new("e2e-node-supervise", None);
+    let mut agent = start_node(&setup, free_port());
+    setup.assert_fetched_with_the_token();
+    setup.assert_registered_with_the_bundles_credentials("agent-init-example-node");
+    agent.output.wait("the job process to be ready", |lines| {
+        lines.iter().any(|l| l.contains("job runner initialized"))
+    });
+    let worker = supervised_child(&agent);
+    setup.assert_credentials_read_in_a_job_process(&agent, worker);
+    assert!(
+        setup.files_dir().join("google-credentials.json").exists(),
+        "the file is there while the worker runs"
+    );
+
+    let mark = setup.mark();
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    setup.assert_drained(mark, &log);
+    assert_eq!(status.code(), Some(143), "the worker's own status: {log}");
+    setup.assert_nothing_leaked(&log);
+    assert!(
+        !setup.files_dir().exists(),
+        "supervise mode removed the file secrets when the worker exited"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Under agent-init the three LIVEKIT_* variables come from the sealed bundle;
 locally, from .env.local (agent-init reads it too, so both agree).
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -32,17 +33,20 @@ server = AgentServer(port=int(http_port)) if http_port else AgentServer()
 def prewarm(proc: JobProcess) -> None:
     # Runs in each job process of the idle pool, a child of the worker: where
     # a plugin reads GOOGLE_APPLICATION_CREDENTIALS (a file secret; agent-init
-    # sets the variable to the file's path). Logs whose credentials, never
-    # their content.
+    # sets the variable to the file's path). Logs whose credentials and the
+    # file's SHA-256 (a fingerprint, as `ssh-keygen -l` shows one), never
+    # its content.
     path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     if path:
-        with open(path) as f:
-            email = json.load(f).get("client_email", "?")
+        with open(path, "rb") as f:
+            data = f.read()
+        email = json.loads(data).get("client_email", "?")
         logger.info(
-            "prewarm in process %d (parent %d): credentials for %s",
+            "prewarm in process %d (parent %d): credentials for %s, sha256 %s",
             os.getpid(),
             os.getppid(),
             email,
+            hashlib.sha256(data).hexdigest(),
         )
 
 

@@ -8,14 +8,31 @@
 //
 // Under agent-init the three LIVEKIT_* variables come from the sealed bundle;
 // locally, from .env.local (agent-init reads it too, so both agree).
-import { type JobContext, ServerOptions, cli, defineAgent, log } from '@livekit/agents';
+import { type JobContext, type JobProcess, ServerOptions, cli, defineAgent, log } from '@livekit/agents';
 import dotenv from 'dotenv';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // Local development only: images never ship .env files (see .dockerignore).
 dotenv.config({ path: '.env.local', quiet: true });
 
 export default defineAgent({
+  // Runs in each job process of the idle pool, a child of the worker: where
+  // a plugin reads GOOGLE_APPLICATION_CREDENTIALS (a file secret; agent-init
+  // sets the variable to the file's path). Logs whose credentials and the
+  // file's SHA-256 (a fingerprint, as `ssh-keygen -l` shows one), never its content.
+  prewarm: async (_proc: JobProcess) => {
+    const path = process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    if (path) {
+      const data = readFileSync(path);
+      const email = JSON.parse(data.toString('utf8')).client_email ?? '?';
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      log().info(
+        `prewarm in process ${process.pid} (parent ${process.ppid}): credentials for ${email}, sha256 ${sha256}`,
+      );
+    }
+  },
   entry: async (ctx: JobContext) => {
     await ctx.connect();
     log().info(`joined room ${ctx.room.name}`);

@@ -1065,3 +1065,429 @@ fn dockerfile_builder_stage_compiles_agent_init_into_a_static_binary_that_runs_f
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// File secrets (PROTOCOL.md §6.1) in the images: read-only root, UID 10001.
+
+/// Where the file secret lands by default for UID 10001.
+const DEFAULT_FILES_DIR: &str = "/dev/shm/agent-init-10001";
+/// The file secret's name and variable, as `lk agent create --secret-mount` makes one.
+const CREDENTIALS_FILE: &str = "google-credentials.json";
+const CREDENTIALS_VAR: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+
+/// A sealed bundle like [`Sealed::new`]'s, holding also a file secret: a
+/// service-account JSON for `GOOGLE_APPLICATION_CREDENTIALS`.
+struct SealedWithFile {
+    sealed: Sealed,
+    content: Vec<u8>,
+    private_key: String,
+}
+
+impl SealedWithFile {
+    fn new(name: &str) -> SealedWithFile {
+        let sealed = Sealed::new(name);
+        let token = Token::parse(&sealed.token).unwrap();
+        let id = token.id_b64();
+        let private_key = format!(
+            "-----BEGIN PRIVATE KEY-----\\npk-container-{id}\\n-----END PRIVATE KEY-----\\n"
+        );
+        let content = format!(
+            "{{\"type\": \"service_account\", \"client_email\": \"ctest-{id}@example.iam.gserviceaccount.com\", \"private_key\": \"{private_key}\"}}\n"
+        )
+        .into_bytes();
+        let mut plain: serde_json::Value =
+            serde_json::from_str(&bundle::plaintext(&SECRETS, &bundle::LIVEKIT)).unwrap();
+        plain["secrets"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "name": CREDENTIALS_FILE,
+                "kind": "file",
+                "value": agent_init::token::b64u(&content),
+                "env": CREDENTIALS_VAR,
+            }));
+        // The same token, the bundle now with the file secret (still 0644).
+        std::fs::write(
+            sealed.dir.join("bundle.json"),
+            bundle::seal(&token, &plain.to_string()),
+        )
+        .unwrap();
+        SealedWithFile {
+            sealed,
+            content,
+            private_key,
+        }
+    }
+
+    fn sha256(&self) -> String {
+        sha256_hex(&self.content)
+    }
+
+    fn never_printed(&self) -> Vec<String> {
+        let mut v = self.sealed.never_printed();
+        v.push(self.private_key.clone());
+        v.push(agent_init::token::b64u(&self.content));
+        v
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A file [`HostTmpfs`] puts into its directory.
+const HOST_MARK: &str = "mounted-from-the-host";
+
+/// A directory on the host's /dev/shm (a tmpfs), writable by UID 10001,
+/// mounted at the container's /dev/shm: the default place, still memory,
+/// but visible from here after the container is gone.
+struct HostTmpfs(PathBuf);
+
+impl HostTmpfs {
+    fn new(name: &str) -> HostTmpfs {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PathBuf::from(format!(
+            "/dev/shm/agent-init-ctest-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::write(dir.join(HOST_MARK), "").unwrap();
+        HostTmpfs(dir)
+    }
+    /// The probe's child saw this mount at /dev/shm (a file put there from
+    /// the host), so what is missing from it afterwards really went.
+    fn assert_seen_by(&self, out: &Out) {
+        let raw = std::fs::read(out.0.join("credentials.json")).unwrap();
+        let seen: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert!(
+            seen["beside_dir"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|e| e == HOST_MARK)),
+            "the container's /dev/shm is the host's directory: {seen}"
+        );
+    }
+    fn flags(&self) -> Vec<String> {
+        vec!["-v".into(), format!("{}:/dev/shm", self.0.display())]
+    }
+    /// The host's view of the container's default files directory.
+    fn files_dir(&self) -> PathBuf {
+        self.0.join("agent-init-10001")
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `podman run` flags every file-secret test adds: a read-only root and the
+/// agent's user given explicitly, as a hardened deployment does.
+fn hardened() -> Vec<String> {
+    strings(&["--read-only", "--user", "10001:10001"])
+}
+
+/// What the probe's child process recorded, checked against the bundle: it
+/// read exactly the decoded content, at `path`, as UID 10001, from a file
+/// only that user can read (0400, directory 0700); `agent_pid` is its parent.
+fn assert_child_read_the_file(out: &Out, sealed: &SealedWithFile, path: &str) {
+    let raw = std::fs::read(out.0.join("credentials.json"))
+        .expect("the probe's child process read the credentials file");
+    let seen: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let started = out.started();
+    assert_eq!(seen["path"], path, "{seen}");
+    assert_eq!(
+        seen["sha256"],
+        sealed.sha256().as_str(),
+        "exactly the bytes sealed"
+    );
+    assert_eq!(seen["uid"], 10001, "{seen}");
+    assert_eq!(
+        seen["ppid"], started["pid"],
+        "read in a child of the agent: {seen}"
+    );
+    assert_ne!(seen["pid"], started["pid"]);
+    assert_eq!(
+        (seen["mode"].as_u64(), seen["owner"].as_u64()),
+        (Some(0o400), Some(10001)),
+        "{seen}"
+    );
+    assert_eq!(
+        (seen["dir_mode"].as_u64(), seen["dir_owner"].as_u64()),
+        (Some(0o700), Some(10001)),
+        "{seen}"
+    );
+    let var = format!("{CREDENTIALS_VAR}={path}").into_bytes();
+    assert!(
+        out.environ().contains(&var),
+        "the agent got {CREDENTIALS_VAR} pointing at the file"
+    );
+}
+
+/// Runs `cmd` in `image` hardened, with the bundle's file secret and `extra`
+/// flags, to completion; returns the output.
+fn run_with_file_secret(
+    image: &str,
+    sealed: &SealedWithFile,
+    out: &Out,
+    extra: &[String],
+    cmd: &[&str],
+) -> Output {
+    let mut flags = hardened();
+    flags.extend(out.flags());
+    flags.extend(sealed.sealed.flags());
+    flags.extend(extra.iter().cloned());
+    run(&flags, image, cmd)
+}
+
+fn default_path() -> String {
+    format!("{DEFAULT_FILES_DIR}/{CREDENTIALS_FILE}")
+}
+
+#[test]
+#[ignore = "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"]
+fn python_image_read_only_as_uid_10001_exec_a_child_of_the_agent_reads_the_file_secret_from_dev_shm(
+) {
+    let images = images();
+    let sealed = SealedWithFile::new("files-py-exec");
+    let out = Out::new("files-py-exec");
+    // Nothing added: podman's own /dev/shm, as Docker's, under --read-only.
+    let o = run_with_file_secret(
+        &images.python,
+        &sealed,
+        &out,
+        &[],
+        &["python", "agent.py", "--once"],
+    );
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert_eq!(out.started()["pid"], 1, "exec mode: the agent is PID 1");
+    assert_child_read_the_file(&out, &sealed, &default_path());
+    assert_never_printed(&text, &sealed.never_printed());
+}
+
+#[test]
+#[ignore = "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"]
+fn python_image_read_only_as_uid_10001_supervise_the_file_secret_is_read_and_gone_after_the_command_exits(
+) {
+    let images = images();
+    let sealed = SealedWithFile::new("files-py-supervise");
+    let out = Out::new("files-py-supervise");
+    let shm = HostTmpfs::new("py-supervise");
+    let mut extra = shm.flags();
+    extra.extend(strings(&["-e", "AGENT_INIT_SUPERVISE=1"]));
+    let o = run_with_file_secret(
+        &images.python,
+        &sealed,
+        &out,
+        &extra,
+        &["python", "agent.py", "--once"],
+    );
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert_eq!(
+        out.started()["ppid"],
+        1,
+        "supervise mode: agent-init is PID 1"
+    );
+    assert_child_read_the_file(&out, &sealed, &default_path());
+    shm.assert_seen_by(&out);
+    assert!(
+        !shm.files_dir().exists(),
+        "supervise mode removed the file secrets once the command exited"
+    );
+    assert_never_printed(&text, &sealed.never_printed());
+}
+
+#[test]
+#[ignore = "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"]
+fn node_image_read_only_as_uid_10001_exec_a_child_of_the_agent_reads_the_file_secret_from_dev_shm()
+{
+    let images = images();
+    let sealed = SealedWithFile::new("files-node-exec");
+    let out = Out::new("files-node-exec");
+    let shm = HostTmpfs::new("node-exec");
+    // Here the container's /dev/shm is a tmpfs of the host's, so what exec
+    // mode leaves behind can be looked at afterwards.
+    let o = run_with_file_secret(
+        &images.node,
+        &sealed,
+        &out,
+        &shm.flags(),
+        &["node", "dist/agent.js", "--once"],
+    );
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert_eq!(out.started()["pid"], 1, "exec mode: node is PID 1");
+    assert_child_read_the_file(&out, &sealed, &default_path());
+    // As the README says: in exec mode nothing is left to remove the file.
+    let left = std::fs::read(shm.files_dir().join(CREDENTIALS_FILE))
+        .expect("exec mode leaves the file secret in place");
+    assert_eq!(sha256_hex(&left), sealed.sha256());
+    assert_never_printed(&text, &sealed.never_printed());
+}
+
+#[test]
+#[ignore = "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"]
+fn node_image_read_only_as_uid_10001_supervise_the_file_secret_is_read_and_gone_after_the_command_exits(
+) {
+    let images = images();
+    let sealed = SealedWithFile::new("files-node-supervise");
+    let out = Out::new("files-node-supervise");
+    let shm = HostTmpfs::new("node-supervise");
+    let mut extra = shm.flags();
+    extra.extend(strings(&["-e", "AGENT_INIT_SUPERVISE=1"]));
+    let o = run_with_file_secret(
+        &images.node,
+        &sealed,
+        &out,
+        &extra,
+        &["node", "dist/agent.js", "--once"],
+    );
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert_eq!(
+        out.started()["ppid"],
+        1,
+        "supervise mode: agent-init is PID 1"
+    );
+    assert_child_read_the_file(&out, &sealed, &default_path());
+    shm.assert_seen_by(&out);
+    assert!(
+        !shm.files_dir().exists(),
+        "supervise mode removed the file secrets once the command exited"
+    );
+    assert_never_printed(&text, &sealed.never_printed());
+}
+
+#[test]
+#[ignore = "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"]
+fn scratch_image_read_only_as_uid_10001_writes_the_file_secret_exactly_and_supervise_removes_it() {
+    let images = images();
+    let sealed = SealedWithFile::new("files-scratch");
+    // The image holds agent-init alone; the command is agent-init again, in
+    // local mode, made to read the file (--secret-mount: missing or
+    // unreadable is 78) and list what it got.
+    let path = default_path();
+    let mount = format!("CHECK_CREDENTIALS={path}");
+    let cmd = ["/agent-init", "--secret-mount", mount.as_str(), "--list"];
+    for supervise in [false, true] {
+        let shm = HostTmpfs::new(if supervise {
+            "scratch-supervise"
+        } else {
+            "scratch-exec"
+        });
+        let mut flags = hardened();
+        flags.extend(sealed.sealed.flags());
+        flags.extend(shm.flags());
+        if supervise {
+            flags.extend(strings(&["-e", "AGENT_INIT_SUPERVISE=1"]));
+        }
+        let o = run(&flags, &images.scratch, &cmd);
+        let text = output_text(&o);
+        assert_eq!(o.status.code(), Some(0), "supervise {supervise}: {text}");
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l == format!("{CREDENTIALS_VAR}\tinherited")),
+            "the command got {CREDENTIALS_VAR}: {stdout}"
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l == "CHECK_CREDENTIALS\tpath of file secret google-credentials.json"),
+            "the command read the file as UID 10001: {stdout}"
+        );
+        assert_never_printed(&text, &sealed.never_printed());
+        let file = shm.files_dir().join(CREDENTIALS_FILE);
+        if supervise {
+            assert!(!shm.files_dir().exists(), "supervise mode removed them");
+        } else {
+            use std::os::unix::fs::MetadataExt;
+            let left = std::fs::read(&file).expect("exec mode leaves the file in place");
+            assert_eq!(
+                sha256_hex(&left),
+                sealed.sha256(),
+                "exactly the bytes sealed"
+            );
+            let meta = std::fs::metadata(&file).unwrap();
+            assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o400, 10001));
+            let dir = std::fs::metadata(shm.files_dir()).unwrap();
+            assert_eq!((dir.mode() & 0o7777, dir.uid()), (0o700, 10001));
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"]
+fn without_a_memory_file_system_at_dev_shm_agent_init_refuses_78_naming_the_directory_and_writes_nothing(
+) {
+    let images = images();
+    let sealed = SealedWithFile::new("files-no-tmpfs");
+    let out = Out::new("files-no-tmpfs");
+    // A runtime whose /dev/shm is not memory: a disk directory there.
+    let disk = Out::new("files-disk-shm");
+    assert_ne!(
+        nix::sys::statfs::statfs(&disk.0).unwrap().filesystem_type(),
+        nix::sys::statfs::TMPFS_MAGIC,
+        "{} must be on disk for this test",
+        disk.0.display()
+    );
+    let disk_shm = vec!["-v".to_string(), format!("{}:/dev/shm", disk.0.display())];
+    let o = run_with_file_secret(
+        &images.python,
+        &sealed,
+        &out,
+        &disk_shm,
+        &["python", "agent.py", "--once"],
+    );
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(78), "{text}");
+    assert!(
+        text.contains(&format!(
+            "secrets directory {DEFAULT_FILES_DIR} is not on a memory file system"
+        )),
+        "the refusal names the directory: {text}"
+    );
+    assert!(!out.has("started.json"), "the agent never started: {text}");
+    assert_eq!(
+        std::fs::read_dir(&disk.0).unwrap().count(),
+        0,
+        "nothing was written to disk"
+    );
+    assert_never_printed(&text, &sealed.never_printed());
+
+    // What the README tells such a runtime's user: a tmpfs, and
+    // AGENT_INIT_SECRETS_DIR pointing into it.
+    let out = Out::new("files-tmpfs-dir");
+    let mut extra = disk_shm.clone();
+    extra.extend(strings(&[
+        "--tmpfs",
+        "/run/agent-secrets:mode=1777",
+        "-e",
+        "AGENT_INIT_SECRETS_DIR=/run/agent-secrets/files",
+    ]));
+    let o = run_with_file_secret(
+        &images.python,
+        &sealed,
+        &out,
+        &extra,
+        &["python", "agent.py", "--once"],
+    );
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert_child_read_the_file(
+        &out,
+        &sealed,
+        &format!("/run/agent-secrets/files/{CREDENTIALS_FILE}"),
+    );
+    assert_eq!(std::fs::read_dir(&disk.0).unwrap().count(), 0);
+    assert_never_printed(&text, &sealed.never_printed());
+}

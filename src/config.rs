@@ -18,8 +18,7 @@ use std::time::Duration;
 
 /// Default overall deadline for the fetch.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default size cap for a bundle.
-pub const DEFAULT_MAX_BUNDLE: u64 = 8 << 20;
+use crate::protocol::bundle::DEFAULT_MAX_BUNDLE;
 
 /// What agent-init was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,18 +39,7 @@ pub enum Action {
     Version,
 }
 
-/// How `seal` treats an existing bundle, and whether it only lists.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SealOptions {
-    /// `--overwrite`: replace every secret with the given ones.
-    pub overwrite: bool,
-    /// `--remove NAME`, in order.
-    pub remove: Vec<String>,
-    /// `--list`: print the result, write nothing.
-    pub list: bool,
-    /// `--json`: with `--list`, as JSON.
-    pub json: bool,
-}
+use crate::local::seal::SealOptions;
 
 /// Everything agent-init needs to know, from flags and environment.
 #[derive(Debug)]
@@ -67,7 +55,7 @@ pub struct Config {
     pub secrets_files: Vec<PathBuf>,
     pub secrets_flags: Vec<(String, SecretBytes)>,
     /// `--secret-mount [VAR=]PATH`, in order.
-    pub secret_mounts: Vec<crate::inputs::Mount>,
+    pub secret_mounts: Vec<crate::local::inputs::Mount>,
     /// `AGENT_INIT_SECRETS_DIR`: where file secrets go (see [`crate::files`]).
     pub secrets_dir: Option<OsString>,
     /// `seal`'s update and listing flags.
@@ -395,7 +383,7 @@ impl Config {
             )));
         }
         let dotenv_disabled = env_get("PYTHON_DOTENV_DISABLED")
-            .is_some_and(|v| crate::dotenv::disabled_by(v.as_bytes()));
+            .is_some_and(|v| crate::local::dotenv::disabled_by(v.as_bytes()));
         // The watch knobs: flags over variables, checked once all are known.
         let mut knobs: Vec<(&str, Option<OsString>)> = [
             "AGENT_INIT_WATCH",
@@ -527,7 +515,7 @@ impl Config {
                 }
                 "--secrets" => secrets_flags.push(secret_flag(value(&mut it)?)?),
                 "--secret-mount" => {
-                    secret_mounts.push(crate::inputs::parse_mount(&value(&mut it)?)?)
+                    secret_mounts.push(crate::local::inputs::parse_mount(&value(&mut it)?)?)
                 }
                 f if !sealing && WATCH_FLAGS.contains(&f) => {
                     let i = WATCH_FLAGS.iter().position(|f| *f == flag).unwrap_or(0);

@@ -17,14 +17,12 @@
 
 pub mod base;
 pub mod config;
-pub mod dotenv;
 pub mod env;
 pub mod files;
 pub mod health;
-pub mod inputs;
 pub mod launch;
+pub mod local;
 pub mod protocol;
-pub mod seal;
 pub mod source;
 pub mod sys;
 
@@ -32,6 +30,7 @@ pub mod sys;
 /// tests, fuzz targets and benches that name them so; new code names them
 /// under [`base`] and [`protocol`].
 pub use base::{error, log, sensitive};
+pub use local::{dotenv, inputs};
 pub use protocol::{bundle, secrets, token, update};
 
 use base::error::{Error, Result};
@@ -41,7 +40,6 @@ use env::Environment;
 use protocol::rules::LIVEKIT_NAMES;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 
 /// Runs agent-init. Returns the exit status when agent-init itself finishes
 /// (listing, checking, sealing, supervising); in exec mode it does not return
@@ -70,7 +68,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
             );
             return Ok(0);
         }
-        Action::Seal { .. } => return seal::run(cfg),
+        Action::Seal { .. } => return local::seal::run(seal_args(cfg)?),
         Action::Run | Action::List | Action::Check => {}
     }
     if cfg.watch.is_some() {
@@ -224,6 +222,24 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
     }
 }
 
+/// `seal`'s own arguments, taken out of `cfg`; the rest of it (the inherited
+/// environment among it) drops here, before anything is read or sealed.
+fn seal_args(cfg: Config) -> Result<local::seal::SealArgs> {
+    let Action::Seal { out, token } = cfg.action else {
+        return Err(Error::Internal(
+            "seal_args called for another action".into(),
+        ));
+    };
+    Ok(local::seal::SealArgs {
+        out,
+        token,
+        options: cfg.seal,
+        files: cfg.secrets_files,
+        flags: cfg.secrets_flags,
+        mounts: cfg.secret_mounts,
+    })
+}
+
 /// `--watch`: the first generation from the bundle, as without it, and a
 /// watcher that keeps agent-init's own environment sealed with the token.
 fn watch(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
@@ -324,8 +340,8 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
         let plan = plan_bundle_files(&mut env, dir.as_deref(), bundle_files, None)?;
         return Ok((env, Vec::new(), plan));
     }
-    let dotenv_files = local_files(cfg)?;
-    let (loaded, unlisted) = load_files(&dotenv_files, &inherited, false)?;
+    let dotenv_files = local::load::local_files(&cfg.secrets_files, cfg.dotenv_disabled);
+    let (loaded, unlisted) = local::load::load_files(&dotenv_files, &inherited, false)?;
     let mut env = Environment::local(inherited, loaded, std::mem::take(&mut cfg.secrets_flags));
     // `--secret-mount`: the same file, name and variable production gives.
     let mut planned = Vec::with_capacity(cfg.secret_mounts.len());
@@ -407,82 +423,6 @@ fn set_file_vars(env: &mut Environment, plan: &files::Plan, vars: Vec<(String, S
             env::Origin::SecretFile(name),
         );
     }
-}
-
-/// The dotenv files of local mode: the flags' list, or `.env` then
-/// `.env.local` when present. `PYTHON_DOTENV_DISABLED` turns the agent's own
-/// `load_dotenv` off, so it turns off these defaults too; files named with
-/// `--secrets-file` are an explicit request and are read regardless.
-pub fn local_files(cfg: &Config) -> Result<Vec<PathBuf>> {
-    if !cfg.secrets_files.is_empty() {
-        return Ok(cfg.secrets_files.clone());
-    }
-    if cfg.dotenv_disabled {
-        crate::debug!("PYTHON_DOTENV_DISABLED is set: .env and .env.local are not read");
-        return Ok(Vec::new());
-    }
-    // A regular file or a FIFO (a secret manager's named pipe), as python-dotenv accepts.
-    let readable = |p: &PathBuf| {
-        use std::os::unix::fs::FileTypeExt;
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() || m.file_type().is_fifo())
-    };
-    Ok([".env", ".env.local"]
-        .iter()
-        .map(PathBuf::from)
-        .filter(readable)
-        .collect())
-}
-
-/// Loads dotenv files in order. `${VAR}` in a file sees `over` first (the
-/// inherited environment, as `load_dotenv` without override does; for
-/// `seal`, its `--secrets`), then earlier keys of the same file, then earlier
-/// files, later over earlier: the same order in which the values themselves
-/// take effect. With `sealing`, a `${VAR}` none of these resolve refuses the
-/// file (see [`dotenv::load_sealing`]). Also returns the names of lines that
-/// look like the end of a wrapped value, which are never shown.
-pub fn load_files(
-    files: &[PathBuf],
-    over: &[(OsString, SecretBytes)],
-    sealing: bool,
-) -> Result<(env::FileVars, Vec<String>)> {
-    let inherited = over;
-    let text = |v: &SecretBytes| {
-        sensitive::SecretString::new(String::from_utf8_lossy(v.expose()).into_owned())
-    };
-    let over = |name: &str| {
-        inherited
-            .iter()
-            .find(|(n, _)| n.as_encoded_bytes() == name.as_bytes())
-            .map(|(_, v)| text(v))
-    };
-    let mut out: env::FileVars = Vec::with_capacity(files.len());
-    let mut unlisted = Vec::new();
-    for path in files {
-        let under = |name: &str| {
-            out.iter()
-                .rev()
-                .find_map(|(_, vars)| vars.iter().find(|(n, _)| n == name))
-                .map(|(_, v)| text(v))
-        };
-        let entries = if sealing {
-            dotenv::load_sealing(path, &over, &under)?
-        } else {
-            dotenv::load_layered(path, &over, &under)?
-        };
-        crate::debug!("{}: {} variables", path.display(), entries.len());
-        unlisted.extend(entries.iter().filter(|e| e.wrapped).map(|e| e.name.clone()));
-        let vars = entries
-            .into_iter()
-            .map(|e| {
-                (
-                    e.name,
-                    SecretBytes::new(e.value.expose().as_bytes().to_vec()),
-                )
-            })
-            .collect();
-        out.push((path.clone(), vars));
-    }
-    Ok((out, unlisted))
 }
 
 /// Images should not ship `.env*` files: with a token they are not read, and

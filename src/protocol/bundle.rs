@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 /// The only format this version reads.
 pub const FORMAT: &str = "lkbt1";
+/// The default size cap for a bundle, fetched (`AGENT_INIT_MAX_BUNDLE_BYTES`
+/// unset) or read back for an update; the service stores no larger one.
+pub const DEFAULT_MAX_BUNDLE: u64 = 8 << 20;
 
 /// A string member, borrowed from the body unless it has escapes. serde's
 /// `borrow` makes a bare `Cow` borrow but not an `Option<Cow>`, which would

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 
 /// The largest sealed bundle a PUT may store: agent-init's default cap
 /// (§4), so every stored bundle can be fetched.
-pub const MAX_BUNDLE: usize = agent_init::config::DEFAULT_MAX_BUNDLE as usize;
+pub const MAX_BUNDLE: usize = agent_init::protocol::bundle::DEFAULT_MAX_BUNDLE as usize;
 /// The largest manifest: names and dates only.
 pub const MAX_MANIFEST: usize = 1 << 20;
 /// The largest PUT body: a bundle, a manifest, and the JSON around them.

@@ -3,7 +3,7 @@
 //! into the [`Input`] list that [`crate::protocol::update::merge`] takes.
 //!
 //! Guarantees: after [`gather`] returns, each env input obeys §6 (through
-//! [`crate::dotenv`] and the flag parser) and appears once, flags over files
+//! [`crate::local::dotenv`] and the flag parser) and appears once, flags over files
 //! and a later file over an earlier one, as in local mode; each file input
 //! has a §6.1 file name (the mounted file's base name, as `lk agent
 //! --secret-mount` names it), at most 1 MiB of content in a zeroizing buffer,
@@ -145,7 +145,7 @@ pub fn gather(
         .iter()
         .map(|(n, v)| (OsString::from(n), v.clone()))
         .collect();
-    let (loaded, _) = crate::load_files(files, &over, true)?;
+    let (loaded, _) = crate::local::load::load_files(files, &over, true)?;
     drop(over);
     let env = crate::env::Environment::local(Vec::new(), loaded, flags);
     let mut inputs = Vec::with_capacity(env.len() + mounts.len());

@@ -2,7 +2,7 @@
 //! bundle (PROTOCOL.md §5, §6, §6.1), or update one, for a mounted-file
 //! production path without a secrets service.
 //!
-//! Guarantees: the inputs are read by [`crate::inputs::gather`] and merged by
+//! Guarantees: the inputs are read by [`crate::local::inputs::gather`] and merged by
 //! [`crate::protocol::update::merge`], the same code the agent-secrets CLI runs, so
 //! dates follow §6.2 (resealing the same inputs changes no date); the
 //! plaintext obeys §6 and §6.1 (it is checked by the same
@@ -16,7 +16,7 @@
 
 use crate::base::error::{Error, Result};
 use crate::base::sensitive::SecretBytes;
-use crate::config::{Action, Config};
+use crate::base::sensitive::SecretString;
 use crate::protocol::bundle;
 use crate::protocol::token::Token;
 use crate::protocol::update::{Merged, Row};
@@ -24,21 +24,53 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// What `agent-init seal` was asked to do: its own flags and the inputs.
+#[derive(Debug)]
+pub struct SealArgs {
+    /// `--out`: the bundle file to write (or update).
+    pub out: PathBuf,
+    /// `--token` / `--token-file`: seal for an existing token instead of
+    /// making one.
+    pub token: Option<SecretString>,
+    pub options: SealOptions,
+    /// `--secrets-file`, in order.
+    pub files: Vec<PathBuf>,
+    /// `--secrets KEY=VALUE`, in order.
+    pub flags: Vec<(String, SecretBytes)>,
+    /// `--secret-mount`, in order.
+    pub mounts: Vec<crate::local::inputs::Mount>,
+}
+
+/// How `seal` treats an existing bundle, and whether it only lists.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SealOptions {
+    /// `--overwrite`: replace every secret with the given ones.
+    pub overwrite: bool,
+    /// `--remove NAME`, in order.
+    pub remove: Vec<String>,
+    /// `--list`: print the result, write nothing.
+    pub list: bool,
+    /// `--json`: with `--list`, as JSON.
+    pub json: bool,
+}
+
 /// Runs the `seal` subcommand.
 ///
 /// Nothing on disk changes until the token is delivered: the bundle is
 /// sealed in memory, `--out` is checked, the token is written to stdout, and
 /// only then is the bundle written. A bundle sealed for a token nobody
 /// received would make the next start fail with 65.
-pub fn run(mut cfg: Config) -> Result<i32> {
+pub fn run(args: SealArgs) -> Result<i32> {
     // `--token` and `--secrets` values leave /proc/PID/cmdline now.
     crate::sys::scrub_args(secret_arg_tails);
-    let Action::Seal { out, token } = std::mem::replace(&mut cfg.action, Action::Help) else {
-        return Err(Error::Internal(
-            "seal::run called for another action".into(),
-        ));
-    };
-    let opts = std::mem::take(&mut cfg.seal);
+    let SealArgs {
+        out,
+        token,
+        options: opts,
+        files: secrets_files,
+        flags: secrets_flags,
+        mounts: secret_mounts,
+    } = args;
     let given_token = token.is_some();
     let token = match token {
         Some(t) => Token::parse(t.expose())?,
@@ -55,35 +87,30 @@ pub fn run(mut cfg: Config) -> Result<i32> {
         }
         _ => None,
     };
-    let no_input_flag = cfg.secrets_files.is_empty()
-        && cfg.secrets_flags.is_empty()
-        && cfg.secret_mounts.is_empty();
+    let no_input_flag =
+        secrets_files.is_empty() && secrets_flags.is_empty() && secret_mounts.is_empty();
     // `seal --list` on an existing bundle with no input: the bundle as it is.
     let as_is = opts.list && no_input_flag && old.is_some();
     let files: Vec<PathBuf> = if !no_input_flag {
-        cfg.secrets_files.clone()
+        secrets_files
     } else if as_is {
         Vec::new()
     } else {
-        crate::inputs::existing_files(&crate::inputs::SEAL_FILES)
+        crate::local::inputs::existing_files(&crate::local::inputs::SEAL_FILES)
     };
     if no_input_flag && files.is_empty() && opts.remove.is_empty() && !as_is {
         return Err(Error::Usage(format!(
             "nothing to seal: no --secrets-file, --secrets or --secret-mount, and none of {} in the working directory (see agent-init --help)",
-            crate::inputs::SEAL_FILES.join(", ")
+            crate::local::inputs::SEAL_FILES.join(", ")
         )));
     }
     for f in &files {
         crate::info!("reading {}", f.display());
     }
-    // Nothing of the inherited environment is sealed, so `${VAR}` does not
-    // see it either: what is sealed agrees with itself wherever it is opened.
-    drop(std::mem::take(&mut cfg.inherited));
-    let inputs = crate::inputs::gather(
-        &files,
-        std::mem::take(&mut cfg.secrets_flags),
-        &cfg.secret_mounts,
-    )?;
+    // Nothing of the inherited environment is sealed (`SealArgs` has none),
+    // so `${VAR}` does not see it either: what is sealed agrees with itself
+    // wherever it is opened.
+    let inputs = crate::local::inputs::gather(&files, secrets_flags, &secret_mounts)?;
     let updating = old.is_some();
     let merged = crate::protocol::update::merge(
         old,
@@ -146,10 +173,10 @@ fn open_existing(out: &Path, token: &Token) -> Result<crate::protocol::secrets::
     let unreadable =
         |e: std::io::Error| Error::Config(format!("--out {shown}: {}", crate::sys::io_reason(&e)));
     let len = std::fs::metadata(out).map_err(unreadable)?.len();
-    if len > crate::config::DEFAULT_MAX_BUNDLE {
+    if len > crate::protocol::bundle::DEFAULT_MAX_BUNDLE {
         return Err(Error::Refused(format!(
             "--out {shown} is {len} bytes, over the {} a bundle may have",
-            crate::config::DEFAULT_MAX_BUNDLE
+            crate::protocol::bundle::DEFAULT_MAX_BUNDLE
         )));
     }
     let body = std::fs::read(out).map_err(unreadable)?;

@@ -57,6 +57,11 @@ size=$(stat -c %s "$release")
 [ "$size" -le 2621440 ] || { echo "scripts/test.sh: $release is $size bytes, over 2.5 MiB" >&2; exit 1; }
 AGENT_INIT_BIN=$release cargo test -p agent-init --test supervise --test production \
   --test hardening --test local --test fault_matrix --test files --test watch --test seal_update -- --include-ignored
+# File secrets as shipped: the images (FROM scratch too) with the release
+# binary under --read-only and UID 10001, and the real LiveKit workers' job
+# processes reading the credentials file.
+AGENT_INIT_BIN=$release cargo test -p agent-init --test containers --test agents -- --include-ignored \
+  file_secret memory_file_system scratch_image_read_only credentials python_agent_under_supervise
 # The CLI's end-to-end suite, with the agent-init that ships fetching.
 AGENT_INIT_BIN=$release cargo test -p agent-secrets --test cli_end_to_end -- --include-ignored
 

@@ -103,7 +103,7 @@ fn row(n: &str, k: &str, c: &str, u: &str) -> (String, String, String, String) {
 
 /// The clock's reading as seal stamps it, for bracketing its "now".
 fn now() -> String {
-    agent_init::update::now()
+    agent_init::base::time::rfc3339_now()
 }
 
 /// Asserts `t` is a seal-stamped time within `[before, after]`.

@@ -117,7 +117,7 @@ pub fn run(args: SealArgs) -> Result<i32> {
         inputs,
         &opts.remove,
         opts.overwrite,
-        &crate::protocol::update::now(),
+        &crate::base::time::rfc3339_now(),
     )?;
     if opts.list {
         let text = if opts.json {

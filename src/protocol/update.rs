@@ -319,23 +319,6 @@ fn rows(s: &Secrets, given: &HashMap<String, (Status, String)>) -> Vec<Row> {
     rows
 }
 
-/// The system clock as `YYYY-MM-DDTHH:MM:SSZ`: the `now` that [`merge`]
-/// takes (a caller that wants another time passes its own).
-pub fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = crate::source::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,7 +607,7 @@ mod tests {
     #[test]
     fn now_must_be_rfc3339_and_the_clock_gives_that_shape() {
         assert!(merge(None, vec![], &[], false, "yesterday").is_err());
-        let t = now();
+        let t = crate::base::time::rfc3339_now();
         assert!(crate::protocol::secrets::looks_like_rfc3339(&t), "{t}");
         assert!(
             t.len() == 20 && t.starts_with("20") && t.ends_with('Z'),

@@ -86,71 +86,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
             v.parse::<u64>().unwrap_or(u64::MAX).min(86_400),
         ));
     }
-    let at = parse_http_date(v)?;
+    let at = crate::base::time::parse_http_date(v)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 §5.6.7, the preferred form).
-fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let rest = s.split_once(", ")?.1;
-    let mut parts = rest.split(' ');
-    let day: u64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    // IMF-fixdate has a four-digit year; a longer one overflowed the day
-    // arithmetic below (found by the `retry_after` fuzz target).
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    let mut hms = parts.next()?.split(':');
-    let (h, m, sec): (u64, u64, u64) = (
-        hms.next()?.parse().ok()?,
-        hms.next()?.parse().ok()?,
-        hms.next()?.parse().ok()?,
-    );
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days.checked_mul(86_400)? + (h * 3600 + m * 60 + sec) as i64;
-    let secs = u64::try_from(secs).ok()?;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
-}
-
-/// The civil date `(year, month, day)` of a day count since 1970-01-01
-/// (Howard Hinnant's algorithm); the inverse of the arithmetic in
-/// `parse_http_date`. Used to write timestamps (`seal`) and by the tests.
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// What one attempt came to.
@@ -876,24 +813,5 @@ mod tests {
         assert!(exempted_by("*", "anything.example"));
         assert!(!exempted_by("", "anything.example"));
         assert!(!exempted_by(" , ,", "anything.example"));
-    }
-
-    #[test]
-    fn civil_from_days_inverts_known_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_784), (2026, 11, 27));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn http_date_matches_known_epochs() {
-        let t = parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT").unwrap();
-        assert_eq!(t, SystemTime::UNIX_EPOCH);
-        let t = parse_http_date("Fri, 27 Nov 2026 04:41:13 GMT").unwrap();
-        assert_eq!(
-            t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
-            1_795_754_473
-        );
     }
 }

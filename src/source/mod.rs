@@ -19,7 +19,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use https::{civil_from_days, parse_retry_after, tls_cause, Backoff};
+pub use https::{parse_retry_after, tls_cause, Backoff};
 
 /// A secrets URL, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

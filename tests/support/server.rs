@@ -512,7 +512,7 @@ fn cut_handshake(config: &Arc<rustls::ServerConfig>, mut tcp: TcpStream) {
 pub fn http_date(t: SystemTime) -> String {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = agent_init::source::civil_from_days(days);
+    let (year, month, day) = agent_init::base::time::civil_from_days(days);
     // 1970-01-01 was a Thursday.
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
     let months = [

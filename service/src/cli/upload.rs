@@ -84,7 +84,7 @@ pub fn create(p: &Parsed) -> Result<i32> {
     let admin = admin(p)?;
     let token = Token::generate()?;
     let id = token.id_b64();
-    let now = agent_init::protocol::update::now();
+    let now = agent_init::base::time::rfc3339_now();
     let merged = agent_init::protocol::update::merge(None, inputs, &[], false, &now)?;
     let sealed = seal(&token, &merged.secrets, &now)?;
     let r = put(&admin, &id, ("If-None-Match", "*"), &sealed.put)?;
@@ -151,7 +151,7 @@ pub fn update(p: &Parsed) -> Result<i32> {
         let plaintext = agent_init::protocol::bundle::open(&token, &body)?;
         let old = agent_init::protocol::secrets::parse(plaintext.expose())?;
         drop(plaintext);
-        let now = agent_init::protocol::update::now();
+        let now = agent_init::base::time::rfc3339_now();
         let merged = agent_init::protocol::update::merge(
             Some(old),
             inputs.clone(),

@@ -455,17 +455,7 @@ pub fn etag(r: &Record) -> String {
 
 /// RFC 3339 UTC with seconds, the dates the service writes.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (y, m, d) = agent_init::source::civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
+    agent_init::base::time::rfc3339_now()
 }
 
 fn store_failed(e: crate::Error) -> Reply {

@@ -7,66 +7,19 @@
 //! `corpus.json` saying what each case is, which ones agent-init refuses on
 //! purpose (and why), and the environment interpolation sees.
 //!
-//! python-dotenv is installed by `scripts/test.sh`. If `python3` or the module
-//! is missing, or the version is not 1.2.2, the test fails and says so.
+//! python-dotenv is installed by `scripts/test.sh` and run through
+//! `tests/support/python_dotenv.rs`. If `python3` or the module is missing,
+//! or the version is not 1.2.2, the test fails and says so.
+
+mod support;
 
 use agent_init::dotenv;
 use agent_init::protocol::rules::{check_name, check_value};
 use agent_init::sensitive::SecretString;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-/// The python-dotenv side. For each file: `dotenv_values(path)` (which
-/// resolves with override=True), `DotEnv(path, override=False).dict()` (what
-/// `load_dotenv` computes before it sets anything), the lines it warned about,
-/// and for BOM cases the same on the file without its BOM. The environment is
-/// replaced by the corpus's before each parse.
-const HARNESS: &str = r#"
-import json, logging, os, sys, tempfile
-try:
-    import dotenv
-    from dotenv.main import DotEnv
-    from importlib.metadata import version
-except ImportError as e:
-    sys.stderr.write("python-dotenv is not importable (%s); run scripts/test.sh or `python3 -m pip install python-dotenv==1.2.2`\n" % e)
-    sys.exit(3)
-found = version("python-dotenv")
-if found != "1.2.2":
-    sys.stderr.write("python-dotenv %s is installed; this corpus is checked against 1.2.2\n" % found)
-    sys.exit(4)
-req = json.load(sys.stdin)
-warned = []
-class Capture(logging.Handler):
-    def emit(self, record):
-        warned.append(record.args[0] if record.args else None)
-log = logging.getLogger("dotenv.main")
-log.addHandler(Capture())
-log.propagate = False
-def run(path):
-    del warned[:]
-    os.environ.clear()
-    os.environ.update(req["env"])
-    values = [list(kv) for kv in dotenv.dotenv_values(path, interpolate=True).items()]
-    load = [list(kv) for kv in DotEnv(path, interpolate=True, override=False).dict().items()]
-    return {"values": values, "load": load, "warnings": list(warned)}
-out = []
-for case in req["cases"]:
-    r = run(case["path"])
-    if case["bom"]:
-        data = open(case["path"], "rb").read()
-        assert data.startswith(b"\xef\xbb\xbf")
-        with tempfile.NamedTemporaryFile(suffix=".env", delete=False) as f:
-            f.write(data[3:])
-        try:
-            r["without_bom"] = run(f.name)
-        finally:
-            os.unlink(f.name)
-    out.append(r)
-json.dump(out, sys.stdout)
-"#;
+use support::python_dotenv::{File, Reading};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dotenv")
@@ -77,57 +30,18 @@ fn corpus() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Runs the harness over every case; panics (never skips) when python-dotenv is unavailable.
-fn python_dotenv(corpus: &Value) -> Vec<Value> {
-    let cases: Vec<Value> = corpus["cases"]
+/// python-dotenv's reading of every case, in corpus order.
+fn python_dotenv(corpus: &Value) -> Vec<Reading> {
+    let files: Vec<File> = corpus["cases"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            serde_json::json!({
-                "path": corpus_dir().join(c["file"].as_str().unwrap()),
-                "bom": c["bom"].as_bool().unwrap_or(false),
-            })
+        .map(|c| File {
+            path: corpus_dir().join(c["file"].as_str().unwrap()),
+            bom: c["bom"].as_bool().unwrap_or(false),
         })
         .collect();
-    let request = serde_json::json!({"env": corpus["env"], "cases": cases}).to_string();
-    let mut child = Command::new("python3")
-        .args(["-c", HARNESS])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("python3 is needed to run python-dotenv 1.2.2 for this test and could not start: {e}")
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the python-dotenv harness failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the harness prints JSON")
-}
-
-/// `[[name, value|null], ...]` as pairs, `None` for python-dotenv's None.
-fn pairs(v: &Value) -> Vec<(String, Option<String>)> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|kv| {
-            (
-                kv[0].as_str().unwrap().to_string(),
-                kv[1].as_str().map(str::to_string),
-            )
-        })
-        .collect()
+    support::python_dotenv::read(&corpus["env"], &files)
 }
 
 fn ours(
@@ -164,9 +78,9 @@ fn agent_init_reads_every_corpus_file_exactly_as_python_dotenv_or_refuses_it_on_
     let (mut compared, mut refused, mut boms) = (0, 0, 0);
     for (case, py) in cases.iter().zip(&python) {
         let file = case["file"].as_str().unwrap();
-        let load = pairs(&py["load"]);
-        let values = pairs(&py["values"]);
-        let warned = !py["warnings"].as_array().unwrap().is_empty();
+        let load = py.load.clone();
+        let values = py.values.clone();
+        let warned = !py.warnings.is_empty();
         let mut fail = |what: String| failures.push(format!("{file}: {what}"));
 
         if let Some(refuse) = case.get("refuse") {
@@ -222,11 +136,12 @@ fn agent_init_reads_every_corpus_file_exactly_as_python_dotenv_or_refuses_it_on_
             // The deliberate difference: 1.2.2 reads the BOM as part of the
             // first name (or, before `export`, loses the line); agent-init
             // reads the file as python-dotenv's HEAD does, without the BOM.
-            let without = pairs(&py["without_bom"]["load"]);
+            let without_bom = py.without_bom.as_ref().expect("a BOM case is read twice");
+            let without = without_bom.load.clone();
             if load == without {
                 fail(format!("python-dotenv 1.2.2 reads this the same with or without the BOM: {load:?}; update the docs"));
             }
-            let warned = !py["without_bom"]["warnings"].as_array().unwrap().is_empty();
+            let warned = !without_bom.warnings.is_empty();
             (without, warned)
         } else {
             (load.clone(), warned)
@@ -318,35 +233,7 @@ fn python_dotenv_disabled_is_true_for_exactly_the_values_python_dotenv_takes_as_
         "\u{131}",
         "ß",
     ];
-    let script = r#"
-import json, os, sys
-from dotenv.main import _load_dotenv_disabled
-out = []
-for v in json.load(sys.stdin):
-    os.environ["PYTHON_DOTENV_DISABLED"] = v
-    out.append(_load_dotenv_disabled())
-json.dump(out, sys.stdout)
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs python-dotenv for this test");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&values).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python-dotenv's _load_dotenv_disabled: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let python: Vec<bool> = serde_json::from_slice(&out.stdout).unwrap();
+    let python = support::python_dotenv::disabled(&values);
     let ours: Vec<bool> = values
         .iter()
         .map(|v| dotenv::disabled_by(v.as_bytes()))

@@ -14,58 +14,22 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::{
-    assert_failed_cleanly, assert_no_leak, capture_command, read_captured, scratch, Run,
-};
+use support::bundle::vector;
+use support::{assert_failed_cleanly, assert_no_leak, scratch, Harness, Run};
 
-/// What `Run::new` passes on.
+/// What every run passes on.
 const PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
 
-/// One scratch directory, a marker the command creates when it starts, and
-/// the file it writes its environment to.
-struct Case {
-    dir: PathBuf,
-    marker: PathBuf,
-    out: PathBuf,
-}
-
-impl Case {
-    fn new(name: &str) -> Case {
-        let dir = scratch(name);
-        // The marker and capture live outside the working directory, so they
-        // never look like files agent-init could read.
-        let side = scratch(&format!("{name}-side"));
-        Case {
-            marker: side.join("started"),
-            out: side.join("environ"),
-            dir,
-        }
-    }
-
-    fn file(&self, name: &str, content: &str) -> PathBuf {
-        let p = self.dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-
-    fn run(&self) -> Run {
-        Run::new(&self.dir)
-    }
-
-    fn command(&self) -> Vec<OsString> {
-        capture_command(&self.marker, &self.out)
-    }
-
-    /// The command's environment as a set of `NAME=VALUE` strings; asserts no name repeats.
-    fn child_env(&self) -> BTreeSet<String> {
-        let vars: Vec<String> = read_captured(&self.out)
-            .into_iter()
-            .map(|v| String::from_utf8(v).unwrap())
-            .collect();
-        let names: BTreeSet<&str> = vars.iter().map(|v| v.split('=').next().unwrap()).collect();
-        assert_eq!(names.len(), vars.len(), "a name repeats: {vars:?}");
-        vars.into_iter().collect()
-    }
+/// The command's environment as a set of `NAME=VALUE` strings; asserts no name repeats.
+fn child_env(c: &Harness) -> BTreeSet<String> {
+    let vars: Vec<String> = c
+        .captured()
+        .into_iter()
+        .map(|v| String::from_utf8(v).unwrap())
+        .collect();
+    let names: BTreeSet<&str> = vars.iter().map(|v| v.split('=').next().unwrap()).collect();
+    assert_eq!(names.len(), vars.len(), "a name repeats: {vars:?}");
+    vars.into_iter().collect()
 }
 
 fn set(vars: &[&str]) -> BTreeSet<String> {
@@ -80,20 +44,13 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn assert_ran(out: &Output, case: &Case) {
+fn assert_ran(out: &Output, case: &Harness) {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(out));
     assert!(
         case.marker.exists(),
         "the command did not start: {}",
         stderr(out)
     );
-}
-
-fn vector() -> serde_json::Value {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/lkbt1.json"))
-            .unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 fn file_url(p: &Path) -> String {
@@ -105,19 +62,19 @@ fn file_url(p: &Path) -> String {
 
 #[test]
 fn secrets_flags_beat_inherited_variables_and_files() {
-    let c = Case::new("flags-win");
+    let c = Harness::new("flags-win");
     c.file("a.env", "SHARED=from-file\nONLY_FILE=f\n");
     let out = c
-        .run()
+        .agent()
         .env("SHARED", "from-env")
         .env("ONLY_ENV", "e")
         .args(["--secrets-file", "a.env", "--secrets", "SHARED=from-flag"])
         .args(["--secrets=ONLY_FLAG=x=y"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[
             PATH,
             "SHARED=from-flag",
@@ -130,30 +87,30 @@ fn secrets_flags_beat_inherited_variables_and_files() {
 
 #[test]
 fn inherited_variables_beat_dotenv_files_like_docker_run_e_over_a_mounted_file() {
-    let c = Case::new("inherited-wins");
+    let c = Harness::new("inherited-wins");
     c.file(".env.local", "A=from-file\nB=from-file\nC=${A}\n");
-    let out = c.run().env("A", "from-env").args(c.command()).output();
+    let out = c.agent().env("A", "from-env").args(c.capture()).output();
     assert_ran(&out, &c);
     // `${A}` sees what the command gets for A, as load_dotenv does.
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[PATH, "A=from-env", "B=from-file", "C=from-env"])
     );
 }
 
 #[test]
 fn later_secrets_files_beat_earlier_ones_and_interpolation_follows_the_same_order() {
-    let c = Case::new("later-file-wins");
+    let c = Harness::new("later-file-wins");
     c.file("one.env", "A=one\nB=one\nC=one\n");
     c.file("two.env", "B=two\nFROM_EARLIER=${C}\nFROM_SAME=${B}\n");
     let out = c
-        .run()
+        .agent()
         .args(["--secrets-file", "one.env", "--secrets-file", "two.env"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[
             PATH,
             "A=one",
@@ -167,31 +124,31 @@ fn later_secrets_files_beat_earlier_ones_and_interpolation_follows_the_same_orde
 
 #[test]
 fn without_secrets_file_dot_env_then_dot_env_local_are_read_from_the_working_directory() {
-    let c = Case::new("default-files");
+    let c = Harness::new("default-files");
     c.file(".env", "A=env\nB=env\n");
     c.file(".env.local", "B=local\nC=\"multi\nline\"\n");
     c.file(".env.production", "D=never-read\n");
-    let out = c.run().args(c.command()).output();
+    let out = c.agent().args(c.capture()).output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[PATH, "A=env", "B=local", "C=multi\nline"])
     );
 }
 
 #[test]
 fn a_missing_default_file_is_skipped() {
-    let c = Case::new("only-local");
+    let c = Harness::new("only-local");
     c.file(".env.local", "ONLY=local\n");
-    let out = c.run().args(c.command()).output();
+    let out = c.agent().args(c.capture()).output();
     assert_ran(&out, &c);
-    assert_eq!(c.child_env(), set(&[PATH, "ONLY=local"]));
+    assert_eq!(child_env(&c), set(&[PATH, "ONLY=local"]));
 }
 
 #[test]
 fn a_named_pipe_dot_env_local_is_read_like_a_file() {
     // A secret manager can hand the file over through a FIFO; python-dotenv reads those too.
-    let c = Case::new("fifo");
+    let c = Harness::new("fifo");
     let fifo = c.dir.join(".env.local");
     nix::unistd::mkfifo(
         &fifo,
@@ -200,37 +157,37 @@ fn a_named_pipe_dot_env_local_is_read_like_a_file() {
     .unwrap();
     // Opening for writing blocks until agent-init opens the pipe to read.
     let writer = std::thread::spawn(move || std::fs::write(fifo, "FROM_PIPE=piped\n").unwrap());
-    let out = c.run().args(c.command()).output();
+    let out = c.agent().args(c.capture()).output();
     assert_ran(&out, &c);
     writer.join().unwrap();
-    assert_eq!(c.child_env(), set(&[PATH, "FROM_PIPE=piped"]));
+    assert_eq!(child_env(&c), set(&[PATH, "FROM_PIPE=piped"]));
 }
 
 #[test]
 fn secrets_file_flag_replaces_the_default_files() {
-    let c = Case::new("explicit-file");
+    let c = Harness::new("explicit-file");
     c.file(".env", "FROM_DEFAULT=1\n");
     c.file("other.env", "FROM_OTHER=2\n");
     let out = c
-        .run()
+        .agent()
         .args(["--secrets-file", "other.env"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
-    assert_eq!(c.child_env(), set(&[PATH, "FROM_OTHER=2"]));
+    assert_eq!(child_env(&c), set(&[PATH, "FROM_OTHER=2"]));
 }
 
 #[test]
 fn livekit_values_from_files_are_the_platform_values() {
-    let c = Case::new("livekit-from-file");
+    let c = Harness::new("livekit-from-file");
     c.file(
         ".env.local",
         "LIVEKIT_URL=wss://dev.livekit.cloud\nLIVEKIT_API_KEY=APIdev\nLIVEKIT_API_SECRET=devsecret\nOPENAI_API_KEY=sk-dev\n",
     );
-    let out = c.run().args(c.command()).output();
+    let out = c.agent().args(c.capture()).output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[
             PATH,
             "LIVEKIT_URL=wss://dev.livekit.cloud",
@@ -244,9 +201,9 @@ fn livekit_values_from_files_are_the_platform_values() {
 
 #[test]
 fn missing_livekit_values_locally_are_a_warning_naming_them_not_a_failure() {
-    let c = Case::new("livekit-missing");
+    let c = Harness::new("livekit-missing");
     c.file(".env.local", "LIVEKIT_URL=wss://dev.livekit.cloud\n");
-    let out = c.run().args(c.command()).output();
+    let out = c.agent().args(c.capture()).output();
     assert_ran(&out, &c);
     assert!(
         stderr(&out).contains("LIVEKIT_API_KEY, LIVEKIT_API_SECRET not set"),
@@ -257,19 +214,19 @@ fn missing_livekit_values_locally_are_a_warning_naming_them_not_a_failure() {
 
 #[test]
 fn with_a_token_dotenv_files_are_not_read_and_a_warning_names_them() {
-    let c = Case::new("token-ignores-env");
+    let c = Harness::new("token-ignores-env");
     c.file(".env", "FROM_DOTENV=zq-should-not-appear\n");
     c.file(".env.local", "LIVEKIT_URL=wss://from-dotenv\n");
     let v = vector();
-    let b = c.file("bundle.json", &v["bundle"].to_string());
+    let b = c.file("bundle.json", v["bundle"].to_string());
     let out = c
-        .run()
+        .agent()
         .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
         .env("LIVEKIT_SECRETS_URL", file_url(&b))
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
-    let env = c.child_env();
+    let env = child_env(&c);
     assert!(env.iter().all(|v| !v.contains("dotenv")), "{env:?}");
     assert!(
         env.contains("LIVEKIT_URL=wss://example.livekit.cloud"),
@@ -327,8 +284,8 @@ fn the_protocol_construction_used_here_reproduces_the_known_answer_vector() {
 }
 
 /// Runs `agent-init seal ARGS`, asserting success and that stdout is exactly one token line.
-fn seal(c: &Case, args: &[&str]) -> (String, Output) {
-    let out = c.run().args(["seal"]).args(args).output();
+fn seal(c: &Harness, args: &[&str]) -> (String, Output) {
+    let out = c.agent().args(["seal"]).args(args).output();
     assert_eq!(out.status.code(), Some(0), "seal failed: {}", stderr(&out));
     let text = stdout(&out);
     let token = text
@@ -350,7 +307,7 @@ fn read_json(p: &Path) -> serde_json::Value {
 #[test]
 fn a_bundle_from_agent_init_seal_opens_with_the_protocol_construction_and_the_library() {
     use std::os::unix::fs::PermissionsExt;
-    let c = Case::new("seal-opens");
+    let c = Harness::new("seal-opens");
     c.file(
         "in.env",
         "OPENAI_API_KEY=zq-sealed-openai\nMULTI=\"zq line one\nline two\"\nLIVEKIT_URL=wss://sealed.livekit.cloud\nLIVEKIT_API_KEY=APIsealed\nLIVEKIT_API_SECRET=zq-sealed-api-secret\n",
@@ -460,7 +417,7 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() {
-    let c = Case::new("seal-interp");
+    let c = Harness::new("seal-interp");
     c.file("in.env", "A=from-file\nB=${A}\nC=${FLAG}\nD=${EARLIER}\n");
     c.file("earlier.env", "EARLIER=from-earlier\n");
     let (token, _) = seal(
@@ -493,7 +450,7 @@ fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() 
     // knows is refused with FILE:LINE and the name, and nothing is written.
     c.file("shell.env", "GREETING=hello ${WHO}\nX=${UNSET:-fallback}\n");
     let out = c
-        .run()
+        .agent()
         .env("WHO", "zq-shell-value")
         .env("A", "zq-inherited-a")
         .args(["seal", "--secrets-file", "shell.env", "--out", "shell.json"])
@@ -510,7 +467,7 @@ fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() 
     // A default does not make an unsealed name sealed.
     c.file("default.env", "X=${UNSET:-zq-fallback}\n");
     let out = c
-        .run()
+        .agent()
         .args(["seal", "--secrets-file", "default.env", "--out", "d.json"])
         .output();
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
@@ -523,18 +480,18 @@ fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() 
 
 #[test]
 fn the_known_answer_bundle_runs_through_the_binary_from_a_file_url() {
-    let c = Case::new("vector-runs");
+    let c = Harness::new("vector-runs");
     let v = vector();
-    let b = c.file("bundle.json", &v["bundle"].to_string());
+    let b = c.file("bundle.json", v["bundle"].to_string());
     let out = c
-        .run()
+        .agent()
         .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
         .env("LIVEKIT_SECRETS_URL", file_url(&b))
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[
             PATH,
             "OPENAI_API_KEY=sk-test-1234",
@@ -550,23 +507,23 @@ fn the_known_answer_bundle_runs_through_the_binary_from_a_file_url() {
 
 #[test]
 fn a_bundle_sealed_by_the_library_runs_through_the_binary_from_a_file_url() {
-    let c = Case::new("lib-sealed-runs");
+    let c = Harness::new("lib-sealed-runs");
     let token = Token::generate().unwrap();
     let plain = r#"{"secrets":[{"name":"LIB_SECRET","value":"from the library"}],"livekit":{"url":"wss://lib","api_key":"k","api_secret":"s"}}"#;
     let b = c.file(
         "bundle.json",
-        &bundle::seal(&token, plain.as_bytes()).unwrap(),
+        bundle::seal(&token, plain.as_bytes()).unwrap(),
     );
     let out = c
-        .run()
+        .agent()
         .env("LIVEKIT_BOOTSTRAP_TOKEN", token.encode().expose())
         .env("LIVEKIT_SECRETS_URL", file_url(&b))
         .env("KEPT", "inherited")
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[
             PATH,
             "KEPT=inherited",
@@ -580,7 +537,7 @@ fn a_bundle_sealed_by_the_library_runs_through_the_binary_from_a_file_url() {
 
 #[test]
 fn resealing_with_token_gives_a_bundle_the_same_token_opens() {
-    let c = Case::new("reseal");
+    let c = Harness::new("reseal");
     let (token, _) = seal(&c, &["--secrets", "ROTATED=old", "--out", "first.json"]);
     let (again, _) = seal(
         &c,
@@ -608,14 +565,14 @@ fn resealing_with_token_gives_a_bundle_the_same_token_opens() {
     }
     // And the production path runs it.
     let out = c
-        .run()
+        .agent()
         .env("LIVEKIT_BOOTSTRAP_TOKEN", &token)
         .env("LIVEKIT_SECRETS_URL", file_url(&c.dir.join("second.json")))
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[
             PATH,
             "ROTATED=new",
@@ -628,9 +585,9 @@ fn resealing_with_token_gives_a_bundle_the_same_token_opens() {
 
 #[test]
 fn seal_with_a_malformed_token_exits_78_and_writes_nothing() {
-    let c = Case::new("seal-bad-token");
+    let c = Harness::new("seal-bad-token");
     let out = c
-        .run()
+        .agent()
         .args(["seal"])
         .args([
             "--secrets",
@@ -648,10 +605,10 @@ fn seal_with_a_malformed_token_exits_78_and_writes_nothing() {
 
 #[test]
 fn seal_refuses_a_bad_dotenv_file_with_65_and_writes_nothing() {
-    let c = Case::new("seal-refused");
+    let c = Harness::new("seal-refused");
     c.file("in.env", "GOOD=zq-good-value\nzq-pasted-secret-line\n");
     let out = c
-        .run()
+        .agent()
         .args(["seal"])
         .args(["--secrets-file", "in.env", "--out", "b.json"])
         .output();
@@ -676,7 +633,7 @@ fn others(dir: &Path, keep: &[&str]) -> Vec<String> {
 #[test]
 fn seal_refuses_an_out_that_is_a_named_pipe_or_a_symbolic_link_and_leaves_it_alone() {
     use std::os::unix::fs::FileTypeExt;
-    let c = Case::new("seal-out-kind");
+    let c = Harness::new("seal-out-kind");
     nix::unistd::mkfifo(
         &c.dir.join("pipe"),
         nix::sys::stat::Mode::from_bits_truncate(0o600),
@@ -686,7 +643,7 @@ fn seal_refuses_an_out_that_is_a_named_pipe_or_a_symbolic_link_and_leaves_it_alo
     std::os::unix::fs::symlink("target.json", c.dir.join("link")).unwrap();
     for (out_path, kind) in [("pipe", "a named pipe"), ("link", "a symbolic link")] {
         let out = c
-            .run()
+            .agent()
             .args(["seal", "--secrets", "A=zq-out-kind", "--out", out_path])
             .output();
         assert_eq!(out.status.code(), Some(78), "{out_path}: {}", stderr(&out));
@@ -727,7 +684,7 @@ fn seal_refuses_dev_null_and_dev_stdout_in_a_private_dev() {
         nix::unistd::geteuid().is_root(),
         "this test needs root for a private mount namespace"
     );
-    let c = Case::new("seal-dev");
+    let c = Harness::new("seal-dev");
     // A private /dev on a tmpfs, so the real one is never at risk.
     let script = r#"
         mount -t tmpfs tmpfs /dev || exit 99
@@ -770,7 +727,7 @@ fn seal_refuses_dev_null_and_dev_stdout_in_a_private_dev() {
 
 #[test]
 fn seal_that_cannot_print_its_token_fails_and_leaves_the_old_bundle_untouched() {
-    let c = Case::new("seal-stdout");
+    let c = Harness::new("seal-stdout");
     let (token, _) = seal(&c, &["--secrets", "A=old", "--out", "b.json"]);
     let before = std::fs::read(c.dir.join("b.json")).unwrap();
     // Closed stdout (`>&-`), and a full disk behind stdout.
@@ -790,7 +747,7 @@ fn seal_that_cannot_print_its_token_fails_and_leaves_the_old_bundle_untouched() 
         .output()
         .unwrap();
     let full = c
-        .run()
+        .agent()
         .args([
             "seal",
             "--secrets",
@@ -832,9 +789,9 @@ fn seal_that_cannot_print_its_token_fails_and_leaves_the_old_bundle_untouched() 
 #[test]
 fn seal_takes_its_token_from_a_file_or_the_environment_like_a_run() {
     use std::os::unix::fs::PermissionsExt;
-    let c = Case::new("seal-token-file");
+    let c = Harness::new("seal-token-file");
     let (token, _) = seal(&c, &["--secrets", "A=first", "--out", "b.json"]);
-    let file = c.file("agent.token", &format!("{token}\n"));
+    let file = c.file("agent.token", format!("{token}\n"));
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (again, out) = seal(
         &c,
@@ -858,7 +815,7 @@ fn seal_takes_its_token_from_a_file_or_the_environment_like_a_run() {
         ("LIVEKIT_BOOTSTRAP_TOKEN", token.clone()),
     ] {
         let out = c
-            .run()
+            .agent()
             .env(var, &value)
             // Seal ignores the secrets URL: it writes a bundle, it fetches none.
             .env("LIVEKIT_SECRETS_URL", "https://127.0.0.1:1/v1/secrets")
@@ -876,13 +833,13 @@ fn seal_takes_its_token_from_a_file_or_the_environment_like_a_run() {
 
 #[test]
 fn seal_wipes_a_token_flag_from_its_command_line_at_once() {
-    let c = Case::new("seal-cmdline");
+    let c = Harness::new("seal-cmdline");
     let (token, _) = seal(&c, &["--secrets", "A=b", "--out", "b.json"]);
     let fifo = c.dir.join("in.env");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     // The FIFO holds seal inside its run until this test writes to it.
     let child = c
-        .run()
+        .agent()
         .args(["seal", "--token", &token, "--secrets", "S=zq-flag-secret"])
         .args(["--secrets-file", "in.env", "--out", "b.json"])
         .cmd
@@ -915,7 +872,7 @@ fn seal_wipes_a_token_flag_from_its_command_line_at_once() {
 #[test]
 fn a_token_file_other_users_can_read_or_write_is_warned_about_and_group_read_is_not() {
     use std::os::unix::fs::PermissionsExt;
-    let c = Case::new("token-mode");
+    let c = Harness::new("token-mode");
     let (token, _) = seal(&c, &["--secrets", "A=b", "--out", "b.json"]);
     let file = c.file("agent.token", &token);
     for (mode, warning) in [
@@ -930,13 +887,13 @@ fn a_token_file_other_users_can_read_or_write_is_warned_about_and_group_read_is_
     ] {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
         let run = c
-            .run()
+            .agent()
             .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", &file)
             .env("LIVEKIT_SECRETS_URL", file_url(&c.dir.join("b.json")))
             .args(["--list"])
             .output();
         let sealed = c
-            .run()
+            .agent()
             .args([
                 "seal",
                 "--secrets",
@@ -964,15 +921,15 @@ fn a_token_file_other_users_can_read_or_write_is_warned_about_and_group_read_is_
 
 #[test]
 fn a_wrapped_base64_value_is_warned_about_by_file_and_line_and_list_never_shows_the_piece() {
-    let c = Case::new("wrapped");
+    let c = Harness::new("wrapped");
     let first = "eyJ0eXBlIjoic2VydmljZV9hY2NvdW50IiwicHJpdmF0ZV9rZXki";
     let piece = "OiJTRUNSRVRQUklWQVRFS0VZTUFURVJJQUwifQ";
     c.file(
         "wrapped.env",
-        &format!("GOOGLE_CREDENTIALS={first}\n{piece}==\nAFTER=ok\nPADDED=abc\nbQ=\nEQUALS==\n"),
+        format!("GOOGLE_CREDENTIALS={first}\n{piece}==\nAFTER=ok\nPADDED=abc\nbQ=\nEQUALS==\n"),
     );
     let out = c
-        .run()
+        .agent()
         .args(["--secrets-file", "wrapped.env", "--list"])
         .output();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -1006,13 +963,13 @@ fn a_wrapped_base64_value_is_warned_about_by_file_and_line_and_list_never_shows_
     );
     // The command gets what python-dotenv would give it.
     let out = c
-        .run()
+        .agent()
         .args(["--secrets-file", "wrapped.env"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_ran(&out, &c);
     assert_eq!(
-        c.child_env(),
+        child_env(&c),
         set(&[
             PATH,
             &format!("GOOGLE_CREDENTIALS={first}"),
@@ -1027,11 +984,11 @@ fn a_wrapped_base64_value_is_warned_about_by_file_and_line_and_list_never_shows_
 
 #[test]
 fn a_dotenv_expansion_bomb_is_refused_with_65_before_it_allocates() {
-    let c = Case::new("bomb");
+    let c = Harness::new("bomb");
     // 1.2 MB of `${A}` over a 16,000-byte A: 4.8 GB if it were built.
     c.file(
         "bomb.env",
-        &format!("A={}\nB={}\n", "x".repeat(16_000), "${A}".repeat(300_000)),
+        format!("A={}\nB={}\n", "x".repeat(16_000), "${A}".repeat(300_000)),
     );
     let out = std::process::Command::new("prlimit")
         .arg(format!("--as={}", 512 << 20))
@@ -1052,7 +1009,7 @@ fn a_dotenv_expansion_bomb_is_refused_with_65_before_it_allocates() {
 
 #[test]
 fn a_variable_twice_in_the_environment_is_read_as_its_first_entry_by_agent_init_and_the_child() {
-    let c = Case::new("duplicates");
+    let c = Harness::new("duplicates");
     // Only execve itself can hand a process two entries of one name.
     let exec = r#"
 import ctypes, sys
@@ -1068,7 +1025,7 @@ libc.execve(argv[0].encode(), arr(argv), arr(env))
 sys.exit("execve failed: %d" % ctypes.get_errno())
 "#;
     let mut args: Vec<OsString> = vec!["-c".into(), exec.into(), support::bin().into()];
-    args.extend(c.command());
+    args.extend(c.capture());
     let out = std::process::Command::new("python3")
         .args(&args)
         .current_dir(&c.dir)
@@ -1076,17 +1033,17 @@ sys.exit("execve failed: %d" % ctypes.get_errno())
         .unwrap();
     // The first AGENT_INIT_REQUIRE (DUP) is the one read, so the run passes.
     assert_ran(&out, &c);
-    assert_eq!(c.child_env(), set(&[PATH, "DUP=first"]));
+    assert_eq!(child_env(&c), set(&[PATH, "DUP=first"]));
 }
 
 #[test]
 fn python_dotenv_disabled_turns_off_the_default_files_but_not_an_explicit_one() {
-    let c = Case::new("dotenv-disabled");
+    let c = Harness::new("dotenv-disabled");
     c.file(".env", "FROM_DOT_ENV=1\n");
     c.file(".env.local", "FROM_DOT_ENV_LOCAL=1\n");
     c.file("explicit.env", "FROM_EXPLICIT=1\n");
     let list = |value: Option<&str>, explicit: bool| -> BTreeSet<String> {
-        let mut run = c.run();
+        let mut run = c.agent();
         if let Some(v) = value {
             run = run.env("PYTHON_DOTENV_DISABLED", v);
         }
@@ -1125,7 +1082,7 @@ fn a_misplaced_name_value_command_shows_only_its_name_also_in_the_termination_lo
         nix::unistd::geteuid().is_root(),
         "this test needs root for a private mount namespace"
     );
-    let c = Case::new("misplaced");
+    let c = Harness::new("misplaced");
     let copy = c.dir.join("termination-log");
     let script = r#"
         copy=$1; shift
@@ -1179,8 +1136,8 @@ const VALUES: &[&str] = &[
     "zq-livekit-secret-0a",
 ];
 
-fn list_check_case(name: &str) -> Case {
-    let c = Case::new(name);
+fn list_check_case(name: &str) -> Harness {
+    let c = Harness::new(name);
     c.file(
         ".env",
         "FILE_VALUE=zq-file-value-7f3a\nMULTI=\"zq-multi-line-first\nsecond\"\nOVERRIDDEN=first\nLIVEKIT_URL=wss://x\nLIVEKIT_API_KEY=k\nLIVEKIT_API_SECRET=zq-livekit-secret-0a\n",
@@ -1192,11 +1149,11 @@ fn list_check_case(name: &str) -> Case {
     c
 }
 
-fn run_list_check(c: &Case, flag: &str) -> Output {
-    c.run()
+fn run_list_check(c: &Harness, flag: &str) -> Output {
+    c.agent()
         .env("INHERITED_VALUE", "zq-inherited-value-5e")
         .args([flag, "--secrets", "FLAG_VALUE=zq-flag-value-c0de"])
-        .args(c.command())
+        .args(c.capture())
         .output()
 }
 
@@ -1227,11 +1184,11 @@ fn list_prints_each_name_and_origin_never_a_value_and_runs_nothing() {
 
 #[test]
 fn list_shows_bundle_origins_and_updated_at_in_production() {
-    let c = Case::new("list-bundle");
+    let c = Harness::new("list-bundle");
     let v = vector();
-    let b = c.file("bundle.json", &v["bundle"].to_string());
+    let b = c.file("bundle.json", v["bundle"].to_string());
     let out = c
-        .run()
+        .agent()
         .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
         .env("LIVEKIT_SECRETS_URL", file_url(&b))
         .args(["--list"])
@@ -1283,7 +1240,7 @@ fn check_prints_a_one_line_summary_never_a_value_and_runs_nothing() {
 fn check_prints_its_summary_even_when_logging_is_quiet() {
     let c = list_check_case("check-quiet");
     let out = c
-        .run()
+        .agent()
         .env("AGENT_INIT_LOG", "error")
         .args(["--check"])
         .output();
@@ -1299,9 +1256,9 @@ fn check_prints_its_summary_even_when_logging_is_quiet() {
 fn check_fails_like_a_real_run_when_a_required_name_is_missing() {
     let c = list_check_case("check-require");
     let out = c
-        .run()
+        .agent()
         .args(["--check", "--require", "NOT_THERE"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_failed_cleanly(&out, 78, &c.marker, VALUES);
     assert!(stderr(&out).contains("NOT_THERE"), "{}", stderr(&out));
@@ -1312,12 +1269,12 @@ fn check_fails_like_a_real_run_when_a_required_name_is_missing() {
 
 #[test]
 fn a_line_that_is_not_an_assignment_exits_65_with_file_and_line_and_starts_nothing() {
-    let c = Case::new("refused-line");
+    let c = Harness::new("refused-line");
     c.file(
         ".env.local",
         "GOOD=zq-good-value\n# a comment\nsk-proj-zq-pasted-secret-value\nLATER=zq-later-value\n",
     );
-    let out = c.run().args(c.command()).output();
+    let out = c.agent().args(c.capture()).output();
     assert_failed_cleanly(
         &out,
         65,
@@ -1333,12 +1290,12 @@ fn a_line_that_is_not_an_assignment_exits_65_with_file_and_line_and_starts_nothi
 
 #[test]
 fn a_name_section_6_refuses_exits_65_with_file_and_line_and_starts_nothing() {
-    let c = Case::new("refused-name");
+    let c = Harness::new("refused-name");
     c.file("x.env", "OK=1\n\nMY-KEY=zq-hyphen-value\n");
     let out = c
-        .run()
+        .agent()
         .args(["--secrets-file", "x.env"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_failed_cleanly(&out, 65, &c.marker, &["zq-hyphen-value", "MY-KEY"]);
     assert!(stderr(&out).contains("x.env:3: "), "{}", stderr(&out));
@@ -1346,11 +1303,11 @@ fn a_name_section_6_refuses_exits_65_with_file_and_line_and_starts_nothing() {
 
 #[test]
 fn a_missing_secrets_file_exits_78_and_starts_nothing() {
-    let c = Case::new("missing-file");
+    let c = Harness::new("missing-file");
     let out = c
-        .run()
+        .agent()
         .args(["--secrets-file", "nope.env"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_failed_cleanly(&out, 78, &c.marker, &[]);
     assert!(stderr(&out).contains("nope.env"), "{}", stderr(&out));
@@ -1358,11 +1315,11 @@ fn a_missing_secrets_file_exits_78_and_starts_nothing() {
 
 #[test]
 fn a_secrets_flag_with_a_bad_name_exits_64_without_echoing_it() {
-    let c = Case::new("bad-flag");
+    let c = Harness::new("bad-flag");
     let out = c
-        .run()
+        .agent()
         .args(["--secrets", "zq-bad.name=zq-flag-secret"])
-        .args(c.command())
+        .args(c.capture())
         .output();
     assert_failed_cleanly(&out, 64, &c.marker, &["zq-flag-secret", "zq-bad.name"]);
 }

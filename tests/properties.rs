@@ -21,7 +21,7 @@ use proptest::test_runner::{Config, TestRunner};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use support::python_dotenv::File;
 
 // ---------------------------------------------------------------------------
 // 1. Secrets: seal → open → parse → merge → environment.
@@ -260,67 +260,13 @@ fn dotenv_text() -> impl Strategy<Value = String> {
         })
 }
 
-/// Runs python-dotenv's `dotenv_values(path)` on each file in one process.
-/// Its environment is cleared but for what finds `python3`, so no `QZ*`
-/// name is in it.
+/// python-dotenv's `dotenv_values(path)` of each file, with an empty
+/// environment, so no `QZ*` name is in it.
 fn python_dotenv(paths: &[PathBuf]) -> Vec<Vec<(String, Option<String>)>> {
-    const SCRIPT: &str = r#"
-import json, sys
-try:
-    import dotenv
-    from importlib.metadata import version
-except ImportError as e:
-    sys.stderr.write("cannot import dotenv: %s\n" % e)
-    sys.exit(3)
-paths = json.load(sys.stdin)
-print(json.dumps({
-    "version": version("python-dotenv"),
-    "files": [list(dotenv.dotenv_values(p).items()) for p in paths],
-}))
-"#;
-    let mut cmd = Command::new("python3");
-    cmd.env_clear();
-    for keep in ["PATH", "HOME", "PYENV_ROOT", "PYENV_VERSION"] {
-        if let Some(v) = std::env::var_os(keep) {
-            cmd.env(keep, v);
-        }
-    }
-    let mut child = cmd
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (scripts/test.sh installs what the tests need)");
-    let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    serde_json::to_writer(child.stdin.take().unwrap(), &list).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python-dotenv is not importable by python3 (scripts/test.sh installs python-dotenv==1.2.2): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        doc["version"], "1.2.2",
-        "the reference is python-dotenv 1.2.2 (scripts/test.sh installs it)"
-    );
-    doc["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            f.as_array()
-                .unwrap()
-                .iter()
-                .map(|kv| {
-                    (
-                        kv[0].as_str().unwrap().to_string(),
-                        kv[1].as_str().map(String::from),
-                    )
-                })
-                .collect()
-        })
+    let files: Vec<File> = paths.iter().map(File::new).collect();
+    support::python_dotenv::read(&serde_json::json!({}), &files)
+        .into_iter()
+        .map(|r| r.values)
         .collect()
 }
 

@@ -7,16 +7,32 @@
 
 /// Sealed test bundles and the token strings that must never be printed.
 pub mod bundle;
+/// What must never be printed: the one definition.
+pub mod forbidden;
+/// The one fixture: a run's directory, marker, capture, environment.
+pub mod harness;
+/// Reading /proc: process state, signal masks, environ, memory scans.
+pub mod procfs;
 /// A loopback HTTP CONNECT proxy.
 pub mod proxy;
+/// The bridge to python-dotenv, the dotenv reference.
+pub mod python_dotenv;
 /// The scriptable HTTPS secrets server.
 pub mod server;
 /// A test CA and server certificates, good and bad.
 pub mod tls;
 
+#[allow(unused_imports)]
+pub use forbidden::Forbidden;
+#[allow(unused_imports)]
+pub use harness::Harness;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+/// The `PATH` every run inherits (and so its command receives).
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// The agent-init binary under test: the one `AGENT_INIT_BIN` names (a
 /// relative path is taken from the crate root), else the one `cargo test`
@@ -86,7 +102,7 @@ impl Run {
     pub fn new(cwd: &Path) -> Run {
         let mut cmd = Command::new(bin());
         cmd.env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("PATH", PATH)
             .current_dir(cwd)
             .stdin(Stdio::null());
         Run { cmd }
@@ -111,6 +127,12 @@ impl Run {
 /// Asserts the two invariants of every failure: the command never started
 /// (no marker) and none of `secrets` appears in stdout or stderr.
 pub fn assert_failed_cleanly(out: &Output, code: i32, marker: &Path, secrets: &[&str]) {
+    assert_failed_at(out, code, marker, &forbid(secrets));
+}
+
+/// [`assert_failed_cleanly`] with a [`Forbidden`]: exit `code`, no marker,
+/// every stderr line prefixed, nothing forbidden printed.
+pub fn assert_failed_at(out: &Output, code: i32, marker: &Path, forbidden: &Forbidden) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -121,7 +143,7 @@ pub fn assert_failed_cleanly(out: &Output, code: i32, marker: &Path, secrets: &[
         !marker.exists(),
         "the command must not start; stderr: {stderr}"
     );
-    assert_no_leak(out, secrets);
+    forbidden.assert_not_printed(out);
     assert!(
         stderr.lines().all(|l| l.starts_with("agent-init:")),
         "every stderr line is prefixed: {stderr}"
@@ -130,13 +152,14 @@ pub fn assert_failed_cleanly(out: &Output, code: i32, marker: &Path, secrets: &[
 
 /// Asserts that none of `secrets` appears in stdout or stderr.
 pub fn assert_no_leak(out: &Output, secrets: &[&str]) {
-    for s in secrets {
-        assert!(!s.is_empty());
-        for (name, stream) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-            assert!(
-                !String::from_utf8_lossy(stream).contains(s),
-                "{name} leaks a secret string"
-            );
-        }
-    }
+    forbid(secrets).assert_not_printed(out);
+}
+
+/// `secrets` as a [`Forbidden`]; an empty one is a mistake in the test.
+fn forbid(secrets: &[&str]) -> Forbidden {
+    assert!(
+        secrets.iter().all(|s| !s.is_empty()),
+        "an empty string cannot be checked for"
+    );
+    secrets.iter().collect()
 }

@@ -1,0 +1,210 @@
+//! The one fixture of the integration suites: one agent-init run's scratch
+//! directory, the marker its command creates when it starts, the file that
+//! command writes its exact environment to, agent-init's environment, and
+//! what must never be printed. Suites build their own constructors on it
+//! (a production run with a token and a server, a local run with dotenv
+//! files) and check a run with [`Harness::assert_failed`] (PROTOCOL.md §8)
+//! or [`Harness::assert_succeeded`].
+
+use super::forbidden::Forbidden;
+use super::{bin, capture_command, read_captured, scratch, Run, PATH};
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+pub struct Harness {
+    /// agent-init's working directory.
+    pub dir: PathBuf,
+    /// Created by the capture command when it starts. It and [`Harness::out`]
+    /// live outside the working directory, so they never look like files
+    /// agent-init could read.
+    pub marker: PathBuf,
+    /// The capture command's environment block, byte for byte.
+    pub out: PathBuf,
+    /// agent-init's environment, over `PATH` only.
+    pub env: Vec<(String, OsString)>,
+    /// Strings no output of the run may contain.
+    pub forbidden: Forbidden,
+    side: PathBuf,
+    keep: bool,
+}
+
+impl Harness {
+    /// A fresh scratch directory and an environment of `PATH` only.
+    pub fn new(name: &str) -> Harness {
+        let dir = scratch(name);
+        let side = scratch(&format!("{name}-side"));
+        Harness {
+            marker: side.join("started"),
+            out: side.join("environ"),
+            dir,
+            side,
+            env: Vec::new(),
+            forbidden: Forbidden::new(),
+            keep: false,
+        }
+    }
+
+    /// Sets (or replaces) a variable of agent-init's environment.
+    pub fn set(&mut self, name: &str, value: impl Into<OsString>) -> &mut Harness {
+        self.unset(name);
+        self.env.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn unset(&mut self, name: &str) -> &mut Harness {
+        self.env.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// Adds strings that must not appear in agent-init's output.
+    pub fn forbid(&mut self, values: &[&str]) -> &mut Harness {
+        for v in values {
+            self.forbidden.add(*v);
+        }
+        self
+    }
+
+    /// Writes `content` to `name` in the working directory.
+    pub fn file(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Keeps the directories after the run (for a look at a failure that
+    /// did not panic).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// The command that records it started and captures its environment.
+    pub fn capture(&self) -> Vec<OsString> {
+        capture_command(&self.marker, &self.out)
+    }
+
+    /// `program args…` with agent-init's environment, in the working
+    /// directory, output captured, and the early signals at their default
+    /// action whatever the test runner inherited.
+    // The test crates' one `unsafe`: `pre_exec` (Cargo.toml denies `unsafe_code`).
+    #[allow(unsafe_code)]
+    pub fn command(&self, program: impl AsRef<OsStr>, args: &[OsString]) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", PATH)
+            .envs(self.env.iter().map(|(n, v)| (n, v)))
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: between fork and exec the closure only calls sigaction,
+        // which is async-signal-safe, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                use nix::sys::signal::{signal, SigHandler, Signal};
+                for sig in [
+                    Signal::SIGTERM,
+                    Signal::SIGINT,
+                    Signal::SIGHUP,
+                    Signal::SIGQUIT,
+                ] {
+                    signal(sig, SigHandler::SigDfl)?;
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// agent-init with this environment, as a [`Run`] to add to.
+    pub fn agent(&self) -> Run {
+        Run {
+            cmd: self.command(bin(), &[]),
+        }
+    }
+
+    /// Runs agent-init with `args`.
+    pub fn run_with(&self, args: &[OsString]) -> Output {
+        self.command(bin(), args).output().expect("agent-init runs")
+    }
+
+    /// Runs agent-init with the capture command.
+    pub fn run(&self) -> Output {
+        self.run_with(&self.capture())
+    }
+
+    /// Starts agent-init with the capture command, without waiting.
+    pub fn spawn(&self) -> Child {
+        self.command(bin(), &self.capture())
+            .spawn()
+            .expect("agent-init starts")
+    }
+
+    /// Whether the command started.
+    pub fn started(&self) -> bool {
+        self.marker.exists()
+    }
+
+    /// The failure invariants: exit `code`, the command never started,
+    /// every stderr line prefixed, nothing forbidden printed.
+    pub fn assert_failed(&self, out: &Output, code: i32) {
+        super::assert_failed_at(out, code, &self.marker, &self.forbidden);
+    }
+
+    /// The success invariants: exit 0, the command ran, nothing forbidden
+    /// printed; returns the command's environment, sorted.
+    pub fn assert_succeeded(&self, out: &Output) -> Vec<Vec<u8>> {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "exit status; stderr: {stderr}");
+        assert!(self.started(), "the command ran; stderr: {stderr}");
+        self.forbidden.assert_not_printed(out);
+        let mut env = self.captured();
+        env.sort();
+        env
+    }
+
+    /// The command's environment, in its order.
+    pub fn captured(&self) -> Vec<Vec<u8>> {
+        read_captured(&self.out)
+    }
+}
+
+impl Drop for Harness {
+    /// Removes the run's directories (a chroot holds a copy of the binary),
+    /// but keeps them when the test failed, for a look.
+    fn drop(&mut self) {
+        if !self.keep && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.side);
+        }
+    }
+}
+
+/// `NAME=VALUE` byte strings, one a line; a long one shortened to its head
+/// and length.
+pub fn show_environment(env: &[Vec<u8>]) -> String {
+    env.iter()
+        .map(|v| {
+            let s = String::from_utf8_lossy(v);
+            if s.len() > 80 {
+                let head: String = s.chars().take(80).collect();
+                format!("{head}… ({} bytes)", v.len())
+            } else {
+                s.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts two whole environments are equal, showing both when not.
+pub fn assert_environment(got: &[Vec<u8>], want: &[Vec<u8>]) {
+    assert!(
+        got == want,
+        "the command's environment differs\n--- got:\n{}\n--- want:\n{}",
+        show_environment(got),
+        show_environment(want)
+    );
+}

@@ -8,6 +8,12 @@
 //! and nothing agent-init printed holds a secret value, the token, its KEY,
 //! `auth_key` or `seal_key`. It also checks the exit code.
 //!
+//! Every refusal is a row here: a new failure is a new `case`, with extra
+//! checks (`Scenario::check`, `requests`, `connections`, `names`) for what
+//! the invariants do not cover, such as "no retry" or "the message names
+//! the variable". A new behaviour that is not a refusal is a test in the
+//! suite of its stage (tests/production/, tests/local.rs, ...).
+//!
 //! The table in docs/HARDENING.md (between the `fault-matrix` markers) is
 //! rendered from what the cases did. `cargo test` fails when it differs
 //! from the committed one, so the table cannot go stale;
@@ -19,11 +25,12 @@ use agent_init::token::Token;
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
-use support::bundle::{plaintext, seal, tamper, token_strings, LIVEKIT};
+use support::bundle::{plaintext, seal, tamper, LIVEKIT};
 use support::server::{closed_port, Reply, Server};
 use support::tls::{Ca, Validity};
+use support::{Forbidden, Harness};
 
 /// The fetch deadline of cases that retry until it passes: room for a few
 /// attempts, short enough to keep the suite quick.
@@ -50,6 +57,9 @@ enum Command {
     Nothing,
 }
 
+/// An extra check of one row, on the run's output: `Err` says what differs.
+type Check = Box<dyn FnOnce(&Output) -> Result<(), String>>;
+
 /// One run of agent-init with one fault in it.
 struct Scenario {
     env: Vec<(String, OsString)>,
@@ -58,17 +68,18 @@ struct Scenario {
     /// Sends this signal once the closure returns (it waits for the fetch).
     signal: Option<(Signal, Box<dyn FnOnce()>)>,
     /// Strings that must appear in no output.
-    forbidden: Vec<String>,
+    forbidden: Forbidden,
     /// Servers and the like that must live as long as the run.
     keep: Vec<Box<dyn std::any::Any>>,
+    /// What the row checks beyond the invariants, each with its description.
+    checks: Vec<(String, Check)>,
 }
 
 impl Scenario {
     /// Production mode with a fresh token: the token, its KEY and derived keys
     /// and the bundle secrets are forbidden in output.
     fn production(url: impl Into<OsString>, token: &Token) -> Scenario {
-        let mut forbidden = token_strings(token);
-        forbidden.extend(secret_values());
+        let forbidden = Forbidden::new().token(token).values(secret_values());
         Scenario {
             env: vec![
                 (
@@ -82,6 +93,7 @@ impl Scenario {
             signal: None,
             forbidden,
             keep: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -92,8 +104,9 @@ impl Scenario {
             flags: flags.iter().map(OsString::from).collect(),
             command: Command::Capture,
             signal: None,
-            forbidden: forbidden.iter().map(|s| s.to_string()).collect(),
+            forbidden: forbidden.iter().collect(),
             keep: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -124,8 +137,68 @@ impl Scenario {
     }
 
     fn forbid(mut self, s: impl Into<String>) -> Scenario {
-        self.forbidden.push(s.into());
+        self.forbidden.add(s);
         self
+    }
+
+    /// Forbids another token's strings too (one a bundle was sealed for).
+    fn forbid_token(mut self, token: &Token) -> Scenario {
+        self.forbidden.add_token(token);
+        self
+    }
+
+    /// Adds a check beyond the invariants; `what` describes it in the table.
+    fn check(
+        mut self,
+        what: &str,
+        f: impl FnOnce(&Output) -> Result<(), String> + 'static,
+    ) -> Scenario {
+        self.checks.push((what.to_string(), Box::new(f)));
+        self
+    }
+
+    /// Checks that `server` saw exactly `n` requests (no retry, or none at all).
+    fn requests(self, server: &Arc<Server>, n: usize) -> Scenario {
+        let s = Arc::clone(server);
+        let what = match n {
+            0 => "no request".to_string(),
+            1 => "exactly 1 request".to_string(),
+            n => format!("exactly {n} requests"),
+        };
+        self.check(&what, move |_| {
+            let got = s.requests().len();
+            (got == n)
+                .then_some(())
+                .ok_or(format!("{got} requests, expected {n}"))
+        })
+    }
+
+    /// Checks how many connections `server` accepted.
+    fn connections(self, server: &Arc<Server>, n: std::ops::RangeInclusive<usize>) -> Scenario {
+        let s = Arc::clone(server);
+        let what = match (*n.start(), *n.end()) {
+            (0, 0) => "no connection".to_string(),
+            (a, b) if a == b => format!("{a} connection(s)"),
+            (a, usize::MAX) => format!("at least {a} connections"),
+            (a, b) => format!("{a} to {b} connections"),
+        };
+        self.check(&what, move |_| {
+            let got = s.connections();
+            n.contains(&got)
+                .then_some(())
+                .ok_or(format!("{got} connections, expected {n:?}"))
+        })
+    }
+
+    /// Checks that stderr names `word` (a status, a variable, a file).
+    fn names(self, word: &str) -> Scenario {
+        let w = word.to_string();
+        self.check(&format!("the message names {word}"), move |out| {
+            String::from_utf8_lossy(&out.stderr)
+                .contains(&w)
+                .then_some(())
+                .ok_or(format!("stderr does not name {w}"))
+        })
     }
 
     fn signal_when(mut self, sig: Signal, ready: impl FnOnce() + 'static) -> Scenario {
@@ -158,17 +231,61 @@ fn https_with(
     cert: &support::tls::ServerCert,
     script: Vec<Reply>,
 ) -> Scenario {
-    let server = Server::start(cert, script);
+    https_server(dir, ca, cert, script).0
+}
+
+/// As [`https_with`], and the server, for a row's extra checks.
+fn https_server(
+    dir: &Path,
+    ca: &Ca,
+    cert: &support::tls::ServerCert,
+    script: Vec<Reply>,
+) -> (Scenario, Arc<Server>) {
+    let server = Arc::new(Server::start(cert, script));
     let token = Token::generate().unwrap();
-    Scenario::production(server.url(), &token)
+    let s = Scenario::production(server.url(), &token)
         .set("AGENT_INIT_CA_FILE", ca.write_pem(dir))
         .set("AGENT_INIT_TIMEOUT", DEADLINE)
-        .keep(server)
+        .keep(Arc::clone(&server));
+    (s, server)
 }
 
 /// A server that answers every request with `reply`.
 fn answering(dir: &Path, reply: Reply) -> Scenario {
     https(dir, vec![reply])
+}
+
+/// A server that answers with `reply`, which must stop agent-init at
+/// once: exactly one request, no retry.
+fn answered_once(dir: &Path, reply: Reply) -> Scenario {
+    let ca = Ca::new("fault-matrix CA");
+    let (s, server) = https_server(dir, &ca, &ca.localhost(), vec![reply]);
+    s.requests(&server, 1)
+}
+
+/// A certificate that does not verify: one connection, no request, no retry.
+fn refused_certificate(dir: &Path, ca: &Ca, cert: &support::tls::ServerCert) -> Scenario {
+    let (s, server) = https_server(dir, ca, cert, vec![Reply::ok("{}")]);
+    s.requests(&server, 0).connections(&server, 1..=1)
+}
+
+/// A good bundle over HTTPS for a fresh token, refused only for its size
+/// (a cap of 200 bytes), in the way `shape` sends it: one request, and
+/// refused before its end (a client that waited for the end of a body
+/// that never ends would exit 69 at the deadline).
+fn over_the_cap(dir: &Path, shape: fn(Reply) -> Reply) -> Scenario {
+    let (_, body) = sealed_good();
+    answered_once(dir, shape(Reply::ok(body))).set("AGENT_INIT_MAX_BUNDLE", "200")
+}
+
+/// A running server agent-init must never reach: the check says no
+/// connection was made.
+fn never_contacted(token: &Token) -> Scenario {
+    let ca = Ca::new("fault-matrix CA");
+    let server = Arc::new(Server::start(&ca.localhost(), vec![Reply::ok("{}")]));
+    Scenario::production(server.url(), token)
+        .connections(&server, 0..=0)
+        .keep(server)
 }
 
 /// A good bundle for a fresh token, served whole.
@@ -288,6 +405,7 @@ fn signal_during_fetch(dir: &Path, sig: Signal) -> Scenario {
         .set("AGENT_INIT_TIMEOUT", "30")
         .signal_when(sig, when_fetching(&server))
         .keep(server)
+        .names(sig.as_str())
 }
 
 struct Case {
@@ -321,9 +439,33 @@ fn cases() -> Vec<Case> {
                 &token,
             )
             .set("AGENT_INIT_TIMEOUT", DEADLINE)
+            .check("retried, and the retry logged", |out| {
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .any(|l| l.contains("attempt 1") && l.contains("retrying"))
+                    .then_some(())
+                    .ok_or("no \"attempt 1 ... retrying\" line".into())
+            })
         }),
+        case(
+            "network",
+            "host name that does not resolve (.invalid)",
+            69,
+            |_| {
+                // `.invalid` never resolves (RFC 6761), with or without a network.
+                let token = Token::generate().unwrap();
+                Scenario::production("https://secrets.invalid/v1/secrets", &token)
+                    .set("AGENT_INIT_TIMEOUT", DEADLINE)
+            },
+        ),
         case("network", "server accepts, then never answers", 69, |d| {
-            answering(d, Reply::hang())
+            let ca = Ca::new("fault-matrix CA");
+            let (s, server) = https_server(d, &ca, &ca.localhost(), vec![Reply::hang()]);
+            s.check("the request was sent", move |_| {
+                (!server.requests().is_empty())
+                    .then_some(())
+                    .ok_or("no request".into())
+            })
         }),
         case(
             "network",
@@ -334,7 +476,14 @@ fn cases() -> Vec<Case> {
         case("network", "body cut short on every attempt", 69, |d| {
             let (_, body) = sealed_good();
             let half = body.len() / 2;
-            answering(d, Reply::ok(body).truncated_to(half))
+            let ca = Ca::new("fault-matrix CA");
+            let reply = Reply::ok(body).truncated_to(half);
+            let (s, server) = https_server(d, &ca, &ca.localhost(), vec![reply]);
+            // Transient: fetched again.
+            s.check("retried", move |_| {
+                let n = server.requests().len();
+                (n >= 2).then_some(()).ok_or(format!("{n} request(s)"))
+            })
         }),
         case("network", "headers sent, then the body stalls", 69, |d| {
             let (_, body) = sealed_good();
@@ -348,13 +497,13 @@ fn cases() -> Vec<Case> {
         }),
         // --- HTTP statuses (PROTOCOL.md §4).
         case("http", "401: token unknown or revoked", 77, |d| {
-            answering(d, Reply::status(401))
+            answered_once(d, Reply::status(401)).names("401")
         }),
         case("http", "403: token refused", 77, |d| {
-            answering(d, Reply::status(403))
+            answered_once(d, Reply::status(403)).names("403")
         }),
         case("http", "404: no secrets at this URL", 78, |d| {
-            answering(d, Reply::status(404))
+            answered_once(d, Reply::status(404))
         }),
         case("http", "408 on every attempt", 69, |d| {
             answering(d, Reply::status(408))
@@ -384,22 +533,92 @@ fn cases() -> Vec<Case> {
             "http",
             "418: a status agent-init does not expect",
             69,
-            |d| answering(d, Reply::status(418)),
+            |d| answered_once(d, Reply::status(418)).names("418"),
         ),
         case("http", "301 redirect (not followed)", 69, |d| {
-            answering(
+            answered_once(
                 d,
                 Reply::status(301).header("Location", "https://127.0.0.1:1/elsewhere"),
             )
         }),
+        case(
+            "http",
+            "302 to a server that holds a good bundle (not followed)",
+            69,
+            |d| {
+                let ca = Ca::new("fault-matrix CA");
+                let (token, body) = sealed_good();
+                let elsewhere = Arc::new(Server::start(&ca.localhost(), vec![Reply::ok(body)]));
+                let redirect = Reply::status(302).header("Location", &elsewhere.url());
+                let (s, server) = https_server(d, &ca, &ca.localhost(), vec![redirect]);
+                let e = Arc::clone(&elsewhere);
+                s.requests(&server, 1)
+                    .check("the Authorization header went nowhere else", move |_| {
+                        (e.connections() == 0)
+                            .then_some(())
+                            .ok_or(format!("{} connections elsewhere", e.connections()))
+                    })
+                    .forbid_token(&token)
+                    .keep(elsewhere)
+            },
+        ),
         case("http", "200 with a Content-Length over the cap", 65, |d| {
-            let (_, body) = sealed_good();
-            answering(d, Reply::ok(body)).set("AGENT_INIT_MAX_BUNDLE", "200")
+            over_the_cap(d, |r| r)
         }),
+        case(
+            "http",
+            "200 with a Content-Length over the cap, then no body at all",
+            65,
+            |d| over_the_cap(d, |r| r.truncated_to(0).then_hang()),
+        ),
         case("http", "200 chunked, over the cap", 65, |d| {
-            let (_, body) = sealed_good();
-            answering(d, Reply::ok(body).chunked()).set("AGENT_INIT_MAX_BUNDLE", "200")
+            over_the_cap(d, Reply::chunked)
         }),
+        case(
+            "http",
+            "200 chunked, over the cap, never finished",
+            65,
+            |d| over_the_cap(d, |r| r.chunked().then_hang()),
+        ),
+        case("http", "200 of no stated length, over the cap", 65, |d| {
+            over_the_cap(d, Reply::without_length)
+        }),
+        case(
+            "http",
+            "200 of no stated length, over the cap, never closed",
+            65,
+            |d| over_the_cap(d, |r| r.without_length().then_hang()),
+        ),
+        case(
+            "http",
+            "200 with a tampered bundle (not fetched again)",
+            65,
+            |d| {
+                let (_, body) = sealed_good();
+                answered_once(d, Reply::ok(tamper(&body)))
+            },
+        ),
+        case(
+            "http",
+            "200 with a bundle §6 refuses (not fetched again)",
+            65,
+            |d| {
+                let token = Token::generate().unwrap();
+                let plain = plaintext(
+                    &[("TWICE", "breach-value-one"), ("TWICE", "breach-value-two")],
+                    &LIVEKIT,
+                );
+                let ca = Ca::new("fault-matrix CA");
+                let script = vec![Reply::ok(seal(&token, &plain))];
+                let (s, server) = https_server(d, &ca, &ca.localhost(), script);
+                // The run's token is the one the bundle is sealed for.
+                s.set("LIVEKIT_BOOTSTRAP_TOKEN", token.encode().expose())
+                    .forbid_token(&token)
+                    .forbid("breach-value-one")
+                    .forbid("breach-value-two")
+                    .requests(&server, 1)
+            },
+        ),
         case("http", "200 with an HTML error page", 65, |d| {
             answering(
                 d,
@@ -416,29 +635,39 @@ fn cases() -> Vec<Case> {
             78,
             |d| answering(d, Reply::ok("{}")).unset("AGENT_INIT_CA_FILE"),
         ),
+        case(
+            "tls",
+            "certificate from another CA than AGENT_INIT_CA_FILE's",
+            78,
+            |d| {
+                let ca = Ca::new("fault-matrix CA");
+                let stranger = Ca::new("a CA nobody trusts");
+                refused_certificate(d, &ca, &stranger.localhost())
+            },
+        ),
         case("tls", "certificate for another host name", 78, |d| {
             let ca = Ca::new("fault-matrix CA");
-            https_with(
-                d,
-                &ca,
-                &ca.issue(&["secrets.example.com"], Validity::Good),
-                vec![Reply::ok("{}")],
-            )
+            refused_certificate(d, &ca, &ca.issue(&["secrets.example.com"], Validity::Good))
         }),
         case("tls", "expired certificate", 78, |d| {
             let ca = Ca::new("fault-matrix CA");
-            https_with(
+            refused_certificate(
                 d,
                 &ca,
                 &ca.issue(&["127.0.0.1", "localhost"], Validity::Expired),
-                vec![Reply::ok("{}")],
             )
         }),
         case(
             "tls",
             "server closes mid-handshake on every attempt",
             69,
-            |d| answering(d, Reply::cut_handshake()),
+            |d| {
+                let ca = Ca::new("fault-matrix CA");
+                let (s, server) =
+                    https_server(d, &ca, &ca.localhost(), vec![Reply::cut_handshake()]);
+                // Transient: tried again, and no request ever sent.
+                s.requests(&server, 0).connections(&server, 2..=usize::MAX)
+            },
         ),
         case("tls", "AGENT_INIT_CA_FILE does not exist", 78, |d| {
             answering(d, Reply::ok("{}")).set("AGENT_INIT_CA_FILE", d.join("missing-ca.pem"))
@@ -461,15 +690,27 @@ fn cases() -> Vec<Case> {
         case("config", "token KEY one character short", 78, |_| {
             let token = Token::generate().unwrap();
             let text = token.encode().expose().to_string();
-            Scenario::production("https://127.0.0.1:1/v1/secrets", &token)
+            never_contacted(&token)
                 .set("LIVEKIT_BOOTSTRAP_TOKEN", &text[..text.len() - 1])
                 .forbid(text[text.len() - 30..text.len() - 1].to_string())
         }),
         case("config", "token with padding", 78, |_| {
             let token = Token::generate().unwrap();
             let text = token.encode().expose().to_string();
-            Scenario::production("https://127.0.0.1:1/v1/secrets", &token)
-                .set("LIVEKIT_BOOTSTRAP_TOKEN", format!("{text}="))
+            never_contacted(&token).set("LIVEKIT_BOOTSTRAP_TOKEN", format!("{text}="))
+        }),
+        case("config", "token of another version (lkbt2)", 78, |_| {
+            let token = Token::generate().unwrap();
+            let text = token.encode().expose().to_string();
+            never_contacted(&token).set(
+                "LIVEKIT_BOOTSTRAP_TOKEN",
+                text.replacen("lkbt1", "lkbt2", 1),
+            )
+        }),
+        case("config", "token with ':' for its first '.'", 78, |_| {
+            let token = Token::generate().unwrap();
+            let text = token.encode().expose().to_string();
+            never_contacted(&token).set("LIVEKIT_BOOTSTRAP_TOKEN", text.replacen('.', ":", 1))
         }),
         case(
             "config",
@@ -523,6 +764,7 @@ fn cases() -> Vec<Case> {
                 .set("AGENT_INIT_TIMEOUT", DEADLINE)
                 .set("HTTPS_PROXY", "http://[bad-proxy-4c1d")
                 .forbid("bad-proxy-4c1d")
+                .names("HTTPS_PROXY is not a valid proxy URL")
         }),
         case(
             "config",
@@ -576,8 +818,8 @@ fn cases() -> Vec<Case> {
             file_bundle(d, &token, tamper(&body))
         }),
         case("bundle", "sealed for another token", 65, |d| {
-            let (_, body) = sealed_good();
-            file_bundle(d, &Token::generate().unwrap(), body)
+            let (other, body) = sealed_good();
+            file_bundle(d, &Token::generate().unwrap(), body).forbid_token(&other)
         }),
         case("bundle", "format is not lkbt1", 65, |d| {
             envelope_with(d, "format", "lkbt2".into())
@@ -706,12 +948,14 @@ fn cases() -> Vec<Case> {
                         v["livekit"].as_object_mut().unwrap().remove("api_secret");
                     }),
                 )
+                .names("LIVEKIT_API_SECRET")
             },
         ),
         case("plaintext", "a --require'd name missing", 78, |d| {
             sealed_plaintext(d, good_plaintext().as_bytes())
                 .flag("--require")
                 .flag("NOT_IN_BUNDLE")
+                .names("NOT_IN_BUNDLE")
         }),
         case(
             "plaintext",
@@ -935,7 +1179,7 @@ fn cases() -> Vec<Case> {
             let token = Token::generate().unwrap();
             let mut s = Scenario::local(&[], &[])
                 .command(Command::Other(vec![token.encode().expose().into()]));
-            s.forbidden.extend(token_strings(&token));
+            s.forbidden.add_token(&token);
             s
         }),
         case("cli", "single-dash option holding NAME=VALUE", 64, |_| {
@@ -961,7 +1205,7 @@ fn cases() -> Vec<Case> {
         case("seal", "a token given as a stray argument", 64, |d| {
             let token = Token::generate().unwrap();
             let mut s = seal_scenario(d, &["--secrets", "A=b"]).flag(token.encode().expose());
-            s.forbidden.extend(token_strings(&token));
+            s.forbidden.add_token(&token);
             s
         }),
         case("seal", "NAME=VALUE given as a stray argument", 64, |d| {
@@ -1016,7 +1260,7 @@ fn cases() -> Vec<Case> {
                 .flag(file)
                 .flag("--token")
                 .flag(token.encode().expose());
-            s.forbidden.extend(token_strings(&token));
+            s.forbidden.add_token(&token);
             s
         }),
         // --- exec (production: the secrets were opened, so they must not leak).
@@ -1024,6 +1268,7 @@ fn cases() -> Vec<Case> {
             let (token, body) = sealed_good();
             file_bundle(d, &token, body)
                 .command(Command::Other(vec!["agent-init-no-such-command".into()]))
+                .names("agent-init-no-such-command: command not found")
         }),
         case(
             "exec",
@@ -1033,7 +1278,9 @@ fn cases() -> Vec<Case> {
                 let (token, body) = sealed_good();
                 let script = d.join("agent.sh");
                 std::fs::write(&script, "#!/bin/sh\ntouch started\n").unwrap();
-                file_bundle(d, &token, body).command(Command::Other(vec![script.into()]))
+                file_bundle(d, &token, body)
+                    .command(Command::Other(vec![script.into()]))
+                    .names("Permission denied")
             },
         ),
         case("exec", "command is a directory", 126, |d| {
@@ -1089,6 +1336,10 @@ struct Row {
     wrote_files: bool,
     leaked: Vec<String>,
     unprefixed: bool,
+    /// The descriptions of the row's extra checks.
+    checked: Vec<String>,
+    /// Those of the extra checks that failed, with what differed.
+    check_failures: Vec<String>,
     stderr: String,
 }
 
@@ -1099,42 +1350,45 @@ impl Row {
             && !self.wrote_files
             && self.leaked.is_empty()
             && !self.unprefixed
+            && self.check_failures.is_empty()
     }
 }
 
 fn drive(index: usize, case: &Case) -> Row {
-    let dir = support::scratch(&format!("fault-{index}"));
-    let s = (case.setup)(&dir);
-    let marker = dir.join("started");
-    let out = dir.join("environ");
-    let mut run = support::Run::new(&dir);
-    // File secrets, if agent-init wrote any, would land here.
-    let files_dir = dir.join("secret-files");
-    run = run.env("AGENT_INIT_SECRETS_DIR", &files_dir);
-    for (k, v) in &s.env {
-        run = run.env(k, v);
+    let mut h = Harness::new(&format!("fault-{index}"));
+    let s = (case.setup)(&h.dir);
+    // File secrets, if agent-init wrote any, would land here (unless the
+    // case sets its own AGENT_INIT_SECRETS_DIR).
+    let files_dir = h.dir.join("secret-files");
+    h.set("AGENT_INIT_SECRETS_DIR", &files_dir);
+    for (k, v) in s.env {
+        h.set(&k, v);
     }
+    h.forbidden = s.forbidden;
     let mut args = s.flags.clone();
     match &s.command {
-        Command::Capture => args.extend(support::capture_command(&marker, &out)),
+        Command::Capture => args.extend(h.capture()),
         Command::Other(c) => args.extend(c.iter().cloned()),
         Command::Nothing => {}
     }
-    run = run.args(args);
+    let mut cmd = h.command(support::bin(), &args);
     let output: Output = match s.signal {
-        None => run.output(),
+        None => cmd.output().expect("agent-init runs"),
         Some((sig, ready)) => {
-            let child = run
-                .cmd
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("agent-init starts");
+            let child = cmd.spawn().expect("agent-init starts");
             ready();
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
             child.wait_with_output().unwrap()
         }
     };
+    let mut checked = Vec::new();
+    let mut check_failures = Vec::new();
+    for (what, check) in s.checks {
+        if let Err(e) = check(&output) {
+            check_failures.push(format!("{what}: {e}"));
+        }
+        checked.push(what);
+    }
     drop(s.keep);
     let text = [
         String::from_utf8_lossy(&output.stdout),
@@ -1147,19 +1401,16 @@ fn drive(index: usize, case: &Case) -> Row {
         fault: case.fault,
         expected: case.code,
         exit: output.status.code(),
-        started: marker.exists() || dir.join("started").exists(),
+        started: h.started() || h.dir.join("started").exists(),
         wrote_files: files_dir.exists(),
-        leaked: s
-            .forbidden
-            .iter()
-            .filter(|f| !f.is_empty() && text.contains(f.as_str()))
-            .cloned()
-            .collect(),
+        leaked: h.forbidden.found_in(&text),
         unprefixed: !stderr.lines().all(|l| l.starts_with("agent-init:")),
+        checked,
+        check_failures,
         stderr,
     };
-    if row.ok() {
-        let _ = std::fs::remove_dir_all(&dir);
+    if !row.ok() {
+        h.keep();
     }
     row
 }
@@ -1167,17 +1418,24 @@ fn drive(index: usize, case: &Case) -> Row {
 fn render(rows: &[Row]) -> String {
     let mut t = String::new();
     t.push_str(
-        "| # | area | what fails | exit | command started | file secrets written | secret, token or key in output |\n",
+        "| # | area | what fails | exit | command started | file secrets written | secret, token or key in output | also checked |\n",
     );
-    t.push_str("| ---: | --- | --- | ---: | --- | --- | --- |\n");
+    t.push_str("| ---: | --- | --- | ---: | --- | --- | --- | --- |\n");
     for (i, r) in rows.iter().enumerate() {
         let exit = match r.exit {
             Some(c) if c == r.expected => c.to_string(),
             Some(c) => format!("**{c}, expected {}**", r.expected),
             None => format!("**killed, expected {}**", r.expected),
         };
+        let also = if r.checked.is_empty() {
+            String::new()
+        } else if r.check_failures.is_empty() {
+            r.checked.join("; ")
+        } else {
+            format!("**failed: {}**", r.check_failures.join("; "))
+        };
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             i + 1,
             r.area,
             r.fault.replace('|', "\\|"),
@@ -1189,11 +1447,12 @@ fn render(rows: &[Row]) -> String {
             } else {
                 "**leaked**"
             },
+            also.replace('|', "\\|"),
         ));
     }
     let areas: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.area).collect();
     t.push_str(&format!(
-        "\n{} cases in {} areas; the exit code and the invariants (command never started, no file secret written, nothing secret in output) are checked for every row.\n",
+        "\n{} cases in {} areas; the exit code and the invariants (command never started, no file secret written, nothing secret in output) are checked for every row, and a row's extra checks where its last column names them.\n",
         rows.len(),
         areas.len()
     ));
@@ -1254,8 +1513,8 @@ fn every_fault_exits_with_its_code_starts_nothing_and_prints_no_secret() {
         .filter(|r| !r.ok())
         .map(|r| {
             format!(
-                "{} / {}: exit {:?} (expected {}), started: {}, files written: {}, leaked: {:?}, unprefixed stderr: {}\n  stderr: {}",
-                r.area, r.fault, r.exit, r.expected, r.started, r.wrote_files, r.leaked, r.unprefixed, r.stderr.trim()
+                "{} / {}: exit {:?} (expected {}), started: {}, files written: {}, leaked: {} string(s), unprefixed stderr: {}, failed checks: {:?}\n  stderr: {}",
+                r.area, r.fault, r.exit, r.expected, r.started, r.wrote_files, r.leaked.len(), r.unprefixed, r.check_failures, r.stderr.trim()
             )
         })
         .collect();

@@ -272,16 +272,26 @@ pub fn secret_flag(arg: OsString) -> Result<(String, SecretBytes)> {
 
 /// The token of `LIVEKIT_BOOTSTRAP_TOKEN` or of the file
 /// `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names, not yet parsed.
-fn token_from_env(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<SecretString>> {
-    let token_env = env_get("LIVEKIT_BOOTSTRAP_TOKEN").filter(|v| !v.is_empty());
+fn token_from_env(
+    env: &[(OsString, SecretBytes)],
+    env_get: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Option<SecretString>> {
+    // The token goes from its zeroizing copy of the environment straight into
+    // a `SecretString`, never through an `OsString` like the knobs.
+    let token_env = env
+        .iter()
+        .find(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty())
+        .map(|(_, v)| v);
     let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
     match (token_env, token_file) {
         (Some(_), Some(_)) => Err(Error::Config(
             "both LIVEKIT_BOOTSTRAP_TOKEN and LIVEKIT_BOOTSTRAP_TOKEN_FILE are set; set one".into(),
         )),
-        (Some(v), None) => Ok(Some(SecretString::new(v.into_string().map_err(|_| {
-            Error::Config("bootstrap token is malformed: it is not ASCII".into())
-        })?))),
+        (Some(v), None) => Ok(Some(SecretString::new(
+            String::from_utf8(v.expose().to_vec()).map_err(|_| {
+                Error::Config("bootstrap token is malformed: it is not ASCII".into())
+            })?,
+        ))),
         (None, Some(path)) => read_token_file(
             "LIVEKIT_BOOTSTRAP_TOKEN_FILE",
             Path::new(&path),
@@ -339,12 +349,15 @@ fn fetch_timeout(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Duration>
 }
 
 impl Config {
-    /// Reads flags (without argv[0]) and the environment.
-    pub fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Config> {
+    /// Reads flags (without argv[0]) and the environment (as
+    /// [`crate::sys::read_environ`] gives it: values in zeroizing buffers).
+    pub fn parse(args: Vec<OsString>, env: Vec<(OsString, SecretBytes)>) -> Result<Config> {
+        // Knobs are read as `OsString` copies; the token never is (see
+        // `token_from_env`).
         let env_get = |name: &str| -> Option<OsString> {
             env.iter()
                 .find(|(n, _)| n.as_bytes() == name.as_bytes())
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| OsString::from_vec(v.expose().to_vec()))
         };
         let level = match env_get("AGENT_INIT_LOG") {
             None => Level::Info,
@@ -558,7 +571,7 @@ impl Config {
                 fetch_timeout(&env_get)?,
             )?),
             (None, None) if matches!(action, Action::Help | Action::Version) => None,
-            (None, None) => token_from_env(&env_get)?,
+            (None, None) => token_from_env(&env, &env_get)?,
         };
         let mut token = None;
         if sealing && !matches!(action, Action::Help | Action::Version) {
@@ -577,7 +590,9 @@ impl Config {
             return Err(usage("no command given".into()));
         }
 
-        let token_env = env_get("LIVEKIT_BOOTSTRAP_TOKEN").filter(|v| !v.is_empty());
+        let token_env = env
+            .iter()
+            .any(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty());
         let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
         let watch = match &knobs[0].1 {
             Some(every) if action == Action::Run => {
@@ -615,7 +630,7 @@ impl Config {
                         "--watch needs --supervise (AGENT_INIT_SUPERVISE=1)".into(),
                     ));
                 }
-                if token_env.is_some() {
+                if token_env {
                     return Err(Error::Config(
                         "--watch reads the token again at each check, so it must come from LIVEKIT_BOOTSTRAP_TOKEN_FILE, not LIVEKIT_BOOTSTRAP_TOKEN".into(),
                     ));
@@ -697,7 +712,6 @@ impl Config {
         let inherited = env
             .into_iter()
             .filter(|(n, _)| !n.is_empty() && !crate::protocol::rules::is_stripped(n))
-            .map(|(n, v)| (n, SecretBytes::new(v.into_vec())))
             .collect();
         Ok(Config {
             action,
@@ -729,8 +743,10 @@ mod tests {
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
     }
-    fn envs(v: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        v.iter().map(|(a, b)| (a.into(), b.into())).collect()
+    fn envs(v: &[(&str, &str)]) -> Vec<(OsString, SecretBytes)> {
+        v.iter()
+            .map(|(a, b)| (a.into(), SecretBytes::new(b.as_bytes().to_vec())))
+            .collect()
     }
 
     #[test]
@@ -936,15 +952,14 @@ mod tests {
 
     #[test]
     fn a_non_utf8_secrets_url_is_a_configuration_error_not_a_mangled_path() {
-        use std::os::unix::ffi::OsStringExt;
         let env = vec![
             (
                 OsString::from("LIVEKIT_BOOTSTRAP_TOKEN"),
-                OsString::from(TOKEN),
+                SecretBytes::new(TOKEN.as_bytes().to_vec()),
             ),
             (
                 OsString::from("LIVEKIT_SECRETS_URL"),
-                OsString::from_vec(b"file:///b\xff.json".to_vec()),
+                SecretBytes::new(b"file:///b\xff.json".to_vec()),
             ),
         ];
         let e = Config::parse(os(&["true"]), env).unwrap_err();

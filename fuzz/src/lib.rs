@@ -770,6 +770,10 @@ pub fn config_parse(data: &[u8]) {
     for (_, v) in &env {
         shown.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
+    let env = env
+        .into_iter()
+        .map(|(n, v)| (n, agent_init::sensitive::SecretBytes::new(v.into_vec())))
+        .collect();
     match Config::parse(args.clone(), env) {
         Ok(c) => {
             if c.action == Action::Run {

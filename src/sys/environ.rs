@@ -6,12 +6,18 @@
 //! `/proc/<pid>/cmdline` stop showing them; nothing is moved, reallocated or
 //! assigned, so the blocks stay valid for libc and for the kernel.
 
+use crate::base::sensitive::SecretBytes;
 use nix::libc;
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 
-/// Copies agent-init's own environment out of libc's `environ`.
-pub fn read_environ() -> Vec<(OsString, OsString)> {
-    std::env::vars_os().collect()
+/// Copies agent-init's own environment out of libc's `environ`, each value
+/// into a zeroizing buffer at once: the bootstrap token and every inherited
+/// secret are in a secret type from their first copy.
+pub fn read_environ() -> Vec<(OsString, SecretBytes)> {
+    std::env::vars_os()
+        .map(|(n, v)| (n, SecretBytes::new(v.into_vec())))
+        .collect()
 }
 
 /// Overwrites, in the process's initial environment block, the values of the

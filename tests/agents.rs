@@ -823,10 +823,23 @@ struct Rotation {
     standin: StandIn,
     token: Token,
     dir: PathBuf,
+    /// Through a real agent-secrets (`create`, then `update-secrets`)
+    /// instead of a sealed file.
+    service: Option<support::service::Secrets>,
 }
 
 impl Rotation {
+    /// The bundle is a file, resealed by `agent-init seal`.
     fn new(name: &str) -> Rotation {
+        Rotation::make(name, false)
+    }
+
+    /// The bundle comes from a real agent-secrets over HTTPS.
+    fn through_service(name: &str) -> Rotation {
+        Rotation::make(name, true)
+    }
+
+    fn make(name: &str, through_service: bool) -> Rotation {
         let token = Token::generate().unwrap();
         let id = token.id_b64();
         let keys = [
@@ -845,18 +858,50 @@ impl Rotation {
             std::os::unix::fs::PermissionsExt::from_mode(0o644),
         )
         .unwrap();
-        let r = Rotation {
+        let service =
+            through_service.then(|| support::service::Secrets::start(&support::scratch(name)));
+        let mut r = Rotation {
             keys,
             standin,
             token,
             dir,
+            service,
         };
-        r.seal(0);
+        if let Some(svc) = &r.service {
+            // The service makes the token: `create` writes it to dir/token.
+            let args = r.service_inputs(0);
+            let token = svc.create(&r.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+            r.token = Token::parse(&token).unwrap();
+        } else {
+            r.seal(0);
+        }
         r
     }
 
-    /// Seals credentials `i` into the bundle and renames it in place.
+    /// The `--secrets` arguments for credentials `i`.
+    fn service_inputs(&self, i: usize) -> Vec<String> {
+        [
+            format!("LIVEKIT_URL={}", self.standin.url),
+            format!("LIVEKIT_API_KEY={}", self.keys[i].0),
+            format!("LIVEKIT_API_SECRET={}", self.keys[i].1),
+            format!("{}={}", EXAMPLE_SECRET.0, EXAMPLE_SECRET.1),
+        ]
+        .into_iter()
+        .flat_map(|s| ["--secrets".to_string(), s])
+        .collect()
+    }
+
+    /// Seals credentials `i` into the bundle and renames it in place, or
+    /// (through the service) stores them with `agent-secrets update-secrets`.
     fn seal(&self, i: usize) {
+        if let Some(svc) = &self.service {
+            let args = self.service_inputs(i);
+            svc.update(
+                &self.dir,
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
+            return;
+        }
         let env = self.dir.join("secrets.env");
         std::fs::write(
             &env,
@@ -894,11 +939,21 @@ impl Rotation {
                 "LIVEKIT_BOOTSTRAP_TOKEN_FILE",
                 self.dir.join("token").display().to_string(),
             ),
-            (
-                "LIVEKIT_SECRETS_URL",
-                format!("file://{}", self.dir.join("bundle.json").display()),
-            ),
+            match &self.service {
+                Some(svc) => ("LIVEKIT_SECRETS_URL", svc.bundle_url()),
+                None => (
+                    "LIVEKIT_SECRETS_URL",
+                    format!("file://{}", self.dir.join("bundle.json").display()),
+                ),
+            },
         ]
+        .into_iter()
+        .chain(
+            self.service
+                .as_ref()
+                .map(|s| ("AGENT_INIT_CA_FILE", s.ca.display().to_string())),
+        )
+        .collect()
     }
 
     /// Waits for a successful authentication with key `i` after `mark`
@@ -1042,6 +1097,44 @@ fn python_worker_under_watch_rolls_once_to_the_new_api_secret_and_ignores_a_bad_
     let log = agent.log();
     assert_eq!(status.code(), Some(0), "the new worker's own status: {log}");
     r.assert_nothing_leaked(&log);
+}
+
+#[test]
+#[ignore = "needs the LiveKit frameworks (scripts/test.sh installs them)"]
+fn python_worker_under_watch_through_agent_secrets_drains_once_and_registers_with_the_new_api_secret(
+) {
+    // The bundle comes from a real agent-secrets over HTTPS; the operator
+    // rotates the LiveKit key with `agent-secrets update-secrets`.
+    let r = Rotation::through_service("watch-python-service");
+    let mut agent = start_python_watching(&r, &[], 0);
+    r.wait_registered_with(0, 0);
+    r.standin
+        .wait_event("the first status report", |e| e["event"] == "status");
+    let mark = r.standin.parsed().len();
+    r.seal(1);
+    r.wait_registered_with(1, mark);
+    let log = agent.log();
+    assert_rolled_once(&r, mark, &log);
+    assert_eq!(
+        log.matches("draining worker").count(),
+        1,
+        "one worker drained, once: {log}"
+    );
+    assert_eq!(log.matches("SIGTERM to generation 0").count(), 1, "{log}");
+    assert!(
+        log.contains("roll to bundle \""),
+        "the version is the service's ETag: {log}"
+    );
+    agent.sigterm();
+    let status = agent.wait_exit();
+    let log = agent.log();
+    assert_eq!(status.code(), Some(0), "the new worker's own status: {log}");
+    r.assert_nothing_leaked(&log);
+    let svc = r.service.as_ref().unwrap();
+    assert!(
+        !svc.log().contains(&r.keys[1].1),
+        "the service saw ciphertext only"
+    );
 }
 
 #[test]

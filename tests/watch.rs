@@ -682,6 +682,128 @@ fn over_https_the_check_sends_if_none_match_and_a_304_rolls_nothing() {
     assert_eq!(b.events("start").len(), 2);
 }
 
+/// The secrets `create` seals for the agent script, with `FOO`.
+fn service_inputs(value: &str) -> Vec<String> {
+    [
+        format!("FOO={value}"),
+        "LIVEKIT_URL=ws://127.0.0.1:1".into(),
+        "LIVEKIT_API_KEY=APIk".into(),
+        "LIVEKIT_API_SECRET=s-service".into(),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--secrets".to_string(), s])
+    .collect()
+}
+
+#[test]
+#[ignore = "needs the agent-secrets binary (cargo build -p agent-secrets; scripts/test.sh runs it)"]
+fn through_agent_secrets_update_secrets_rolls_exactly_once_and_the_new_generation_sees_it() {
+    let b = Bundle::new("watch-service");
+    let svc = support::service::Secrets::start(&support::scratch("watch-service-svc"));
+    let args = service_inputs("one");
+    svc.create(&b.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = svc.ca.display().to_string();
+    let mut init = Init::start_url(
+        &b,
+        &svc.bundle_url(),
+        &[],
+        &[("AGENT_INIT_CA_FILE", &ca), ("DRAIN", "1")],
+    );
+    b.wait("the first generation", |l| {
+        l.iter().any(|e| e[0] == "start")
+    });
+    // The checks ask with If-None-Match, and version 1 is current.
+    let t0 = Instant::now();
+    while svc.fetches().len() < 3 {
+        assert!(t0.elapsed() < PATIENCE, "{:?}", svc.fetches());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    svc.update(&b.dir, &["--secrets", "FOO=two"]);
+    b.wait("the second generation", |l| {
+        l.iter().filter(|e| e[0] == "start").count() == 2
+    });
+    // Two checks after the roll: both find version 2 current.
+    let n = svc.fetches().len();
+    while svc.fetches().len() < n + 2 {
+        assert!(t0.elapsed() < 2 * PATIENCE, "{:?}", svc.fetches());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let starts = b.events("start");
+    assert_eq!(starts.len(), 2, "exactly one roll: {:?}", b.log());
+    assert_eq!(
+        (starts[0][2].as_str(), starts[1][2].as_str()),
+        ("one", "two")
+    );
+    assert_eq!(b.events("term").len(), 1, "{:?}", b.log());
+    let fetches = svc.fetches();
+    let full: Vec<_> = fetches.iter().filter(|f| f.1 == 200).collect();
+    assert_eq!(
+        full,
+        [&("1".to_string(), 200), &("2".to_string(), 200)],
+        "one full fetch per version, every other check a 304: {fetches:?}"
+    );
+    let first_v2 = fetches.iter().position(|f| f.0 == "2").unwrap();
+    assert!(
+        fetches[1..first_v2]
+            .iter()
+            .all(|f| *f == ("1".to_string(), 304)),
+        "{fetches:?}"
+    );
+    assert!(
+        fetches[first_v2 + 1..]
+            .iter()
+            .all(|f| *f == ("2".to_string(), 304)),
+        "{fetches:?}"
+    );
+    init.sigterm();
+    assert_eq!(init.wait(), 0, "{:#?}", init.stderr());
+}
+
+#[test]
+#[ignore = "needs the agent-secrets binary (cargo build -p agent-secrets; scripts/test.sh runs it)"]
+fn through_agent_secrets_a_revoked_token_is_no_change_and_the_agent_keeps_running() {
+    let b = Bundle::new("watch-revoke");
+    let svc = support::service::Secrets::start(&support::scratch("watch-revoke-svc"));
+    let args = service_inputs("one");
+    let token = svc.create(&b.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = svc.ca.display().to_string();
+    let mut init = Init::start_url(&b, &svc.bundle_url(), &[], &[("AGENT_INIT_CA_FILE", &ca)]);
+    b.wait("the first generation", |l| {
+        l.iter().any(|e| e[0] == "start")
+    });
+    svc.revoke(&b.dir, &Token::parse(&token).unwrap().id_b64());
+    // Two checks refused with 401: each is one error line, and nothing else.
+    init.wait_line("two refused checks", "(HTTP 401)", 2);
+    let t0 = Instant::now();
+    while svc.fetches().iter().filter(|f| f.1 == 401).count() < 2 {
+        assert!(t0.elapsed() < PATIENCE, "{:?}", svc.fetches());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let line = init
+        .stderr()
+        .into_iter()
+        .find(|l| l.contains("(HTTP 401)"))
+        .unwrap();
+    assert!(
+        line.starts_with("agent-init: error: watch: ") && line.contains("the agent keeps running"),
+        "{line}"
+    );
+    assert!(
+        init.child.try_wait().unwrap().is_none(),
+        "agent-init runs on"
+    );
+    assert_eq!(b.events("start").len(), 1, "{:?}", b.log());
+    assert!(b.events("term").is_empty(), "the agent was not stopped");
+    assert!(!init.stderr().join("\n").contains(&token));
+    init.sigterm();
+    assert_eq!(
+        init.wait(),
+        0,
+        "the agent's own status: {:#?}",
+        init.stderr()
+    );
+}
+
 /// A supervised fleet of `n` agents watching one bundle, each draining for
 /// `drain`; returns the most that drained at the same time.
 fn fleet(n: usize, spread: &str, drain: f64) -> (usize, Vec<(f64, f64)>) {

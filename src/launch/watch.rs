@@ -245,6 +245,16 @@ impl Watcher {
                 return None;
             }
             Ok(Some(f)) => f,
+            // A revoked (or expired) token is no change either: the agent's
+            // LiveKit credentials are not the token, and stopping it would
+            // cut its calls for a container that cannot start again (77).
+            Err(e @ Error::Denied(_)) => {
+                crate::error!(
+                    "watch: {e}; the agent keeps running bundle {}, and no update reaches it until the container gets a new token",
+                    self.version
+                );
+                return None;
+            }
             Err(e) => {
                 crate::warn!("watch: cannot check the bundle ({e}); the agent keeps running");
                 return None;

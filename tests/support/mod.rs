@@ -19,6 +19,8 @@ pub mod proxy;
 pub mod python_dotenv;
 /// The scriptable HTTPS secrets server.
 pub mod server;
+/// A real agent-secrets service and its CLI.
+pub mod service;
 /// A test CA and server certificates, good and bad.
 pub mod tls;
 

@@ -13,7 +13,9 @@
 //! The agents in these images are probes (`tests/agents/probe-*`), not the
 //! LiveKit framework (tests/agents.rs runs that): they record their pid,
 //! uid, parent and exact environment into a mounted directory, and drain on
-//! SIGTERM, then exit 37.
+//! SIGTERM, then exit 37. The file-secret tests at the end also run the
+//! real example workers in the images (their installed packages mounted in)
+//! and check that a job process read the credentials file.
 //!
 //! Required: root, podman, runc, debootstrap, pnpm (installed globally, as
 //! scripts/test.sh does) and Debian's mirror for the first run. So every
@@ -1490,4 +1492,201 @@ fn without_a_memory_file_system_at_dev_shm_agent_init_refuses_78_naming_the_dire
     );
     assert_eq!(std::fs::read_dir(&disk.0).unwrap().count(), 0);
     assert_never_printed(&text, &sealed.never_printed());
+}
+
+// The real LiveKit workers of `examples/` in the images: the Python image
+// with the example agent and its installed packages mounted in (the host's
+// venv, the same Python 3.11 ABI), the Node image with the example agent,
+// its node_modules and the host's Node 20 (@livekit/agents needs it; the
+// Debian base has 18). No LiveKit server is reachable (--network=none): the
+// workers keep trying to connect, and meanwhile start their idle job
+// processes, whose prewarm reads the credentials file (examples/*/agent.*).
+
+/// The host's installed example agents (scripts/test.sh installs them).
+fn example_agent(dir: &str, needs: &str, how: &str) -> PathBuf {
+    let dir = repo().join("examples").join(dir);
+    assert!(
+        dir.join(needs).exists(),
+        "{} is missing: run `bash scripts/test.sh` (it runs `{how}`)",
+        dir.join(needs).display()
+    );
+    dir
+}
+
+/// `podman run` flags and command that run the real worker of `image_kind`.
+fn real_worker(kind: &str) -> (Vec<String>, Vec<&'static str>) {
+    match kind {
+        "python" => {
+            let dir = example_agent(
+                "python-agent",
+                ".venv/lib/python3.11/site-packages/livekit/agents",
+                "pip install -r requirements.txt in examples/python-agent/.venv",
+            );
+            let flags = vec![
+                "-v".into(),
+                format!(
+                    "{}:/app/.venv/lib/python3.11/site-packages:ro",
+                    dir.join(".venv/lib/python3.11/site-packages").display()
+                ),
+                "-v".into(),
+                format!("{}:/app/agent.py:ro", dir.join("agent.py").display()),
+            ];
+            let cmd = vec!["python", "agent.py", "start", "--drain-timeout", "30"];
+            (flags, cmd)
+        }
+        "node" => {
+            let dir = example_agent(
+                "node-agent",
+                "dist/agent.js",
+                "pnpm install and pnpm build in examples/node-agent",
+            );
+            assert!(dir.join("node_modules/@livekit/agents").exists());
+            let node = check(
+                Command::new("sh").args(["-c", "readlink -f \"$(command -v node)\""]),
+                "finding the host's node",
+            );
+            let node = String::from_utf8_lossy(&node.stdout).trim().to_string();
+            let flags = vec![
+                "-v".into(),
+                format!("{node}:/usr/local/bin/node:ro"),
+                "-v".into(),
+                format!("{}:/app:ro", dir.display()),
+                "-e".into(),
+                "AGENT_DRAIN_TIMEOUT=30".into(),
+                "-e".into(),
+                "AGENT_IDLE_PROCESSES=1".into(),
+                "-e".into(),
+                "LOG_LEVEL=debug".into(),
+            ];
+            (flags, vec!["node", "dist/agent.js", "start"])
+        }
+        other => panic!("no such worker: {other}"),
+    }
+}
+
+/// The worker's main process inside the container: PID 1 in exec mode, the
+/// child of agent-init in supervise mode.
+fn worker_pid(supervise: bool) -> u64 {
+    if supervise {
+        // agent-init is PID 1 and starts the worker first: the next PID.
+        2
+    } else {
+        1
+    }
+}
+
+/// Waits for a job process's prewarm line in `container`'s logs and checks
+/// it: the service account's email, exactly the sealed SHA-256, and a
+/// process that is not the worker's main one.
+fn assert_a_job_process_read_the_file(container: &Container, sealed: &SealedWithFile, worker: u64) {
+    let id = Token::parse(&sealed.sealed.token).unwrap().id_b64();
+    let email = format!("ctest-{id}@example.iam.gserviceaccount.com");
+    let t0 = Instant::now();
+    let line = loop {
+        let logs = container.logs();
+        if let Some(l) = logs
+            .lines()
+            .find(|l| l.contains("prewarm in process") && l.contains(&email))
+        {
+            break l.to_string();
+        }
+        assert!(
+            t0.elapsed() < PATIENCE * 2,
+            "no job process read the credentials; logs:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        line.contains(&format!("sha256 {}", sealed.sha256())),
+        "the job process read exactly the sealed bytes: {line}"
+    );
+    let at = line.find("prewarm in process").unwrap();
+    let nums: Vec<u64> = line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert_ne!(
+        nums[0], worker,
+        "read in a job process, not the worker: {line}"
+    );
+    assert!(
+        nums[1] >= worker,
+        "a job process the worker started: {line}"
+    );
+}
+
+fn real_worker_reads_the_file_secret(kind: &str, supervise: bool) {
+    // One real worker at a time: @livekit/agents gives a job process 10 s
+    // to start, which two workers starting together on a busy 2-core
+    // machine can miss.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let images = images();
+    let image = if kind == "python" {
+        &images.python
+    } else {
+        &images.node
+    };
+    let mode = if supervise { "supervise" } else { "exec" };
+    let sealed = SealedWithFile::new(&format!("real-{kind}-{mode}"));
+    let shm = HostTmpfs::new(&format!("real-{kind}-{mode}"));
+    let (worker_flags, cmd) = real_worker(kind);
+    let mut flags = hardened();
+    flags.extend(sealed.sealed.flags());
+    flags.extend(shm.flags());
+    flags.extend(worker_flags);
+    if supervise {
+        flags.extend(strings(&["-e", "AGENT_INIT_SUPERVISE=1"]));
+    }
+    let c = Container::start(&format!("real-{kind}-{mode}"), &flags, image, &cmd);
+    assert_a_job_process_read_the_file(&c, &sealed, worker_pid(supervise));
+    let file = shm.files_dir().join(CREDENTIALS_FILE);
+    assert!(file.exists(), "the file is there while the worker runs");
+    c.stop(60);
+    let logs = c.logs();
+    // The workers log the URL they fail to reach; every other value never.
+    let url = bundle::LIVEKIT[0].1.to_string();
+    let never: Vec<String> = sealed
+        .never_printed()
+        .into_iter()
+        .filter(|s| *s != url)
+        .collect();
+    assert_never_printed(&logs, &never);
+    if supervise {
+        assert!(
+            !shm.files_dir().exists(),
+            "supervise mode removed the file once the worker exited: {logs}"
+        );
+    } else {
+        let left = std::fs::read(&file).expect("exec mode leaves the file in place");
+        assert_eq!(sha256_hex(&left), sealed.sha256());
+    }
+}
+
+#[test]
+#[ignore = "needs root, podman and the example agents (scripts/test.sh installs them)"]
+fn real_python_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_exec(
+) {
+    real_worker_reads_the_file_secret("python", false);
+}
+
+#[test]
+#[ignore = "needs root, podman and the example agents (scripts/test.sh installs them)"]
+fn real_python_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_supervise(
+) {
+    real_worker_reads_the_file_secret("python", true);
+}
+
+#[test]
+#[ignore = "needs root, podman and the example agents (scripts/test.sh installs them)"]
+fn real_node_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_exec(
+) {
+    real_worker_reads_the_file_secret("node", false);
+}
+
+#[test]
+#[ignore = "needs root, podman and the example agents (scripts/test.sh installs them)"]
+fn real_node_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_supervise(
+) {
+    real_worker_reads_the_file_secret("node", true);
 }

@@ -19,7 +19,7 @@ SECONDS ?= 600
 TARGETS ?=
 
 help:
-	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,16p' Makefile | sed 's/^# \{0,1\}//'
 
 test-quick:
 	cargo test --workspace

@@ -41,6 +41,8 @@ trap 'bash scripts/postgres-test.sh stop "$AGENT_SECRETS_TEST_POSTGRES_DIR"' EXI
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# bench/report.py (which writes docs/BENCHMARKS.md) over a small sample.
+python3 -m unittest discover -s bench -p 'test_*.py'
 # Plain `cargo test` is the quick loop for a non-root developer: the tests
 # that need root, podman, PostgreSQL, python-dotenv or the LiveKit
 # frameworks are #[ignore = "needs ..."]. Here, with all of those installed

@@ -261,6 +261,7 @@ fn a_new_admin_key_is_private_and_never_printed() {
 }
 
 #[test]
+#[ignore = "slow: waits out the service's 30 s body timeout; scripts/test.sh runs it"]
 fn slow_clients_are_cut_off_while_others_are_served() {
     let dir = scratch("slow");
     let server = Server::start(&dir, &Options::sqlite());

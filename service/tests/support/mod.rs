@@ -532,54 +532,9 @@ impl TestToken {
     }
 }
 
-/// Every readable region of `pid`'s memory, as (name, start, bytes).
-pub fn read_memory(pid: i32) -> Vec<(String, u64, Vec<u8>)> {
-    use std::os::unix::fs::FileExt;
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem"))
-        .expect("the test may read its own child's memory");
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let name = f.get(5).copied().unwrap_or("[anon]").to_string();
-        if !f[1].starts_with('r') {
-            continue;
-        }
-        let (start, end) = f[0].split_once('-').unwrap();
-        let start = u64::from_str_radix(start, 16).unwrap();
-        let end = u64::from_str_radix(end, 16).unwrap();
-        let mut buf = vec![0u8; (end - start) as usize];
-        match mem.read_exact_at(&mut buf, start) {
-            Ok(()) => out.push((name, start, buf)),
-            Err(_) if name.starts_with("[vvar") || name == "[vsyscall]" => {}
-            Err(e) => panic!("cannot read {line} of pid {pid}: {e}"),
-        }
-    }
-    out
-}
-
-/// Which of `needles` (label, bytes of at least 8) occur in `haystack`.
-/// One pass whatever the number of needles: a table of the needles' first
-/// two bytes picks the positions worth comparing.
-pub fn occurrences(haystack: &[u8], needles: &[(String, Vec<u8>)]) -> Vec<String> {
-    let mut first = vec![Vec::new(); 1 << 16];
-    for (k, (label, n)) in needles.iter().enumerate() {
-        assert!(n.len() >= 8, "{label}: needle too short to be distinctive");
-        first[usize::from(u16::from_le_bytes([n[0], n[1]]))].push(k);
-    }
-    let mut hit = vec![false; needles.len()];
-    for i in 0..haystack.len().saturating_sub(1) {
-        let candidates = &first[usize::from(u16::from_le_bytes([haystack[i], haystack[i + 1]]))];
-        for &k in candidates {
-            if haystack[i..].starts_with(&needles[k].1) {
-                hit[k] = true;
-            }
-        }
-    }
-    needles
-        .iter()
-        .zip(hit)
-        .filter(|(_, h)| *h)
-        .map(|((l, _), _)| l.clone())
-        .collect()
-}
+/// /proc: memory scans (read_memory, occurrences) and process state, the
+/// one helper agent-init's suites use too.
+#[path = "../../../tests/support/procfs.rs"]
+pub mod procfs;
+#[allow(unused_imports)]
+pub use procfs::{occurrences, read_memory};

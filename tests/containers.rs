@@ -1190,9 +1190,17 @@ impl Drop for HostTmpfs {
 }
 
 /// `podman run` flags every file-secret test adds: a read-only root and the
-/// agent's user given explicitly, as a hardened deployment does.
+/// agent's user given explicitly, as a hardened deployment does. Exactly
+/// Docker's `--read-only`: podman's also mounts a tmpfs on /tmp, /var/tmp
+/// and /run unless told not to; Docker's (and Kubernetes'
+/// `readOnlyRootFilesystem`) keeps only /dev/shm.
 fn hardened() -> Vec<String> {
-    strings(&["--read-only", "--user", "10001:10001"])
+    strings(&[
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--user",
+        "10001:10001",
+    ])
 }
 
 /// What the probe's child process recorded, checked against the bundle: it
@@ -1530,6 +1538,11 @@ fn real_worker(kind: &str) -> (Vec<String>, Vec<&'static str>) {
                 ),
                 "-v".into(),
                 format!("{}:/app/agent.py:ro", dir.join("agent.py").display()),
+                // Python's multiprocessing (the worker's job processes)
+                // needs a temporary directory: under a read-only root the
+                // README tells the user to add this.
+                "--tmpfs".into(),
+                "/tmp".into(),
             ];
             let cmd = vec!["python", "agent.py", "start", "--drain-timeout", "30"];
             (flags, cmd)

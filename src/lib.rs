@@ -44,11 +44,18 @@ use std::io::Write;
 /// Runs agent-init. Returns the exit status when agent-init itself finishes
 /// (listing, checking, sealing, supervising); in exec mode it does not return
 /// on success.
-pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
+///
+/// `args` are agent-init's arguments without argv[0], each in a zeroizing
+/// buffer from the first copy (`--secrets` values are secrets).
+pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     // A probe runs inside the agent's container, with its environment: it
     // must not read the token or anything else, only probe.
-    if args.first().is_some_and(|a| a == "health") {
-        return Ok(health::Probe::parse(&args[1..])?.run());
+    if args.first().is_some_and(|a| a.expose() == b"health") {
+        let args: Vec<OsString> = args[1..]
+            .iter()
+            .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.expose().to_vec()))
+            .collect();
+        return Ok(health::Probe::parse(&args)?.run());
     }
     let env = sys::read_environ();
     // The token is copied; its bytes in the initial environment block go now,
@@ -86,7 +93,7 @@ pub fn run(args: Vec<OsString>, inherited: &sys::Inherited) -> Result<i32> {
         required.extend(LIVEKIT_NAMES.iter().map(|s| s.to_string()));
     } else {
         let missing = environment.missing(LIVEKIT_NAMES);
-        if !missing.is_empty() && cfg.action != Action::List {
+        if !missing.is_empty() && !matches!(cfg.action, Action::List) {
             crate::warn!(
                 "{} not set; a LiveKit agent cannot connect without them",
                 missing.join(", ")

@@ -6,6 +6,7 @@
 #![no_main]
 
 use agent_init::{error, sys, write_termination_log};
+use std::os::unix::ffi::OsStringExt;
 
 #[global_allocator]
 static ALLOC: sys::WipingAlloc = sys::WipingAlloc;
@@ -20,7 +21,12 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
     sys::remember_args(argc, argv);
     let inherited = sys::harden();
     sys::install_early_handlers(&inherited);
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // Each argument goes into a zeroizing buffer as it is copied out of the
+    // argument block: `--secrets KEY=VALUE` values are secrets.
+    let args: Vec<agent_init::sensitive::SecretBytes> = std::env::args_os()
+        .skip(1)
+        .map(|a| agent_init::sensitive::SecretBytes::new(a.into_vec()))
+        .collect();
     let code = match agent_init::run(args, &inherited) {
         Ok(code) => code,
         Err(e) => {

@@ -774,9 +774,13 @@ pub fn config_parse(data: &[u8]) {
         .into_iter()
         .map(|(n, v)| (n, agent_init::sensitive::SecretBytes::new(v.into_vec())))
         .collect();
-    match Config::parse(args.clone(), env) {
+    let argv = args
+        .iter()
+        .map(|a| agent_init::sensitive::SecretBytes::new(a.as_bytes().to_vec()))
+        .collect();
+    match Config::parse(argv, env) {
         Ok(c) => {
-            if c.action == Action::Run {
+            if matches!(c.action, Action::Run) {
                 assert!(!c.command.is_empty(), "a run without a command");
             }
             for n in &c.require {

@@ -7,7 +7,7 @@
 //! buffers and never print.
 
 use crate::base::error::{Error, Result};
-use crate::base::sensitive::SecretString;
+use crate::base::sensitive::{Key32, SecretString};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::hkdf;
@@ -118,12 +118,12 @@ impl Token {
     }
 
     /// `auth_key = HKDF-SHA256(salt = "lkbt1", IKM = KEY, info = "auth", L = 32)`.
-    pub fn auth_key(&self) -> Zeroizing<[u8; 32]> {
+    pub fn auth_key(&self) -> Key32 {
         self.derive(b"auth")
     }
 
     /// `seal_key = HKDF-SHA256(salt = "lkbt1", IKM = KEY, info = "seal", L = 32)`.
-    pub fn seal_key(&self) -> Zeroizing<[u8; 32]> {
+    pub fn seal_key(&self) -> Key32 {
         self.derive(b"seal")
     }
 
@@ -140,9 +140,9 @@ impl Token {
         SecretString::new(s)
     }
 
-    fn derive(&self, info: &[u8]) -> Zeroizing<[u8; 32]> {
+    fn derive(&self, info: &[u8]) -> Key32 {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&self.key[..]);
-        let mut out = Zeroizing::new([0u8; 32]);
+        let mut out = Key32::zeroed();
         let info = [info];
         // Expanding 32 bytes from SHA-256 cannot exceed HKDF's 255 * 32 limit.
         prk.expand(&info, hkdf::HKDF_SHA256)
@@ -164,7 +164,7 @@ pub fn parse_id(id: &str) -> Option<[u8; 16]> {
 /// The service's side of §4: splits `Authorization: Bearer lkbt1.<ID>.<b64u(auth_key)>`
 /// into the ID and the presented auth_key (which is secret: it proves
 /// possession of the token). `None` for any other shape.
-pub fn parse_authorization(header: &str) -> Option<([u8; 16], Zeroizing<[u8; 32]>)> {
+pub fn parse_authorization(header: &str) -> Option<([u8; 16], Key32)> {
     let rest = header.strip_prefix("Bearer ")?.strip_prefix(PREFIX)?;
     let (id, auth) = rest.split_once('.')?;
     if auth.len() != 43 {
@@ -172,7 +172,7 @@ pub fn parse_authorization(header: &str) -> Option<([u8; 16], Zeroizing<[u8; 32]
     }
     let id = parse_id(id)?;
     let bytes = Zeroizing::new(b64u_decode(auth)?);
-    let mut key = Zeroizing::new([0u8; 32]);
+    let mut key = Key32::zeroed();
     key.copy_from_slice(bytes.get(..32)?);
     Some((id, key))
 }

@@ -372,6 +372,67 @@ fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
     assert!(log.contains("-> 503"));
 }
 
+/// A fleet's connects arrive faster than any accept loop: the kernel must
+/// hold them until the service takes them. With tokio's default backlog
+/// (128) the handshakes past it were dropped and resent by the clients' TCP
+/// 1 s and 3 s later, so a storm's last agents waited seconds that neither
+/// the gate nor agent-init's retry count saw. Here the service is stopped
+/// (SIGSTOP) so it accepts nothing, 600 clients connect, and every connect
+/// must complete at once from the kernel's backlog; once the service runs
+/// again, every one of them is served.
+#[test]
+fn a_burst_of_connects_is_held_by_the_backlog_while_the_service_is_busy() {
+    let dir = scratch("backlog");
+    let server = Server::start(&dir, &Options::sqlite());
+    let t = TestToken::new();
+    let body = t.put_body(r#"{"secrets":[]}"#, &[]);
+    assert_eq!(
+        server
+            .admin("PUT", &format!("/v1/tokens/{}", t.id), &[], &body)
+            .status,
+        201
+    );
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &server.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    let mut held = Vec::new();
+    let mut refused = None;
+    for i in 0..600 {
+        // A handshake from the backlog completes in microseconds; one the
+        // kernel dropped would wait for the client's SYN retransmission (1 s).
+        match TcpStream::connect_timeout(&server.addr, Duration::from_millis(700)) {
+            Ok(s) => held.push(s),
+            Err(e) => {
+                refused = Some(format!("connect {i}: {e}"));
+                break;
+            }
+        }
+    }
+    signal("-CONT");
+    assert_eq!(refused, None, "{} connects were held first", held.len());
+    let request = format!(
+        "GET /v1/bundle HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        t.authorization()
+    );
+    for (i, s) in held.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "connection {i}: {:?}",
+            String::from_utf8_lossy(&answer[..answer.len().min(80)])
+        );
+    }
+}
+
 #[test]
 fn no_request_shape_crashes_the_service() {
     let dir = scratch("shapes");

@@ -22,6 +22,11 @@ pub const MAX_RETRY_AFTER: u64 = 30;
 const RATE_SAMPLE: usize = 64;
 /// With no measured rate, the time one request is assumed to hold a slot.
 const ASSUMED_SLOT_TIME: Duration = Duration::from_millis(100);
+/// Two completions further apart than this were not one busy stretch: the
+/// service was idle between them, and that gap says nothing about its rate.
+const IDLE_GAP: Duration = Duration::from_secs(1);
+/// Fewer completions than this in the current busy stretch are no rate yet.
+const MIN_SAMPLE: usize = 8;
 
 /// The gate in front of the handlers.
 pub struct Gate {
@@ -30,6 +35,11 @@ pub struct Gate {
     queue: usize,
     waiting: AtomicUsize,
     done: Mutex<VecDeque<Instant>>,
+    /// When the requests already sent away are expected back: each 503 books
+    /// the next free moment at the drain rate, so a fleet told to wait is
+    /// spread over the time the service needs to serve it, not sent back as
+    /// one wave that overflows the queue again.
+    booked: Mutex<Option<Instant>>,
 }
 
 /// A slot held while a handler runs; freeing it counts one completion.
@@ -68,6 +78,7 @@ impl Gate {
             queue,
             waiting: AtomicUsize::new(0),
             done: Mutex::new(VecDeque::with_capacity(WINDOW)),
+            booked: Mutex::new(None),
         }
     }
 
@@ -104,11 +115,22 @@ impl Gate {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Seconds until the `ahead` queued requests and the ones running have
-    /// drained at the measured rate, rounded up, at least 1.
+    /// Seconds until this request's turn: the `ahead` queued requests, the
+    /// ones running and the ones already sent away drained at the measured
+    /// rate; rounded up, within [1, MAX_RETRY_AFTER].
     fn retry_after(&self, ahead: usize) -> u64 {
-        let rate = self.drain_rate(Instant::now());
-        retry_after_for(ahead + self.concurrency, self.concurrency, rate)
+        let now = Instant::now();
+        let rate = self.drain_rate(now);
+        let mut booked = self.booked.lock().unwrap_or_else(|p| p.into_inner());
+        let (seconds, next) = book(
+            *booked,
+            now,
+            ahead + self.concurrency,
+            self.concurrency,
+            rate,
+        );
+        *booked = Some(next);
+        seconds
     }
 
     /// Completions per second while the service was busy: over the last
@@ -129,44 +151,119 @@ impl Gate {
     }
 }
 
-/// Completions per second of `recent` (newest first): `n - 1` intervals over
-/// the span from the oldest to the newest.
+/// Completions per second of `recent` (newest first), over the current busy
+/// stretch only: the sample ends at the first gap over [`IDLE_GAP`], and
+/// fewer than [`MIN_SAMPLE`] completions are no rate. (A storm's first 503s
+/// saw the request that created the token seconds before, one interval of
+/// idle time, as the rate: 0.3 per second, and were told to wait 30 s.)
 fn rate_of(recent: &[Instant]) -> Option<f64> {
+    let busy = 1 + recent
+        .windows(2)
+        .take_while(|w| w[0].duration_since(w[1]) <= IDLE_GAP)
+        .count();
+    let recent = &recent[..busy.min(recent.len())];
     let (newest, oldest) = (recent.first()?, recent.last()?);
     let span = newest.duration_since(*oldest);
-    if recent.len() < 2 || span.is_zero() {
+    if recent.len() < MIN_SAMPLE || span.is_zero() {
         return None;
     }
     Some((recent.len() - 1) as f64 / span.as_secs_f64())
 }
 
-/// `ceil(pending / rate)` seconds, within [1, MAX_RETRY_AFTER]. With no
-/// measured rate (a storm's first seconds, or slots stuck on a slow
-/// database), it assumes [`ASSUMED_SLOT_TIME`] per request per slot: short
-/// enough that a client retries well inside its deadline, and the queue
-/// absorbs the rest.
-pub fn retry_after_for(pending: usize, concurrency: usize, rate: Option<f64>) -> u64 {
-    let rate = match rate {
+/// One 503's wait, and the new booking: this request's turn comes after the
+/// `pending` requests ahead of it have drained, and after every request sent
+/// away before it (`booked`, when the last of them is due back), one
+/// interval of the drain rate apart. Returns (seconds, rounded up, within
+/// [1, MAX_RETRY_AFTER]; the instant this request is due).
+pub fn book(
+    booked: Option<Instant>,
+    now: Instant,
+    pending: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+) -> (u64, Instant) {
+    let rate = effective_rate(concurrency, rate);
+    let drained = now + Duration::from_secs_f64(pending as f64 / rate);
+    let due = booked.map_or(drained, |b| b.max(drained)) + Duration::from_secs_f64(1.0 / rate);
+    let cap = now + Duration::from_secs(MAX_RETRY_AFTER);
+    let due = due.min(cap);
+    let seconds = due.duration_since(now).as_secs_f64().ceil() as u64;
+    (seconds.clamp(1, MAX_RETRY_AFTER), due)
+}
+
+fn effective_rate(concurrency: usize, rate: Option<f64>) -> f64 {
+    match rate {
         Some(r) if r > 0.0 && r.is_finite() => r,
         _ => concurrency.max(1) as f64 / ASSUMED_SLOT_TIME.as_secs_f64(),
-    };
-    let s = (pending as f64 / rate).ceil();
-    (s as u64).clamp(1, MAX_RETRY_AFTER)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn wait(pending: usize, rate: Option<f64>) -> u64 {
+        book(None, Instant::now(), pending, 8, rate).0
+    }
+
     #[test]
     fn retry_after_is_the_time_to_drain_the_queue_at_the_measured_rate() {
-        assert_eq!(retry_after_for(1000, 8, Some(500.0)), 2);
-        assert_eq!(retry_after_for(1001, 8, Some(500.0)), 3);
-        assert_eq!(retry_after_for(3, 8, Some(500.0)), 1);
-        assert_eq!(retry_after_for(1_000_000, 8, Some(10.0)), MAX_RETRY_AFTER);
+        // (pending + this one) / rate, rounded up.
+        assert_eq!(wait(999, Some(500.0)), 2);
+        assert_eq!(wait(1000, Some(500.0)), 3);
+        assert_eq!(wait(3, Some(500.0)), 1);
+        assert_eq!(wait(1_000_000, Some(10.0)), MAX_RETRY_AFTER);
         // No rate yet: 100 ms per request per slot (72 pending on 8 slots).
-        assert_eq!(retry_after_for(72, 8, None), 1);
-        assert_eq!(retry_after_for(800, 8, None), 10);
+        assert_eq!(wait(72, None), 1);
+        assert_eq!(wait(799, None), 10);
+    }
+
+    #[test]
+    fn requests_sent_away_are_booked_one_after_another_at_the_drain_rate() {
+        let now = Instant::now();
+        let mut booked = None;
+        let mut bands = std::collections::BTreeMap::new();
+        let mut last = 0;
+        for _ in 0..1000 {
+            let (s, due) = book(booked, now, 72, 8, Some(200.0));
+            booked = Some(due);
+            assert!(s >= last, "a later 503 is never told an earlier time");
+            last = s;
+            *bands.entry(s).or_insert(0) += 1;
+        }
+        // 1000 requests at 200 per second, after 72 ahead: due over 5.4 s,
+        // at most 200 of them in any one second.
+        assert_eq!(last, 6);
+        assert!(bands.values().all(|&n| n <= 200), "{bands:?}");
+        // A booking in the past (an old storm) does not delay a new one.
+        let (s, _) = book(Some(now), now + Duration::from_secs(60), 72, 8, Some(200.0));
+        assert_eq!(s, 1);
+        // Never past the cap.
+        let (s, due) = book(Some(now + Duration::from_secs(40)), now, 72, 8, Some(200.0));
+        assert_eq!(
+            (s, due),
+            (MAX_RETRY_AFTER, now + Duration::from_secs(MAX_RETRY_AFTER))
+        );
+    }
+
+    #[test]
+    fn a_lone_request_before_a_storm_is_no_drain_rate() {
+        let t0 = Instant::now();
+        // The token was created 3 s before the storm's first completion: one
+        // interval of idle time, not a rate of 0.33 per second.
+        let recent = [t0 + Duration::from_secs(3), t0];
+        assert_eq!(rate_of(&recent), None);
+        // Seven quick completions after it: still too few to be a rate.
+        let mut recent: Vec<Instant> = (0..7)
+            .rev()
+            .map(|i| t0 + Duration::from_secs(3) + Duration::from_millis(i))
+            .collect();
+        recent.push(t0);
+        assert_eq!(rate_of(&recent), None);
+        // Eight are: 7 intervals over 7 ms, the gap before them left out.
+        recent.insert(0, t0 + Duration::from_secs(3) + Duration::from_millis(7));
+        let rate = rate_of(&recent).unwrap();
+        assert!((900.0..1100.0).contains(&rate), "{rate}");
     }
 
     #[test]

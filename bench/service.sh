@@ -8,9 +8,12 @@
 #  2. The restart storm: AGENTS agent-init processes started at once against
 #     one agent-secrets with its concurrency capped (bench/service_storm.py),
 #     with the default queue and with a short one; then the same storm against
-#     storm/server.py shedding with a fixed Retry-After at the same capacity.
+#     storm/server.py shedding with a fixed Retry-After at the same capacity;
+#     and the herd alone (the same processes opening a file:// bundle, no
+#     service), the floor this machine sets. STORM_ROUNDS rounds; medians.
 # Writes the "Secrets service" section of docs/BENCHMARKS.md and docs/service.svg.
 # Usage: bash bench/service.sh [ROUNDS] [SECONDS] [AGENTS]   (loopback only; as root for apt)
+#   env: THREADS (4), CONCURRENCY (8), STORM_ROUNDS (3), CLIENT_NICE (10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -18,6 +21,8 @@ seconds=${2:-5}
 agents=${3:-1000}
 threads=${THREADS:-4}
 concurrency=${CONCURRENCY:-8}
+storm_rounds=${STORM_ROUNDS:-3}
+nice=${CLIENT_NICE:-10}
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
@@ -150,13 +155,22 @@ cat "$out/one-fetch.json" >&2
 cleanup
 pids=()
 
-echo "== restart storm: $agents agents, concurrency $concurrency" >&2
-python3 bench/service_storm.py --bin "$init" --service-bin "$svc" --out "$out/storm-default" \
-  --agents "$agents" --concurrency "$concurrency" --label "agent-secrets (default queue)" || true
-python3 bench/service_storm.py --bin "$init" --service-bin "$svc" --out "$out/storm-short" \
-  --agents "$agents" --concurrency "$concurrency" --queue 64 --label "agent-secrets (queue 64)" || true
+# The agents run at nice $nice, the servers at 0: on separate machines a
+# fleet's processes do not take the service's CPU, and on these 2 shared
+# cores they would (1000 runnable processes starve any server of its share).
+# The herd alone (file://, no service, the same nice) is measured in every
+# round: no service can make 1000 processes start faster than that.
+echo "== restart storm: $agents agents, concurrency $concurrency, $storm_rounds rounds" >&2
 one=$(python3 -c "import json; print(json.load(open('$out/one-fetch.json'))['agent_init_check_median_s'])")
-python3 storm/storm.py --bin "$init" --mode retry-after --out "$out/storm-shed" --agents "$agents" \
-  --capacity "$concurrency" --service "$one" --deadline 60 || true
+for r in $(seq "$storm_rounds"); do
+  python3 bench/service_storm.py --mode file --bin "$init" --service-bin "$svc" --out "$out/storm-herd/$r" \
+    --agents "$agents" --client-nice "$nice" --label "the herd alone (file://, no service)" || true
+  python3 bench/service_storm.py --bin "$init" --service-bin "$svc" --out "$out/storm-default/$r" \
+    --agents "$agents" --concurrency "$concurrency" --client-nice "$nice" --label "agent-secrets (default queue)" || true
+  python3 bench/service_storm.py --bin "$init" --service-bin "$svc" --out "$out/storm-short/$r" \
+    --agents "$agents" --concurrency "$concurrency" --queue 64 --client-nice "$nice" --label "agent-secrets (queue 64)" || true
+  python3 storm/storm.py --bin "$init" --mode retry-after --out "$out/storm-shed/$r" --agents "$agents" \
+    --capacity "$concurrency" --service "$one" --deadline 60 --client-nice "$nice" || true
+done
 
 python3 bench/service_report.py "$out" docs/BENCHMARKS.md docs/service.svg

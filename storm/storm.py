@@ -45,6 +45,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PATH = "/usr/local/bin:/usr/bin:/bin"
+CHECK = os.path.join(HERE, "check.sh")
 
 # Held until the gate opens, then becomes agent-init (exec: no extra process).
 GATED_EXEC = 'echo > "$READY/$$"; read _ < "$GATE"; exec "$@"'
@@ -131,7 +132,7 @@ async def fixed_async(a, work, port, token, auth, expected):
         env = {"PATH": PATH, "LIVEKIT_BOOTSTRAP_TOKEN": token, "LIVEKIT_SECRETS_URL": "file://" + path}
         with open(os.path.join(work, "logs", str(i)), "wb") as log:
             p = await asyncio.create_subprocess_exec(
-                binary, "/bin/sh", os.path.join(HERE, "check.sh"), os.path.join(work, "markers", str(i)), expected,
+                binary, "/bin/sh", CHECK, os.path.join(work, "markers", str(i)), expected,
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             return await p.wait()
 
@@ -149,6 +150,7 @@ def main():
     p.add_argument("--service", type=float, default=0.1)
     p.add_argument("--deadline", type=int, default=60)
     p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--client-nice", type=int, default=0, help="the agents' nice level (process modes)")
     a = p.parse_args()
 
     work = os.path.join(os.path.abspath(a.out), a.mode)
@@ -183,32 +185,51 @@ def main():
 
 
 def run_processes(a, work, port, token, auth):
-    """Starts N gated processes, opens the gate, waits: returns (t0, exit codes)."""
-    gate = os.path.join(work, "gate")
-    os.mkfifo(gate)
-    ready = os.path.join(work, "ready")
+    """Starts N gated agent-init processes against storm/server.py, opens the
+    gate, waits: returns (t0, exit codes)."""
     expected = os.path.join(work, "expected.env")
-    procs = []
-    for i in range(a.agents):
+
+    def agent(i):
         url = "http://127.0.0.1:%d/v1/agents/%d" % (port, i)
-        marker = os.path.join(work, "markers", str(i))
-        env = {"PATH": PATH, "GATE": gate, "READY": ready, "LIVEKIT_BOOTSTRAP_TOKEN": token,
-               "AGENT_INIT_TIMEOUT": str(a.deadline)}
-        command = [os.path.abspath(a.bin), "/bin/sh", os.path.join(HERE, "check.sh"), marker, expected]
+        env = {"PATH": PATH, "LIVEKIT_BOOTSTRAP_TOKEN": token, "AGENT_INIT_TIMEOUT": str(a.deadline)}
+        command = [os.path.abspath(a.bin), "/bin/sh", CHECK, os.path.join(work, "markers", str(i)), expected]
         if a.mode == "fixed":
             env.update({"URL": url, "AUTH": auth, "BUNDLE": os.path.join(work, "bundles", str(i)),
                         "DEADLINE": str(a.deadline), "INTERVAL": str(a.interval)})
-            wrapper = GATED_FIXED
-        else:
-            env["LIVEKIT_SECRETS_URL"] = url
-            wrapper = GATED_EXEC
+            return GATED_FIXED, command, env
+        env["LIVEKIT_SECRETS_URL"] = url
+        return GATED_EXEC, command, env
+
+    return gated_herd(work, a.agents, agent, a.deadline, a.client_nice)
+
+
+def gated_herd(work, agents, agent, deadline, nice=0):
+    """The storm's start: AGENTS shells, each held at a FIFO gate after
+    writing WORK/ready/PID, then released at one instant (EOF for every
+    reader) to run its command. `agent(i)` gives agent i's (wrapper script,
+    command argv, environment); the wrapper reads $GATE and $READY, which
+    are added here. Each agent's stdout and stderr go to WORK/logs/i. Waits
+    for every agent, DEADLINE + 30 s at most (then kills the rest); returns
+    (t0, exit codes), t0 the instant the gate opened. NICE lowers the
+    agents' CPU priority (the clients then do not take the server's CPU, as
+    on separate machines). Shared by this storm and bench/service_storm.py."""
+    gate = os.path.join(work, "gate")
+    os.mkfifo(gate)
+    ready = os.path.join(work, "ready")
+    procs = []
+    for i in range(agents):
+        wrapper, command, env = agent(i)
+        env = dict(env, GATE=gate, READY=ready)
         log = open(os.path.join(work, "logs", str(i)), "wb")
         procs.append(subprocess.Popen(["/bin/sh", "-c", wrapper, "sh"] + command, env=env,
-                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                      preexec_fn=(lambda: os.nice(nice)) if nice else None))
         log.close()
-    limit = time.time() + 60
-    while len(os.listdir(ready)) < a.agents:
+    limit = time.time() + 120
+    while len(os.listdir(ready)) < agents:
         if time.time() > limit:
+            for pr in procs:
+                pr.kill()
             sys.exit("storm: the agents did not all get ready")
         time.sleep(0.05)
     time.sleep(0.3)  # each has written its ready file; let it block on the gate
@@ -218,7 +239,7 @@ def run_processes(a, work, port, token, auth):
     os.close(w)  # EOF for every reader at once: the fleet restarts
 
     codes = []
-    hard_stop = t0 + a.deadline + 30
+    hard_stop = t0 + deadline + 30
     for pr in procs:
         try:
             codes.append(pr.wait(timeout=max(0.1, hard_stop - time.time())))
@@ -228,24 +249,36 @@ def run_processes(a, work, port, token, auth):
     return t0, codes
 
 
+def markers(work, agents, t0):
+    """storm/check.sh's verdicts: (ok, partial, missing, sorted start times
+    of the agents that got every secret, in seconds after t0)."""
+    ok = partial = missing = 0
+    started = []
+    for i in range(agents):
+        m = os.path.join(work, "markers", str(i))
+        if not os.path.exists(m):
+            missing += 1
+        elif open(m).read().startswith("ok "):
+            ok += 1
+            started.append(os.stat(m).st_mtime_ns / 1e9 - t0)
+        else:
+            partial += 1
+    started.sort()
+    return ok, partial, missing, started
+
+
+def quantile(started, f, digits=2):
+    """The start time below which a fraction F of the started agents lie."""
+    return round(started[min(len(started) - 1, int(f * len(started)))], digits) if started else None
+
+
 def finish(a, work, server, server_log, t0, codes):
     """Stops the server, reads its log and the markers, writes result.json."""
     server.send_signal(signal.SIGTERM)
     server.wait(timeout=30)
     events = json.load(open(server_log))["events"]
 
-    ok = partial = missing = 0
-    started = []
-    for i in range(a.agents):
-        m = os.path.join(work, "markers", str(i))
-        if not os.path.exists(m):
-            missing += 1
-            continue
-        if open(m).read().startswith("ok "):
-            ok += 1
-            started.append(os.stat(m).st_mtime_ns / 1e9 - t0)
-        else:
-            partial += 1
+    ok, partial, missing, started = markers(work, a.agents, t0)
     per_agent = {}
     for t, status, _, path in events:
         per_agent[path] = per_agent.get(path, 0) + 1
@@ -258,14 +291,14 @@ def finish(a, work, server, server_log, t0, codes):
         bins[k][1] += status == 200
     window = int(round(1 / bin_s))
     peak_1s = max(sum(b[0] for b in bins[i:i + window]) for i in range(len(bins)))
-    started.sort()
-    q = lambda f: round(started[min(len(started) - 1, int(f * len(started)))], 2) if started else None
+    q = lambda f: quantile(started, f)
     result = {
         "mode": a.mode,
         "agents": a.agents,
         "capacity": a.capacity,
         "service_s": a.service,
         "deadline_s": a.deadline,
+        "client_nice": a.client_nice,
         "all_started_s": round(started[-1], 2) if len(started) == a.agents else None,
         "started_p50_s": q(0.5),
         "started_p95_s": q(0.95),
@@ -282,10 +315,11 @@ def finish(a, work, server, server_log, t0, codes):
         "markers_missing": missing,
         "bin_s": bin_s,
         "rate": [[round(i * bin_s, 1), b[0] / bin_s, b[1] / bin_s] for i, b in enumerate(bins)],
+        "started": [round(x, 4) for x in started],
     }
     with open(os.path.join(work, "result.json"), "w") as f:
         json.dump(result, f)
-    print(json.dumps({k: v for k, v in result.items() if k != "rate"}))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("rate", "started")}))
     # Every agent must have started, with every secret, within the deadline.
     good = ok == a.agents and result["all_started_s"] is not None and result["all_started_s"] < a.deadline
     sys.exit(0 if good else 1)

@@ -725,3 +725,48 @@ fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Plain `http://` is for a service whose name RESOLVES to loopback, not one
+/// whose name merely looks like it (PROTOCOL.md §4; agent-init's own rule and
+/// resolver, shared). Here `/etc/hosts` maps `localhost` to 192.0.2.10
+/// (TEST-NET-1) in a private mount and network namespace: the CLI must refuse
+/// with 78 at resolution, before it connects or sends the admin key, rather
+/// than try that address (which, retried until the deadline, ends in 69).
+#[test]
+#[ignore = "needs root: unshare --mount --net"]
+fn http_to_a_name_that_resolves_elsewhere_is_refused_before_anything_is_sent() {
+    let work = scratch("resolves-elsewhere");
+    let key = work.join("admin-key");
+    std::fs::write(&key, format!("{ADMIN_KEY}\n")).unwrap();
+    let hosts = work.join("hosts");
+    std::fs::write(&hosts, "192.0.2.10 localhost\n").unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--net", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+        .arg(&hosts)
+        .arg(agent_secrets())
+        .args([
+            "list",
+            "--service",
+            "http://localhost:8077",
+            "--timeout",
+            "10",
+        ])
+        .arg("--admin-key-file")
+        .arg(&key)
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("--service (AGENT_SECRETS_URL)"), "{err}");
+    assert!(err.contains("not loopback"), "{err}");
+    assert!(err.contains("nothing was sent"), "{err}");
+    assert!(
+        !err.contains("attempt 1 failed"),
+        "no connection was tried: {err}"
+    );
+    assert_no_leak(&out, &[ADMIN_KEY]);
+}

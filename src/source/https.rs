@@ -291,10 +291,29 @@ fn exempted_by(list: &str, host: &str) -> bool {
 /// ureq's resolver, and for a plain `http://` URL a check of what the name
 /// resolved to: every address must be loopback (127.0.0.0/8, ::1), or
 /// nothing is sent. The name alone proves nothing: `localhost.` goes to DNS,
-/// and `/etc/hosts` may map `localhost` anywhere.
+/// and `/etc/hosts` may map `localhost` anywhere. The agent-secrets CLI
+/// uses it too.
 #[derive(Debug)]
-struct Resolver {
+pub struct Resolver {
     loopback_only: bool,
+}
+
+impl Resolver {
+    /// The resolver for requests to `url`: loopback addresses only when it
+    /// is plain `http://`.
+    pub fn for_url(url: &str) -> Resolver {
+        Resolver {
+            loopback_only: url
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://")),
+        }
+    }
+}
+
+/// Whether `e` is [`Resolver`]'s refusal: the name resolved to an address
+/// that is not loopback, and nothing was sent.
+pub fn is_not_loopback(e: &ureq::Error) -> bool {
+    matches!(e, ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<NotLoopback>()))
 }
 
 impl ureq::unversioned::resolver::Resolver for Resolver {
@@ -454,12 +473,7 @@ pub(super) fn fetch(
         ().chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())
             .chain(Tls(client_config(opts, opts.deadline)?));
-    let resolver = Resolver {
-        loopback_only: url
-            .get(..7)
-            .is_some_and(|s| s.eq_ignore_ascii_case("http://")),
-    };
-    let agent = ureq::Agent::with_parts(config, connector, resolver);
+    let agent = ureq::Agent::with_parts(config, connector, Resolver::for_url(url));
     let auth = token.authorization();
     let mut backoff = Backoff::default();
     let mut attempt = 0u32;
@@ -623,12 +637,12 @@ pub fn tls_cause(e: ureq::Error) -> ureq::Error {
 /// Sorts a transport error into "try again" or "stop now", naming its class only.
 fn classify(e: ureq::Error) -> Outcome {
     use ureq::Error as E;
+    if is_not_loopback(&e) {
+        return Outcome::Fatal(Error::Config(
+            "LIVEKIT_SECRETS_URL uses http:// to a name that resolves to an address that is not loopback (127.0.0.0/8, ::1); nothing was sent; use https://".into(),
+        ));
+    }
     if let E::Io(io) = &e {
-        if io.get_ref().is_some_and(|inner| inner.is::<NotLoopback>()) {
-            return Outcome::Fatal(Error::Config(
-                "LIVEKIT_SECRETS_URL uses http:// to a name that resolves to an address that is not loopback (127.0.0.0/8, ::1); nothing was sent; use https://".into(),
-            ));
-        }
         // Out of descriptors or memory is this host's failure, not the
         // service's: waiting will not fix it.
         if matches!(

@@ -19,7 +19,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use https::{parse_retry_after, tls_cause, Backoff};
+pub use https::{is_not_loopback, parse_retry_after, tls_cause, Backoff, Resolver};
 
 /// A secrets URL, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +33,14 @@ pub enum SecretsUrl {
 impl SecretsUrl {
     /// Checks a `LIVEKIT_SECRETS_URL` value. A bad one is a configuration error (78).
     pub fn parse(url: &str) -> Result<SecretsUrl> {
+        SecretsUrl::parse_named(url, "LIVEKIT_SECRETS_URL")
+    }
+
+    /// [`SecretsUrl::parse`] for a URL that messages call `what` (the
+    /// agent-secrets CLI checks its `--service` with it: one rule for both).
+    pub fn parse_named(url: &str, what: &str) -> Result<SecretsUrl> {
         let url = url.trim();
-        let bad = |why: &str| Error::Config(format!("LIVEKIT_SECRETS_URL {why}"));
+        let bad = |why: &str| Error::Config(format!("{what} {why}"));
         let lower = url.to_ascii_lowercase();
         if let Some(path) = lower.strip_prefix("file://").map(|_| &url[7..]) {
             if !path.starts_with('/') {
@@ -101,7 +107,7 @@ fn percent_decode(path: &str) -> Option<Vec<u8>> {
 /// from one never goes through a proxy: the proxy's loopback is not this
 /// container's, and plain `http://` is allowed only because the request
 /// never leaves the host.
-fn is_loopback_url(url: &str) -> bool {
+pub fn is_loopback_url(url: &str) -> bool {
     is_loopback(&host_of_url(url))
 }
 

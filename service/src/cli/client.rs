@@ -14,7 +14,9 @@
 
 use agent_init::base::error::{Error, Result};
 use agent_init::base::sensitive::SecretString;
-use agent_init::source::{parse_retry_after, tls_cause, Backoff};
+use agent_init::source::{
+    is_loopback_url, is_not_loopback, parse_retry_after, tls_cause, Backoff, Resolver, SecretsUrl,
+};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -25,42 +27,33 @@ const ATTEMPT: Duration = Duration::from_secs(30);
 const CONNECT: Duration = Duration::from_secs(5);
 
 /// A checked service base URL: `https://HOST[:PORT][/PREFIX]`, or `http://`
-/// to a loopback host, without a trailing `/`.
+/// to a loopback host, without a trailing `/`. The check is agent-init's
+/// own (`SecretsUrl`), and at connect time agent-init's resolver refuses a
+/// plain `http://` name that resolves to an address that is not loopback,
+/// before anything is sent (see [`Admin::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceUrl(String);
+
+const SERVICE: &str = "--service (AGENT_SECRETS_URL)";
 
 impl ServiceUrl {
     /// Checks `--service` / `AGENT_SECRETS_URL` (78 when it is not usable).
     pub fn parse(url: &str) -> Result<ServiceUrl> {
         let url = url.trim();
-        let bad = |why: &str| Error::Config(format!("--service (AGENT_SECRETS_URL) {why}"));
-        let lower = url.to_ascii_lowercase();
-        let (rest, https) = if let Some(r) = lower.strip_prefix("https://") {
-            (r, true)
-        } else if let Some(r) = lower.strip_prefix("http://") {
-            (r, false)
-        } else {
+        let bad = |why: &str| Error::Config(format!("{SERVICE} {why}"));
+        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
             return Err(bad(
                 "must start with https:// (or http:// to a loopback host)",
             ));
-        };
-        if rest.contains(['?', '#']) {
+        }
+        if url.contains(['?', '#']) {
             return Err(bad("must not have a query or fragment"));
         }
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.contains('@') {
-            return Err(bad("must not carry credentials (user:password@)"));
+        match SecretsUrl::parse_named(url, SERVICE)? {
+            SecretsUrl::Http(u) => Ok(ServiceUrl(u.trim_end_matches('/').to_string())),
+            SecretsUrl::File(_) => Err(bad("must be an https:// or http:// URL")),
         }
-        let host = host_of(authority);
-        if host.is_empty() {
-            return Err(bad("has no host"));
-        }
-        if !https && !is_loopback(host) {
-            return Err(bad(
-                "uses http:// to a host that is not loopback; use https://",
-            ));
-        }
-        Ok(ServiceUrl(url.trim_end_matches('/').to_string()))
     }
 
     /// The base URL, as given (without a trailing `/`).
@@ -74,29 +67,8 @@ impl ServiceUrl {
     }
 
     fn is_loopback(&self) -> bool {
-        let lower = self.0.to_ascii_lowercase();
-        let rest = lower
-            .strip_prefix("https://")
-            .or_else(|| lower.strip_prefix("http://"))
-            .unwrap_or("");
-        is_loopback(host_of(rest.split('/').next().unwrap_or("")))
+        is_loopback_url(&self.0)
     }
-}
-
-/// The host of `host[:port]` or `[v6]:port`, lower-cased by the caller.
-fn host_of(authority: &str) -> &str {
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("");
-    }
-    authority.split(':').next().unwrap_or("")
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|a| a.is_loopback())
 }
 
 /// One answer of the service.
@@ -174,7 +146,7 @@ impl Admin {
         if base.is_loopback() {
             config = config.proxy(None);
         }
-        let agent: ureq::Agent = config
+        let config = config
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("agent-secrets/", env!("CARGO_PKG_VERSION")))
@@ -188,8 +160,14 @@ impl Admin {
                     ))
                     .build(),
             )
-            .build()
-            .into();
+            .build();
+        // agent-init's resolver: a plain http:// name must resolve to
+        // loopback addresses only, or nothing is sent (the admin key in clear).
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            Resolver::for_url(base.as_str()),
+        );
         Ok(Admin {
             base,
             agent,
@@ -390,6 +368,11 @@ fn gave_up(attempts: u32, start: Instant, why: &str) -> Error {
 /// Sorts a transport error into "try again" or "stop now", naming its class only.
 fn classify(e: ureq::Error) -> Outcome {
     use ureq::Error as E;
+    if is_not_loopback(&e) {
+        return Outcome::Fatal(Error::Config(format!(
+            "{SERVICE} uses http:// to a name that resolves to an address that is not loopback (127.0.0.0/8, ::1); nothing was sent; use https://"
+        )));
+    }
     match tls_cause(e) {
         E::Rustls(rustls::Error::InvalidCertificate(c)) => Outcome::Fatal(Error::Config(format!(
             "the secrets service's TLS certificate does not verify ({c:?}); check --service and --ca-file"
@@ -437,6 +420,8 @@ mod tests {
             "https://",
             "https://x/?a",
             "secrets.example.com",
+            "file:///run/bundle.json",
+            "http://localhost.evil.example:7000",
         ] {
             assert_eq!(ServiceUrl::parse(bad).unwrap_err().exit_code(), 78, "{bad}");
         }

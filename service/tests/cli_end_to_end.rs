@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use support::Db;
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 const ADMIN_KEY: &str = "admin-key-for-the-cli-test-4f1e9c";
@@ -51,7 +52,7 @@ fn scratch(name: &str) -> PathBuf {
     support::scratch(&format!("cli-{name}"))
 }
 
-/// A running `agent-secrets serve` (SQLite, TLS with a CA the test makes),
+/// A running `agent-secrets serve` (SQLite or PostgreSQL, TLS with a CA the test makes),
 /// and what the CLI needs to reach it.
 struct Service {
     server: support::Server,
@@ -61,15 +62,18 @@ struct Service {
 }
 
 impl Service {
-    fn start(name: &str) -> Service {
+    fn start(name: &str, db: Db) -> Service {
         let dir = scratch(name);
         let tls = Arc::new(support::Tls::new(&dir));
         let key_file = dir.join("admin-key");
         std::fs::write(&key_file, format!("{ADMIN_KEY}\n")).unwrap();
-        let mut opts = support::Options::sqlite();
+        let on_postgres = matches!(db, Db::Postgres(_));
+        let mut opts = support::Options::on(db, &dir);
         opts.tls = Some(tls.clone());
         opts.admin_key_file = Some(key_file.clone());
         let server = support::Server::start(&dir, &opts);
+        let log = server.log_text();
+        assert_eq!(log.contains("(PostgreSQL;"), on_postgres, "{log}");
         Service {
             url: format!("https://{}", server.addr),
             server,
@@ -244,9 +248,8 @@ fn entry<'a>(manifest: &'a serde_json::Value, name: &str) -> &'a serde_json::Val
         .unwrap_or_else(|| panic!("{name} is not in the manifest: {manifest}"))
 }
 
-#[test]
-fn create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_secrets() {
-    let svc = Service::start("create");
+fn create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_secrets(db: Db) {
+    let svc = Service::start("create", db);
     let work = scratch("create-work");
     std::fs::write(work.join("extra.env"), "FROM_FILE='file value # kept'\n").unwrap();
     let mut args = base_inputs();
@@ -300,9 +303,8 @@ fn create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_se
     assert_eq!((row[1], row[3]), ("1", "5"), "{listing}");
 }
 
-#[test]
-fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates() {
-    let svc = Service::start("update");
+fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates(db: Db) {
+    let svc = Service::start("update", db);
     let work = scratch("update-work");
     let mut args = base_inputs();
     args.extend(["--secrets".into(), "GONE=soon".into()]);
@@ -383,9 +385,8 @@ fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates() {
     }
 }
 
-#[test]
-fn revoke_then_agent_init_exits_77_and_starts_nothing() {
-    let svc = Service::start("revoke");
+fn revoke_then_agent_init_exits_77_and_starts_nothing(db: Db) {
+    let svc = Service::start("revoke", db);
     let work = scratch("revoke-work");
     let token = svc.create(&work, &strs(&base_inputs()));
     let id = Token::parse(&token).unwrap().id_b64();
@@ -460,9 +461,8 @@ fn fetch(
     (resp.status().as_u16(), etag, body)
 }
 
-#[test]
-fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle() {
-    let svc = Service::start("etag");
+fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle(db: Db) {
+    let svc = Service::start("etag", db);
     let work = scratch("etag-work");
     let token = Token::parse(&svc.create(&work, &strs(&base_inputs()))).unwrap();
     let (status, etag, body) = fetch(&svc, &token, None);
@@ -486,9 +486,8 @@ fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle() {
     assert!(s.secrets.iter().any(|x| x.name == "NEW"));
 }
 
-#[test]
-fn concurrent_update_secrets_on_one_token_lose_no_update() {
-    let svc = Service::start("race");
+fn concurrent_update_secrets_on_one_token_lose_no_update(db: Db) {
+    let svc = Service::start("race", db);
     let work = scratch("race-work");
     svc.create(&work, &strs(&base_inputs()));
     const N: usize = 4;
@@ -527,9 +526,8 @@ fn concurrent_update_secrets_on_one_token_lose_no_update() {
     );
 }
 
-#[test]
-fn refusals_have_the_exit_code_of_their_class_and_leak_nothing() {
-    let svc = Service::start("refusals");
+fn refusals_have_the_exit_code_of_their_class_and_leak_nothing(db: Db) {
+    let svc = Service::start("refusals", db);
     let work = scratch("refusals-work");
     let token = svc.create(&work, &strs(&base_inputs()));
     let id = Token::parse(&token).unwrap().id_b64();
@@ -611,9 +609,8 @@ fn refusals_have_the_exit_code_of_their_class_and_leak_nothing() {
     assert!(out.stdout.is_empty());
 }
 
-#[test]
-fn bad_inputs_get_agent_init_seals_own_messages_and_exit_codes() {
-    let svc = Service::start("inputs");
+fn bad_inputs_get_agent_init_seals_own_messages_and_exit_codes(db: Db) {
+    let svc = Service::start("inputs", db);
     let work = scratch("inputs-work");
     std::fs::write(
         work.join("bad.env"),
@@ -666,9 +663,8 @@ fn bad_inputs_get_agent_init_seals_own_messages_and_exit_codes() {
     }
 }
 
-#[test]
-fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file() {
-    let svc = Service::start("mount");
+fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file(db: Db) {
+    let svc = Service::start("mount", db);
     let work = scratch("mount-work");
     let content: Vec<u8> = (0..=255u8).chain(*b"-----END KEY-----\n").collect();
     std::fs::write(work.join("service-account.json"), &content).unwrap();
@@ -769,4 +765,34 @@ fn http_to_a_name_that_resolves_elsewhere_is_refused_before_anything_is_sent() {
         "no connection was tried: {err}"
     );
     assert_no_leak(&out, &[ADMIN_KEY]);
+}
+
+/// Each scenario runs against SQLite and against a real PostgreSQL server
+/// (scripts/test.sh starts one), with the same test body.
+macro_rules! on_both_databases {
+    ($($body:ident => $sqlite:ident, $postgres:ident;)*) => {
+        $(
+            #[test]
+            fn $sqlite() {
+                $body(Db::Sqlite);
+            }
+
+            #[test]
+            #[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
+            fn $postgres() {
+                $body(Db::postgres());
+            }
+        )*
+    };
+}
+
+on_both_databases! {
+    create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_secrets => create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_secrets_on_sqlite, create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_secrets_on_postgres;
+    update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates => update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates_on_sqlite, update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates_on_postgres;
+    revoke_then_agent_init_exits_77_and_starts_nothing => revoke_then_agent_init_exits_77_and_starts_nothing_on_sqlite, revoke_then_agent_init_exits_77_and_starts_nothing_on_postgres;
+    a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle => a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle_on_sqlite, a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle_on_postgres;
+    concurrent_update_secrets_on_one_token_lose_no_update => concurrent_update_secrets_on_one_token_lose_no_update_on_sqlite, concurrent_update_secrets_on_one_token_lose_no_update_on_postgres;
+    refusals_have_the_exit_code_of_their_class_and_leak_nothing => refusals_have_the_exit_code_of_their_class_and_leak_nothing_on_sqlite, refusals_have_the_exit_code_of_their_class_and_leak_nothing_on_postgres;
+    bad_inputs_get_agent_init_seals_own_messages_and_exit_codes => bad_inputs_get_agent_init_seals_own_messages_and_exit_codes_on_sqlite, bad_inputs_get_agent_init_seals_own_messages_and_exit_codes_on_postgres;
+    secret_mounts_are_sealed_as_file_secrets_named_after_the_file => secret_mounts_are_sealed_as_file_secrets_named_after_the_file_on_sqlite, secret_mounts_are_sealed_as_file_secrets_named_after_the_file_on_postgres;
 }

@@ -23,6 +23,7 @@ pub mod health;
 pub mod launch;
 pub mod local;
 pub mod protocol;
+pub mod report;
 pub mod source;
 pub mod sys;
 
@@ -51,30 +52,16 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     // A probe runs inside the agent's container, with its environment: it
     // must not read the token or anything else, only probe.
     if args.first().is_some_and(|a| a.expose() == b"health") {
-        let args: Vec<OsString> = args[1..]
-            .iter()
-            .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.expose().to_vec()))
-            .collect();
-        return Ok(health::Probe::parse(&args)?.run());
+        return probe(&args[1..]);
     }
-    let env = sys::read_environ();
+    let environ = sys::read_environ();
     // The token is copied; its bytes in the initial environment block go now,
     // so /proc/<pid>/environ does not show it during the fetch.
     sys::scrub_environ(|n| n == b"LIVEKIT_BOOTSTRAP_TOKEN");
-    let mut cfg = Config::parse(args, env)?;
+    let mut cfg = Config::parse(args, environ)?;
     match &cfg.action {
-        Action::Help => {
-            let _ = std::io::stdout().write_all(config::USAGE.as_bytes());
-            return Ok(0);
-        }
-        Action::Version => {
-            let _ = writeln!(
-                std::io::stdout(),
-                "agent-init {}",
-                env!("CARGO_PKG_VERSION")
-            );
-            return Ok(0);
-        }
+        Action::Help => return Ok(report::usage()),
+        Action::Version => return Ok(report::version()),
         Action::Seal { .. } => return local::seal::run(seal_args(cfg)?),
         Action::Run | Action::List | Action::Check => {}
     }
@@ -87,7 +74,27 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     // its AES key schedule there: wipe that dead stack before later frames
     // (supervise's, which lives as long as the child) take it over.
     sys::scrub_stack();
+    let required = required_names(&cfg, &environment, production);
+    match cfg.action {
+        Action::List => Ok(report::list(&environment, &unlisted, &files)),
+        Action::Check => check(&cfg, &environment, &files, &required),
+        _ => start(cfg, environment, files, &required, inherited),
+    }
+}
 
+/// `agent-init health ...`: the probe's arguments are no secret.
+fn probe(args: &[SecretBytes]) -> Result<i32> {
+    use std::os::unix::ffi::OsStringExt;
+    let args: Vec<OsString> = args
+        .iter()
+        .map(|a| OsString::from_vec(a.expose().to_vec()))
+        .collect();
+    Ok(health::Probe::parse(&args)?.run())
+}
+
+/// The names the command must receive: the three `LIVEKIT_*` in production
+/// (locally a warning says which are missing) and `--require`'s.
+fn required_names(cfg: &Config, environment: &Environment, production: bool) -> Vec<String> {
     let mut required: Vec<String> = Vec::new();
     if production {
         required.extend(LIVEKIT_NAMES.iter().map(|s| s.to_string()));
@@ -101,131 +108,76 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
         }
     }
     required.extend(cfg.require.iter().cloned());
+    required
+}
 
-    match cfg.action {
-        Action::List => {
-            // One line per variable: a control character in a name or a path
-            // must not start a line of its own.
-            let printable = |s: &str| -> String {
-                s.chars()
-                    .map(|c| if c.is_control() { '?' } else { c })
-                    .collect()
-            };
-            let mut out = String::new();
-            // A "name" that is a piece of a wrapped value is never shown.
-            for v in environment
-                .vars()
-                .iter()
-                .filter(|v| !unlisted.iter().any(|n| v.name == n.as_str()))
-            {
-                out.push_str(&printable(&v.name.to_string_lossy()));
-                out.push('\t');
-                out.push_str(&printable(&v.origin.to_string()));
-                if let env::Origin::Bundle {
-                    updated_at: Some(t),
-                } = &v.origin
-                {
-                    out.push('\t');
-                    out.push_str(t);
-                }
-                out.push('\n');
-            }
-            // File secrets: name, then `file` and the path it gets.
-            for f in files.files() {
-                out.push_str(&printable(&f.name));
-                out.push_str("\tfile ");
-                out.push_str(&printable(&files.path(&f.name).to_string_lossy()));
-                if let Some(t) = &f.updated_at {
-                    out.push('\t');
-                    out.push_str(t);
-                }
-                out.push('\n');
-            }
-            let _ = std::io::stdout().write_all(out.as_bytes());
-            Ok(0)
+/// `--check`: every check a start makes, then the summary on stderr.
+fn check(
+    cfg: &Config,
+    environment: &Environment,
+    files: &files::Plan,
+    required: &[String],
+) -> Result<i32> {
+    environment.check(required, &cfg.command, sys::arg_max())?;
+    if !files.is_empty() {
+        files.inspect()?;
+    }
+    let resolved = if cfg.command.is_empty() {
+        None
+    } else {
+        Some(resolve_command(environment, &cfg.command)?)
+    };
+    Ok(report::check_passed(environment, files, resolved.as_ref()))
+}
+
+/// The start: the last checks, the file secrets written, then exec or
+/// supervise. Nothing secret outlives `cfg`'s drop but the command's block.
+fn start(
+    cfg: Config,
+    environment: Environment,
+    files: files::Plan,
+    required: &[String],
+    inherited: &sys::Inherited,
+) -> Result<i32> {
+    environment.check(required, &cfg.command, sys::arg_max())?;
+    let cmd = resolve_command(&environment, &cfg.command)?;
+    // From here to the start, a stop signal must not end agent-init
+    // with the files written: it waits, blocked, until the start
+    // (supervise forwards it) or is taken up before the exec.
+    let early = !files.is_empty();
+    if early {
+        sys::block_early_signals();
+    }
+    // Last, once nothing else can fail: dropping `written` removes them.
+    let written = files.write()?;
+    let block = environment.into_block();
+    let supervise = cfg.supervise;
+    let opts = launch::SuperviseOptions {
+        signal_child_only: cfg.signal_child_only,
+        watch: None,
+    };
+    // Nothing secret outlives this point but the block the command receives.
+    drop(cfg);
+    crate::info!(
+        "starting {} ({})",
+        cmd.name,
+        if supervise { "supervised" } else { "exec" }
+    );
+    // And the check and the block's assembly, also in frames below.
+    sys::scrub_stack();
+    if supervise {
+        let status = launch::supervise(cmd, block, inherited, opts);
+        // The command has exited (or never started): its files go.
+        drop(written);
+        status
+    } else {
+        if let Some(sig) = early.then(sys::pending_early_signal).flatten() {
+            drop(written);
+            return Err(Error::Interrupted(sig));
         }
-        Action::Check => {
-            environment.check(&required, &cfg.command, sys::arg_max())?;
-            let files_summary = if files.is_empty() {
-                String::new()
-            } else {
-                files.inspect()?;
-                let names: Vec<&str> = files.files().iter().map(|f| f.name.as_str()).collect();
-                format!(
-                    "; {} file secret(s) for {}: {}",
-                    names.len(),
-                    files.dir().display(),
-                    names.join(", ")
-                )
-            };
-            let resolved = if cfg.command.is_empty() {
-                String::new()
-            } else {
-                let c = resolve_command(&environment, &cfg.command)?;
-                format!(
-                    "; command {} resolves to {}",
-                    c.name,
-                    c.path.to_string_lossy()
-                )
-            };
-            let count = |f: fn(&env::Origin) -> bool| {
-                environment.vars().iter().filter(|v| f(&v.origin)).count()
-            };
-            // The summary is what --check is asked for: printed whatever AGENT_INIT_LOG says.
-            let summary = format!(
-                "agent-init: check passed: {} variables ({} from the bundle, {} platform, {} from files, {} from flags, {} inherited){files_summary}{resolved}\n",
-                environment.len(),
-                count(|o| matches!(o, env::Origin::Bundle { .. })),
-                count(|o| matches!(o, env::Origin::Platform)),
-                count(|o| matches!(o, env::Origin::File(_))),
-                count(|o| matches!(o, env::Origin::Flag)),
-                count(|o| matches!(o, env::Origin::Inherited)),
-            );
-            let _ = std::io::stderr().write_all(summary.as_bytes());
-            Ok(0)
-        }
-        _ => {
-            environment.check(&required, &cfg.command, sys::arg_max())?;
-            let cmd = resolve_command(&environment, &cfg.command)?;
-            // From here to the start, a stop signal must not end agent-init
-            // with the files written: it waits, blocked, until the start
-            // (supervise forwards it) or is taken up before the exec.
-            let early = !files.is_empty();
-            if early {
-                sys::block_early_signals();
-            }
-            // Last, once nothing else can fail: dropping `written` removes them.
-            let written = files.write()?;
-            let block = environment.into_block();
-            let supervise = cfg.supervise;
-            let opts = launch::SuperviseOptions {
-                signal_child_only: cfg.signal_child_only,
-                watch: None,
-            };
-            // Nothing secret outlives this point but the block the command receives.
-            drop(cfg);
-            crate::info!(
-                "starting {} ({})",
-                cmd.name,
-                if supervise { "supervised" } else { "exec" }
-            );
-            // And the check and the block's assembly, also in frames below.
-            sys::scrub_stack();
-            if supervise {
-                let status = launch::supervise(cmd, block, inherited, opts);
-                // The command has exited (or never started): its files go.
-                drop(written);
-                status
-            } else {
-                if let Some(sig) = early.then(sys::pending_early_signal).flatten() {
-                    drop(written);
-                    return Err(Error::Interrupted(sig));
-                }
-                let e = launch::exec(cmd, block, inherited);
-                drop(written);
-                Err(e)
-            }
-        }
+        let e = launch::exec(cmd, block, inherited);
+        drop(written);
+        Err(e)
     }
 }
 

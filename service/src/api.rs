@@ -22,23 +22,13 @@ pub struct Bundle {
     pub ciphertext: String,
 }
 
-/// One secret of a manifest: what `lk agent secrets` shows, never a value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestSecret {
-    pub name: String,
-    /// `"env"` or `"file"` (§6.1).
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// `{"secrets": [...]}`, stored in the clear beside the ciphertext.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub secrets: Vec<ManifestSecret>,
-}
+/// The manifest, `{"secrets": [{"name", "kind", "env"?, "created_at",
+/// "updated_at"}]}`: agent-init's own type, the one `agent-init seal --list`
+/// prints, so the CLI, the service and agent-init share one definition. §10
+/// requires both dates; the library allows them absent (a bundle sealed
+/// without dates), so the service refuses an entry without them (400) and
+/// the CLI fills them in before it uploads.
+pub use agent_init::protocol::secrets::{Manifest, ManifestEntry};
 
 /// Body of `PUT /v1/tokens/{ID}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

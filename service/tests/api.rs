@@ -72,6 +72,18 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
         &serde_json::to_vec(&v).unwrap(),
         "auth_key_sha256",
     );
+    // §10's manifest entries carry both dates (agent-init's Manifest type
+    // allows them absent; the service does not).
+    let mut v: Value = serde_json::from_slice(&body1).unwrap();
+    v["manifest"]["secrets"] = serde_json::json!([
+        {"name": "A", "kind": "env", "created_at": "2026-12-01T10:00:00Z"}
+    ]);
+    bad(
+        &path,
+        &[],
+        &serde_json::to_vec(&v).unwrap(),
+        "created_at and updated_at are required",
+    );
     let mut v: Value = serde_json::from_slice(&body1).unwrap();
     v["bundle"]["format"] = "lkbt2".into();
     bad(&path, &[], &serde_json::to_vec(&v).unwrap(), "format");

@@ -6,9 +6,7 @@
 use super::client::{Admin, Reply};
 use super::note;
 use super::verbs::{admin, get_token, read_token, unexpected, usage};
-use crate::api::{
-    Bundle, Manifest, ManifestSecret, PutRequest, PutResponse, TokenResponse, TOKENS_PATH,
-};
+use crate::api::{Bundle, Manifest, PutRequest, PutResponse, TokenResponse, TOKENS_PATH};
 use crate::args::Parsed;
 use agent_init::base::error::{Error, Result};
 use agent_init::base::sensitive::SecretBytes;
@@ -34,21 +32,13 @@ fn seal(token: &Token, s: &Secrets, now: &str) -> Result<Sealed> {
     drop(plaintext);
     let bundle: Bundle = serde_json::from_str(&sealed)
         .map_err(|e| Error::Internal(format!("a sealed bundle is not its own JSON: {e}")))?;
-    let manifest = Manifest {
-        secrets: agent_init::protocol::secrets::manifest(s)
-            .secrets
-            .into_iter()
-            .map(|e| ManifestSecret {
-                name: e.name,
-                kind: e.kind,
-                env: e.env,
-                // Only a bundle sealed without dates lacks them; the service
-                // records the date it first sees such a secret.
-                created_at: e.created_at.unwrap_or_else(|| now.to_string()),
-                updated_at: e.updated_at.unwrap_or_else(|| now.to_string()),
-            })
-            .collect(),
-    };
+    let mut manifest: Manifest = agent_init::protocol::secrets::manifest(s);
+    for e in &mut manifest.secrets {
+        // Only a bundle sealed without dates lacks them; §10 requires them,
+        // so the date the CLI first uploads such a secret stands in.
+        e.created_at.get_or_insert_with(|| now.to_string());
+        e.updated_at.get_or_insert_with(|| now.to_string());
+    }
     let digest = ring::digest::digest(&ring::digest::SHA256, &token.auth_key()[..]);
     Ok(Sealed {
         put: PutRequest {

@@ -225,8 +225,8 @@ fn show(p: &Parsed) -> Result<i32> {
         let fields = [
             s.name.as_str(),
             s.kind.as_str(),
-            s.created_at.as_str(),
-            s.updated_at.as_str(),
+            s.created_at.as_deref().unwrap_or("-"),
+            s.updated_at.as_deref().unwrap_or("-"),
         ];
         out.push_str(&line(&fields));
         if let Some(env) = &s.env {

@@ -428,7 +428,10 @@ fn check_manifest(m: &Manifest) -> Result<(), Reply> {
             }
             _ => return bad("kind is neither \"env\" nor \"file\"".into()),
         }
-        if s.created_at.len() > MAX_DATE || s.updated_at.len() > MAX_DATE {
+        let (Some(created), Some(updated)) = (&s.created_at, &s.updated_at) else {
+            return bad("created_at and updated_at are required".into());
+        };
+        if created.len() > MAX_DATE || updated.len() > MAX_DATE {
             return bad(format!("a date is over {MAX_DATE} characters"));
         }
         if !names.insert((s.kind == "file", s.name.as_str())) {

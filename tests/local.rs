@@ -1083,36 +1083,12 @@ fn a_misplaced_name_value_command_shows_only_its_name_also_in_the_termination_lo
         "this test needs root for a private mount namespace"
     );
     let c = Harness::new("misplaced");
-    let copy = c.dir.join("termination-log");
-    let script = r#"
-        copy=$1; shift
-        mount -t tmpfs tmpfs /dev || exit 99
-        : > /dev/termination-log
-        "$@"
-        code=$?
-        cat /dev/termination-log > "$copy"
-        exit $code
-    "#;
-    let out = std::process::Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(&copy)
-        .arg(support::bin())
-        .args(["OPENAI_API_KEY=sk-zq-misplaced-value", "python3", "-c", "1"])
-        .current_dir(&c.dir)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .output()
-        .expect("unshare runs");
+    let args: Vec<OsString> = ["OPENAI_API_KEY=sk-zq-misplaced-value", "python3", "-c", "1"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    let (out, log) = c.run_with_termination_log(&args);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
-    let log = std::fs::read_to_string(&copy).unwrap();
     for text in [stderr(&out), log] {
         assert!(
             text.contains("OPENAI_API_KEY=...: command not found"),

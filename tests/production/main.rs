@@ -24,7 +24,6 @@ mod transport;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::time::Duration;
 use support::bundle::{self, LIVEKIT};
@@ -32,7 +31,7 @@ use support::harness::assert_environment;
 use support::proxy::Proxy;
 use support::server::{closed_port, Reply, Server, PATIENCE};
 use support::tls::{Ca, Validity};
-use support::{Forbidden, Harness, PATH};
+use support::{system_tool, Forbidden, Harness, PATH};
 
 /// Deadline for runs that should succeed or be stopped by the test: long
 /// enough that a loaded machine does not turn them into failures.
@@ -133,13 +132,4 @@ fn request_count(server: &Server) -> usize {
 /// Waits for agent-init to end and returns its output.
 fn finish(child: Child) -> Output {
     child.wait_with_output().expect("agent-init ends")
-}
-
-/// The full path of a system tool (the runs' PATH has no sbin directory).
-fn system_tool(name: &str) -> PathBuf {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .map(|d| PathBuf::from(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} is not installed"))
 }

@@ -110,35 +110,8 @@ fn failure_reason_is_written_to_dev_termination_log() {
     );
     let (ca, server) = serve(vec![Reply::status(401)]);
     let f = fixture("termination-log", &server.url(), &ca);
-    let copy = f.dir.join("termination-log");
-    // A private mount namespace with its own /dev, so the real one is untouched.
-    let script = r#"
-        copy=$1; shift
-        mount -t tmpfs tmpfs /dev || exit 99
-        : > /dev/termination-log
-        "$@"
-        code=$?
-        cat /dev/termination-log > "$copy"
-        exit $code
-    "#;
-    let mut args: Vec<OsString> = vec![
-        "--mount".into(),
-        "--propagation".into(),
-        "private".into(),
-        "sh".into(),
-        "-c".into(),
-        script.into(),
-        "sh".into(),
-        copy.clone().into(),
-        support::bin().into(),
-    ];
-    args.extend(f.capture());
-    let out = f
-        .command(system_tool("unshare"), &args)
-        .output()
-        .expect("unshare runs");
+    let (out, reason) = f.run_with_termination_log(&f.capture());
     f.assert_failed(&out, 77);
-    let reason = std::fs::read_to_string(&copy).unwrap();
     assert_eq!(reason.lines().count(), 1, "one line: {reason:?}");
     assert!(
         reason.starts_with("agent-init: ") && reason.contains("401"),

@@ -85,33 +85,6 @@ fn assert_memory_clean(
     );
 }
 
-/// Serves `body` as a 200 to every request on a loopback port, for the
-/// life of the test process; returns the port.
-fn serve_forever(body: String) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes());
-            let _ = conn.write_all(body.as_bytes());
-        }
-    });
-    port
-}
-
 /// FIPS-197 AES-256 key expansion: the 240 bytes of the 15 round keys, as
 /// ring's AES-NI and software implementations both lay them out in memory.
 fn aes256_key_schedule(key: &[u8; 32]) -> [u8; 240] {
@@ -309,7 +282,13 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
         let mut server = None;
         let url = match source {
             Source::File => format!("file://{}", bundle.display()),
-            Source::Http => format!("http://127.0.0.1:{}/v1/secrets", serve_forever(sealed)),
+            Source::Http => {
+                let s =
+                    support::server::Server::start_plain(vec![support::server::Reply::ok(sealed)]);
+                let url = s.url();
+                server = Some(s);
+                url
+            }
             Source::Https => {
                 key_log.0.lock().unwrap().clear();
                 let s = support::server::Server::start_with_config(
@@ -355,7 +334,7 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
             .env("LIVEKIT_SECRETS_URL", &url)
             .env("AGENT_INIT_SECRETS_DIR", &files_dir)
             .envs(from_env.iter().map(|(n, v)| (n, v)));
-        if server.is_some() {
+        if matches!(source, Source::Https) {
             cmd.env("AGENT_INIT_CA_FILE", ca.write_pem(&dir));
         }
         let mut agent = Agent::start(mode, cmd);
@@ -376,7 +355,7 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
                 secret.extend(aes256_needles(&format!("TLS {label} key"), &key));
             }
         }
-        if server.is_some() {
+        if matches!(source, Source::Https) {
             let labels = key_log.0.lock().unwrap().len();
             assert!(
                 labels >= 4,

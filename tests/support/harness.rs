@@ -142,6 +142,48 @@ impl Harness {
             .expect("agent-init starts")
     }
 
+    /// Runs agent-init with `args` in a private mount namespace (root)
+    /// whose `/dev` is a fresh tmpfs holding an empty `termination-log`;
+    /// returns the output and what agent-init wrote there.
+    pub fn run_with_termination_log(&self, args: &[OsString]) -> (Output, String) {
+        let copy = self.side.join("termination-log");
+        let script = r#"
+            copy=$1; shift
+            mount -t tmpfs tmpfs /dev || exit 99
+            : > /dev/termination-log
+            "$@"
+            code=$?
+            cat /dev/termination-log > "$copy"
+            exit $code
+        "#;
+        let mut argv: Vec<OsString> = [
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        argv.push(copy.clone().into());
+        argv.push(bin().into());
+        argv.extend(args.iter().cloned());
+        let out = self
+            .command(super::system_tool("unshare"), &argv)
+            .output()
+            .expect("unshare runs");
+        let log = std::fs::read_to_string(&copy).unwrap_or_else(|e| {
+            panic!(
+                "no termination log ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out, log)
+    }
+
     /// Whether the command started.
     pub fn started(&self) -> bool {
         self.marker.exists()

@@ -695,18 +695,8 @@ fn seal_refuses_dev_null_and_dev_stdout_in_a_private_dev() {
         [ -c /dev/null ] && echo null-is-a-device
         [ -L /dev/stdout ] && echo stdout-is-a-link
     "#;
-    let out = std::process::Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(support::bin())
-        .current_dir(&c.dir)
+    let out = c
+        .in_private_mount(script, &[support::bin().into()])
         .output()
         .expect("unshare runs");
     let report = stdout(&out);

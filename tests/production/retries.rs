@@ -4,22 +4,29 @@
 
 use super::*;
 
-#[test]
-fn retry_after_seconds_on_503_is_honoured_before_the_200() {
-    let (ca, server) = serve(vec![
-        Reply::status(503).header("Retry-After", "1"),
-        Reply::ok(good_bundle()),
-    ]);
-    let f = fixture("retry-after-503", &server.url(), &ca);
+/// Serves `first`, then the ordinary bundle; asserts the run succeeded
+/// with the ordinary environment after exactly two requests, and returns
+/// its output and the gap between the requests. The server timestamps each
+/// request before answering it, so the gap holds the client's whole wait.
+fn retried_once_after(name: &str, first: Reply) -> (Output, Duration) {
+    let (ca, server) = serve(vec![first, Reply::ok(good_bundle())]);
+    let f = fixture(name, &server.url(), &ca);
     let out = f.run();
     let env = f.assert_succeeded(&out);
     assert_environment(&env, &expected_environment(&[]));
     let r = server.requests();
     assert_eq!(r.len(), 2);
-    // The server timestamps each request before answering it, so the gap
-    // holds the client's whole wait: at least the second asked for (the
-    // first jitter window alone is at most 250 ms).
-    let gap = r[1].at - r[0].at;
+    (out, r[1].at - r[0].at)
+}
+
+#[test]
+fn retry_after_seconds_on_503_is_honoured_before_the_200() {
+    let (out, gap) = retried_once_after(
+        "retry-after-503",
+        Reply::status(503).header("Retry-After", "1"),
+    );
+    // At least the second asked for (the first jitter window alone is at
+    // most 250 ms).
     assert!(gap >= Duration::from_millis(1000), "waited only {gap:?}");
     let err = stderr(&out);
     assert!(
@@ -31,18 +38,11 @@ fn retry_after_seconds_on_503_is_honoured_before_the_200() {
 
 #[test]
 fn retry_after_http_date_is_honoured() {
-    let (ca, server) = serve(vec![
+    let (_, gap) = retried_once_after(
+        "retry-after-date",
         Reply::status(503).retry_after_date_in(Duration::from_secs(3)),
-        Reply::ok(good_bundle()),
-    ]);
-    let f = fixture("retry-after-date", &server.url(), &ca);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
-    let r = server.requests();
-    assert_eq!(r.len(), 2);
+    );
     // A date 3 s ahead, truncated to whole seconds, asks for more than 2 s.
-    let gap = r[1].at - r[0].at;
     assert!(gap >= Duration::from_millis(1500), "waited only {gap:?}");
 }
 

@@ -142,6 +142,26 @@ impl Harness {
             .expect("agent-init starts")
     }
 
+    /// `sh -c script sh args…` in a private mount namespace (root; with
+    /// this run's environment and directory), so that the script may mount
+    /// over `/dev` and the like without touching the real ones.
+    pub fn in_private_mount(&self, script: &str, args: &[OsString]) -> Command {
+        let mut argv: Vec<OsString> = [
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        argv.extend(args.iter().cloned());
+        self.command(super::system_tool("unshare"), &argv)
+    }
+
     /// Runs agent-init with `args` in a private mount namespace (root)
     /// whose `/dev` is a fresh tmpfs holding an empty `termination-log`;
     /// returns the output and what agent-init wrote there.
@@ -156,23 +176,10 @@ impl Harness {
             cat /dev/termination-log > "$copy"
             exit $code
         "#;
-        let mut argv: Vec<OsString> = [
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        argv.push(copy.clone().into());
-        argv.push(bin().into());
+        let mut argv: Vec<OsString> = vec![copy.clone().into(), bin().into()];
         argv.extend(args.iter().cloned());
         let out = self
-            .command(super::system_tool("unshare"), &argv)
+            .in_private_mount(script, &argv)
             .output()
             .expect("unshare runs");
         let log = std::fs::read_to_string(&copy).unwrap_or_else(|e| {

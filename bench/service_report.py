@@ -8,6 +8,7 @@ Usage: service_report.py OUT_DIR BENCHMARKS_MD SVG_PATH
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,36 @@ def storm_section(out, one, storms):
                      "default-queue storm's last start ÷ the herd's: %s; median **%.2f**." % (
                          ", ".join("%.2f" % (x / y) for x, y in pairs), statistics.median(x / y for x, y in pairs)))
             L.append("")
+        waits = []
+        for r in sorted(os.listdir(os.path.join(out, "storm-short"))) if os.path.isdir(os.path.join(out, "storm-short")) else []:
+            logs = os.path.join(out, "storm-short", r, "logs")
+            for name in os.listdir(logs):
+                text = open(os.path.join(logs, name), errors="replace").read()
+                waits += [float(w) for w in re.findall(r"retrying in ([0-9.]+)s", text)]
+        waits.sort()
+        L.append("Where the time goes:")
+        L.append("")
+        L.append("1. The kernel's listen backlog. With tokio's default (128), 1000 simultaneous connects overflowed it: "
+                 "in one storm the kernel counted 1,291 `ListenOverflows` and 1,032 SYN retransmissions; the dropped "
+                 "handshakes were resent by the clients' TCP 1 s and 3 s later, unseen by the gate and by agent-init's "
+                 "count of requests. `serve` now listens with a backlog of 4096 (`net.core.somaxconn` caps it); the "
+                 "overflow column above checks it in every storm, and `a_burst_of_connects_is_held_by_the_backlog_"
+                 "while_the_service_is_busy` in service/tests/hardening.rs proves it.")
+        L.append("2. The floor. The formula divides by the service's concurrency only, as if the clients cost "
+                 "nothing; here the %d clients and their shells share %d cores with the service. The herd alone, with "
+                 "no service at all, takes %s against 2 × the formula's floor of %.2f s: %s What agent-secrets adds "
+                 "over the herd is the round-by-round ratio above; one fetch takes the service %.2f ms."
+                 % (agents, os.cpu_count(), fmt_s(herd), 2 * floor,
+                    "on this machine the goal is not reachable by any service." if herd and herd > 2 * floor
+                    else "the goal is within this machine's reach.", fetch_ms or 0))
+        L.append("3. A short queue (64). A 503's `Retry-After` is this request's turn: pending ÷ the drain rate over "
+                 "the current busy stretch, each 503 booked after the ones sent away before it, so the clients come "
+                 "back spread out rather than as one wave (`service/src/serve/gate.rs`). Before, the rate spanned the "
+                 "idle gap since the token's creation (0.3 per second) and the first 503s were told 30 s (one storm's "
+                 "last start: 30.6 s). agent-init waited %s (`Retry-After` plus its jitter of up to 250 ms)."
+                 % ("%.1f to %.1f s, median %.1f s, over %d retries" % (waits[0], waits[-1], statistics.median(waits), len(waits))
+                    if waits else "–"))
+        L.append("")
     return L
 
 

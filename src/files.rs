@@ -309,6 +309,51 @@ impl Drop for Written {
     }
 }
 
+/// Plans the bundle's file secrets into `dir` (the `AGENT_INIT_SECRETS_DIR`
+/// setting), in its subdirectory `sub` when given, and sets their variables
+/// in `env`.
+pub fn plan_bundle_files(
+    env: &mut crate::env::Environment,
+    dir: Option<&std::ffi::OsStr>,
+    bundle_files: Vec<crate::protocol::secrets::FileSecret>,
+    sub: Option<String>,
+) -> Result<Plan> {
+    let mut planned = Vec::with_capacity(bundle_files.len());
+    let mut vars = Vec::new();
+    for f in bundle_files {
+        if let Some(var) = f.env {
+            vars.push((var, f.name.clone()));
+        }
+        planned.push(PlannedFile {
+            name: f.name,
+            content: f.content,
+            origin: "bundle".into(),
+            updated_at: f.updated_at,
+        });
+    }
+    let mut plan = Plan::new(dir, planned)?;
+    if let Some(s) = sub {
+        plan = plan.within(s);
+    }
+    set_file_vars(env, &plan, vars);
+    Ok(plan)
+}
+
+/// Sets each file secret's variable to the file's absolute path, at the
+/// precedence of the bundle's secrets (§6.1 keeps it off `LIVEKIT_*` and off
+/// every other secret's name).
+pub fn set_file_vars(env: &mut crate::env::Environment, plan: &Plan, vars: Vec<(String, String)>) {
+    use std::os::unix::ffi::OsStrExt;
+    for (var, name) in vars {
+        let path = plan.path(&name);
+        env.set(
+            var.into(),
+            SecretBytes::new(path.as_os_str().as_bytes().to_vec()),
+            crate::env::Origin::SecretFile(name),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,7 +296,7 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
         );
         let bundle_files = std::mem::take(&mut secrets.files);
         let mut env = Environment::production(inherited, secrets);
-        let plan = plan_bundle_files(&mut env, dir.as_deref(), bundle_files, None)?;
+        let plan = files::plan_bundle_files(&mut env, dir.as_deref(), bundle_files, None)?;
         return Ok((env, Vec::new(), plan));
     }
     let dotenv_files = local::load::local_files(&cfg.secrets_files, cfg.dotenv_disabled);
@@ -335,53 +335,8 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
         });
     }
     let plan = files::Plan::new(dir.as_deref(), planned)?;
-    set_file_vars(&mut env, &plan, vars);
+    files::set_file_vars(&mut env, &plan, vars);
     Ok((env, unlisted, plan))
-}
-
-/// Plans the bundle's file secrets into `dir` (the `AGENT_INIT_SECRETS_DIR`
-/// setting), in its subdirectory `sub` when given, and sets their variables
-/// in `env`.
-pub fn plan_bundle_files(
-    env: &mut Environment,
-    dir: Option<&std::ffi::OsStr>,
-    bundle_files: Vec<secrets::FileSecret>,
-    sub: Option<String>,
-) -> Result<files::Plan> {
-    let mut planned = Vec::with_capacity(bundle_files.len());
-    let mut vars = Vec::new();
-    for f in bundle_files {
-        if let Some(var) = f.env {
-            vars.push((var, f.name.clone()));
-        }
-        planned.push(files::PlannedFile {
-            name: f.name,
-            content: f.content,
-            origin: "bundle".into(),
-            updated_at: f.updated_at,
-        });
-    }
-    let mut plan = files::Plan::new(dir, planned)?;
-    if let Some(s) = sub {
-        plan = plan.within(s);
-    }
-    set_file_vars(env, &plan, vars);
-    Ok(plan)
-}
-
-/// Sets each file secret's variable to the file's absolute path, at the
-/// precedence of the bundle's secrets (§6.1 keeps it off `LIVEKIT_*` and off
-/// every other secret's name).
-fn set_file_vars(env: &mut Environment, plan: &files::Plan, vars: Vec<(String, String)>) {
-    use std::os::unix::ffi::OsStrExt;
-    for (var, name) in vars {
-        let path = plan.path(&name);
-        env.set(
-            var.into(),
-            SecretBytes::new(path.as_os_str().as_bytes().to_vec()),
-            env::Origin::SecretFile(name),
-        );
-    }
 }
 
 /// Images should not ship `.env*` files: with a token they are not read, and

@@ -186,7 +186,7 @@ impl Watcher {
         drop(plain);
         let mut env = Environment::production(inherited, secrets);
         let sub = n.filter(|_| self.cfg.on_update == OnUpdate::Overlap);
-        let files = crate::plan_bundle_files(
+        let files = crate::files::plan_bundle_files(
             &mut env,
             self.files_dir.as_deref(),
             bundle_files,

@@ -353,7 +353,7 @@ fn fetch_timeout(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Duration>
 }
 
 impl Config {
-    /// Reads flags (without argv[0]) and the environment, both as `main`
+    /// Reads flags (without `argv[0]`) and the environment, both as `main`
     /// and [`crate::sys::read_environ`] give them: in zeroizing buffers.
     /// Only what is not secret leaves them as `OsString` (the command, file
     /// names, knob values); `--secrets` and `--token` values never do.

@@ -9,11 +9,14 @@
 //! The data goes one way, one module per step:
 //!
 //! ```text
-//! config → token → source (https | file) → bundle → secrets → env → launch (exec | supervise)
-//!                  dotenv (local files) ──────────────────────↗
+//! config → protocol::token → source (https | file) → protocol::bundle → protocol::secrets → env → launch (exec | supervise | watch)
+//!                            local (dotenv files, flags) ──────────────────────────↗      files ↗
 //! ```
 //!
-//! The contract with the secrets service is `docs/PROTOCOL.md`.
+//! The contract with the secrets service is `docs/PROTOCOL.md`; the layout,
+//! the dependency rule and the test map are `docs/ARCHITECTURE.md`. The
+//! library is not a stable API: it is `pub` for agent-secrets (which shares
+//! [`protocol`]), the tests, the fuzz targets and the benches.
 
 pub mod base;
 pub mod config;
@@ -46,7 +49,7 @@ use std::io::Write;
 /// (listing, checking, sealing, supervising); in exec mode it does not return
 /// on success.
 ///
-/// `args` are agent-init's arguments without argv[0], each in a zeroizing
+/// `args` are agent-init's arguments without `argv[0]`, each in a zeroizing
 /// buffer from the first copy (`--secrets` values are secrets).
 pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     // A probe runs inside the agent's container, with its environment: it

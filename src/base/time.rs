@@ -64,7 +64,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// The civil date `(year, month, day)` of a day count since 1970-01-01
-/// (Howard Hinnant's algorithm); the inverse of [`days_from_civil`].
+/// (Howard Hinnant's algorithm); the inverse of `days_from_civil`.
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -64,7 +64,7 @@ pub fn remember_args(argc: libc::c_int, argv: *const *const libc::c_char) {
 
 /// Overwrites parts of agent-init's own argument block, so that
 /// `/proc/<pid>/cmdline` and agent-init's memory stop holding them.
-/// `tails` gets the arguments (argv[0] first) and returns, for each one to
+/// `tails` gets the arguments (`argv[0]` first) and returns, for each one to
 /// wipe, its index and the offset from which its bytes become NUL. The
 /// block is found through the `argv` that `main` received (see
 /// [`remember_args`]), so this works without `/proc`; it does nothing if

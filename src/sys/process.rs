@@ -167,6 +167,7 @@ pub fn close_fds_above_stderr() {
 }
 
 /// Whether any process is left in process group `pgid`.
+/// Raw libc, not nix: signal 0 is no `Signal`, and the answer needs `EPERM`.
 pub fn group_exists(pgid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks; it has no memory-safety preconditions.
     unsafe { libc::kill(-pgid, 0) == 0 || Errno::last() == Errno::EPERM }
@@ -184,6 +185,8 @@ pub enum Reaped {
 }
 
 /// Reaps one ended child without blocking.
+/// Raw libc, not nix: the status is wanted as a shell shows it, also for a
+/// child killed by a real-time signal, which nix's `WaitStatus` cannot name.
 pub fn reap_one() -> Reaped {
     let mut status = 0;
     loop {

@@ -189,6 +189,8 @@ pub fn wait_signal_for(set: &SigSet, timeout: std::time::Duration) -> Option<i32
 }
 
 /// Sends raw signal `sig` to `pid` (negative for a process group).
+/// Raw libc, not nix: nix's `Signal` cannot name the real-time signals
+/// that supervise mode forwards.
 pub fn send_signal(pid: i32, sig: i32) -> bool {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(pid, sig) == 0 }

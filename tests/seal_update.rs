@@ -246,12 +246,10 @@ fn a_bundle_the_token_does_not_open_is_refused_65_and_left_alone() {
     );
     assert!(stdout(&out).is_empty(), "no token printed");
     assert_eq!(std::fs::read(&s.out).unwrap(), before);
-    let mut forbidden = support::bundle::token_strings(&other);
-    forbidden.push("value-c-9c0d".into());
-    support::assert_no_leak(
-        &out,
-        &forbidden.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    support::Forbidden::new()
+        .token(&other)
+        .value("value-c-9c0d")
+        .assert_not_printed(&out);
 }
 
 #[test]

@@ -481,9 +481,9 @@ fn a_bad_update_changes_nothing_and_says_why_in_one_line_each_check() {
     }
     assert_eq!(pids_started(&b).len(), 1, "never restarted: {:?}", b.log());
     assert!(b.events("term").is_empty());
-    for s in support::bundle::token_strings(&b.token) {
-        assert!(!init.stderr().join("\n").contains(&s));
-    }
+    support::Forbidden::new()
+        .token(&b.token)
+        .assert_not_in("stderr", &init.stderr().join("\n"));
     // The next good bundle rolls as usual.
     b.write("two");
     b.wait("the second generation", |l| {

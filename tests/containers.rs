@@ -256,7 +256,9 @@ fn prebuilt_context() -> PathBuf {
 
 fn build(dockerfile: &str, args: &[(&str, &str)], extra: &[&str], ctx: &Path, tag: &str) {
     let mut cmd = podman();
-    cmd.args(["build", "--network=none", "-q", "-f"])
+    // Docker's image format: OCI images have no HEALTHCHECK, and podman
+    // drops it from an OCI build (docker build keeps it).
+    cmd.args(["build", "--network=none", "--format", "docker", "-q", "-f"])
         .arg(repo().join(dockerfile));
     for (k, v) in args {
         cmd.arg("--build-arg").arg(format!("{k}={v}"));
@@ -840,6 +842,88 @@ fn podman_stop_drains_the_agent_and_the_container_exits_with_the_agents_code() {
     out.wait_started(&c);
     assert_eq!(out.started()["pid"], 1);
     out.assert_stop_drains(&c);
+}
+
+impl Container {
+    /// `podman healthcheck run`: the image's HEALTHCHECK, run inside the
+    /// container as the runtime runs it; (exit code, what podman printed).
+    fn healthcheck(&self) -> (i32, String) {
+        let out = podman()
+            .args(["healthcheck", "run", &self.name])
+            .output()
+            .expect("podman healthcheck run");
+        (out.status.code().unwrap_or(-1), output_text(&out))
+    }
+}
+
+/// A worker's health server stand-in, for each image's runtime: 200 on
+/// `GET /` at 127.0.0.1:8081, as a LiveKit worker's (the probe agents have
+/// none, and a real worker needs a LiveKit server the container can reach).
+const PY_HEALTH_SERVER: &str = "import http.server as h\nclass H(h.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(b'OK')\nh.HTTPServer(('127.0.0.1', 8081), H).serve_forever()\n";
+const NODE_HEALTH_SERVER: &str =
+    "require('http').createServer((q, r) => r.end('OK')).listen(8081, '127.0.0.1')";
+
+#[test]
+#[ignore = "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"]
+fn the_images_healthcheck_runs_agent_init_health_healthy_with_a_worker_on_8081_unhealthy_without() {
+    let images = images();
+    for (image, server) in [
+        (&images.python, ["python", "-c", PY_HEALTH_SERVER]),
+        (&images.node, ["node", "-e", NODE_HEALTH_SERVER]),
+    ] {
+        let out = check(
+            podman().args([
+                "image",
+                "inspect",
+                "--format",
+                "{{json .Config.Healthcheck}}",
+                image,
+            ]),
+            "podman image inspect",
+        );
+        let hc = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            hc.contains("/usr/local/bin/agent-init") && hc.contains("health"),
+            "{image}: the HEALTHCHECK is agent-init health: {hc}"
+        );
+        // Something answers 200 on 8081: healthy, exit 0.
+        let sealed = Sealed::new("health-ready");
+        let c = Container::start("health-ready", &sealed.flags(), image, &server);
+        let t0 = Instant::now();
+        let healthy = loop {
+            let (code, text) = c.healthcheck();
+            if code == 0 {
+                break text;
+            }
+            assert!(
+                t0.elapsed() < PATIENCE,
+                "{image}: never healthy ({code}: {text}); logs:\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        assert!(!healthy.contains("unhealthy"), "{image}: {healthy}");
+        let out = check(
+            podman().args(["inspect", "--format", "{{.State.Health.Status}}", &c.name]),
+            "podman inspect",
+        );
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(status, "healthy", "{image}: the runtime's record");
+        // The probe agent runs but listens nowhere: unhealthy, exit 1.
+        let run_out = Out::new("health-none");
+        let mut flags = run_out.flags();
+        flags.extend(sealed.flags());
+        let c = Container::start("health-none", &flags, image, &[]);
+        run_out.wait_started(&c);
+        let (code, text) = c.healthcheck();
+        assert_eq!(code, 1, "{image}: {text}");
+        assert!(text.contains("unhealthy"), "{image}: {text}");
+        assert_eq!(
+            c.stop(60),
+            PROBE_EXIT,
+            "{image}: the agent ran on, unharmed"
+        );
+    }
 }
 
 #[test]

@@ -652,6 +652,44 @@ fn sigterm_while_the_new_overlap_generation_starts_stops_both_once() {
 }
 
 #[test]
+fn sigterm_during_a_check_that_hangs_reaches_the_agent_without_waiting_for_the_check() {
+    // The check runs beside the signal loop: a `docker stop` (10 s grace by
+    // default) while the service hangs is forwarded at once, not after the
+    // check's 10 s deadline, which would leave the agent no time to drain.
+    let b = Bundle::new("watch-stop-mid-check");
+    let plain = support::bundle::plaintext(&[("FOO", "one")], &support::bundle::LIVEKIT);
+    let server = Server::start_plain(vec![
+        Reply::ok(support::bundle::seal(&b.token, &plain)).header("ETag", "\"v1\""),
+        Reply::hang(),
+    ]);
+    let mut init = Init::start_url(&b, &server.url(), &[], &[]);
+    b.wait("the first generation", |l| {
+        l.iter().any(|e| e[0] == "start")
+    });
+    // The first check is under way, and its answer never comes.
+    server.wait_for_requests(2);
+    init.sigterm();
+    assert_eq!(
+        init.wait(),
+        0,
+        "the agent's own status: {:#?}",
+        init.stderr()
+    );
+    let err = init.stderr();
+    let stop = err
+        .iter()
+        .position(|l| l.contains("SIGTERM received: stopping"))
+        .unwrap_or_else(|| panic!("{err:#?}"));
+    assert!(
+        !err.iter().any(|l| l.contains("cannot check the bundle")),
+        "the stop (line {stop}) waited for the hung check to give up: {err:#?}"
+    );
+    assert_eq!(b.events("term").len(), 1, "one SIGTERM: {:?}", b.log());
+    assert_eq!(b.events("drained").len(), 1);
+    assert_eq!(server.requests().len(), 2, "no other check began");
+}
+
+#[test]
 fn over_https_the_check_sends_if_none_match_and_a_304_rolls_nothing() {
     let b = Bundle::new("watch-etag");
     let plain = |foo: &str| support::bundle::plaintext(&[("FOO", foo)], &support::bundle::LIVEKIT);

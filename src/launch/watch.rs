@@ -19,6 +19,9 @@
 //! - a roll sends the draining generation exactly one SIGTERM (to its group,
 //!   as supervise mode forwards signals) and SIGKILLs what is left of it
 //!   after `--drain-timeout`; every step is logged with the bundle's version;
+//! - a check (fetch, open, the checks) runs in a thread of its own, on a
+//!   copy of the watcher, and wipes the dead stack it leaves: signals never
+//!   wait for it, and a stop drops it;
 //! - a stop signal for agent-init during a roll cancels the roll and stops
 //!   every generation exactly once: one that the roll already stopped gets
 //!   no second stop signal. agent-init exits once all are gone, with the
@@ -45,7 +48,8 @@ use std::time::{Duration, Instant};
 pub const EXIT_UPDATED: i32 = 75;
 /// The variable that tells each generation of an `overlap` roll its health port.
 pub const PORT_VAR: &str = "AGENT_HTTP_PORT";
-/// One check's fetch deadline: signals wait while a check runs.
+/// One check's fetch deadline. The check runs in a thread of its own, so
+/// signals never wait for it.
 const CHECK_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a new `overlap` generation may take to answer 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -121,6 +125,24 @@ impl Watcher {
             files_dir: None,
             first: None,
         })
+    }
+
+    /// A copy for a check in another thread: everything but the first
+    /// generation's files (long handed over by then).
+    fn copy(&self) -> Watcher {
+        Watcher {
+            cfg: self.cfg.clone(),
+            fetch: self.fetch.clone(),
+            command: self.command.clone(),
+            required: self.required.clone(),
+            token_id: self.token_id.clone(),
+            inherited: self.inherited.clone(),
+            version: self.version.clone(),
+            digest: self.digest,
+            cwd: self.cwd.clone(),
+            files_dir: self.files_dir.clone(),
+            first: None,
+        }
     }
 
     /// File secrets go where `AGENT_INIT_SECRETS_DIR` says (`None`: the default).
@@ -331,6 +353,11 @@ fn random_upto(max: Duration) -> Duration {
 enum Phase {
     /// Waiting for the next check.
     Idle { check_at: Instant },
+    /// A check runs in its own thread, on a copy of the watcher; the signal
+    /// loop goes on meanwhile (a stop drops the check).
+    Checking {
+        thread: std::thread::JoinHandle<(String, Option<Update>)>,
+    },
     /// A new bundle checked out; the roll starts at `at` (`--rollout-spread`).
     Delay { at: Instant, update: Update },
     /// `restart` / `exit`: the serving generation got its SIGTERM.
@@ -399,7 +426,7 @@ pub fn run(
                     crate::info!(
                         "{} received: stopping{}",
                         crate::base::log::signal_name(s),
-                        if matches!(phase, Phase::Idle { .. }) {
+                        if matches!(phase, Phase::Idle { .. } | Phase::Checking { .. }) {
                             ""
                         } else {
                             "; the roll is cancelled"
@@ -418,7 +445,10 @@ pub fn run(
                 }
                 job_stop(s);
                 if stop {
-                    if let Phase::Idle { .. } | Phase::Delay { .. } = phase {
+                    // A check still running is left to itself: its thread
+                    // ends with agent-init.
+                    if let Phase::Idle { .. } | Phase::Delay { .. } | Phase::Checking { .. } = phase
+                    {
                         phase = Phase::Idle {
                             check_at: Instant::now(),
                         };
@@ -482,24 +512,25 @@ pub fn run(
         }
 
         phase = match phase {
-            Phase::Idle { check_at } if Instant::now() >= check_at => match checked(&mut w) {
-                None => Phase::Idle {
-                    check_at: next_check(&w),
-                },
-                Some(update) => {
-                    let delay = random_upto(w.cfg.spread);
-                    crate::info!(
-                        "watch: bundle {} is new and checks out; the roll from {} starts in {:.1}s",
-                        update.version,
-                        w.version,
-                        delay.as_secs_f64()
-                    );
-                    Phase::Delay {
-                        at: Instant::now() + delay,
-                        update,
-                    }
+            Phase::Idle { check_at } if Instant::now() >= check_at => match check_in_thread(&w) {
+                Ok(thread) => Phase::Checking { thread },
+                // No thread: the check runs here, and signals wait for it.
+                Err(_) => {
+                    let found = checked(&mut w);
+                    after_check(&w, found)
                 }
             },
+            Phase::Checking { thread } if thread.is_finished() => {
+                let found = match thread.join() {
+                    Ok((version, found)) => {
+                        // A bundle that gave the same environment is current now.
+                        w.version = version;
+                        found
+                    }
+                    Err(_) => None,
+                };
+                after_check(&w, found)
+            }
             Phase::Delay { at, update } if Instant::now() >= at && drained.is_empty() => {
                 let p = begin(&mut w, &mut cur, update, &mut n, inherited, spawn, alone);
                 sys::scrub_stack();
@@ -718,6 +749,41 @@ fn begin(
             );
             idle(w)
         }
+    }
+}
+
+/// Starts one check in a thread of its own, on a copy of the watcher
+/// (which holds no secret); it wipes the dead stack it leaves, and returns
+/// the version that is current and the update it found.
+fn check_in_thread(
+    w: &Watcher,
+) -> std::io::Result<std::thread::JoinHandle<(String, Option<Update>)>> {
+    let mut copy = w.copy();
+    std::thread::Builder::new()
+        .name("watch-check".into())
+        .spawn(move || {
+            let found = checked(&mut copy);
+            (copy.version, found)
+        })
+}
+
+/// What a check leads to: the next check, or a roll after the spread.
+fn after_check(w: &Watcher, found: Option<Update>) -> Phase {
+    let Some(update) = found else {
+        return Phase::Idle {
+            check_at: Instant::now() + w.cfg.every + random_upto(w.cfg.every / 5),
+        };
+    };
+    let delay = random_upto(w.cfg.spread);
+    crate::info!(
+        "watch: bundle {} is new and checks out; the roll from {} starts in {:.1}s",
+        update.version,
+        w.version,
+        delay.as_secs_f64()
+    );
+    Phase::Delay {
+        at: Instant::now() + delay,
+        update,
     }
 }
 

@@ -164,6 +164,8 @@ impl Drop for Bundle {
 struct Init {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The bundle's directory: the agents' working directory and log.
+    dir: PathBuf,
 }
 
 impl Init {
@@ -195,7 +197,11 @@ impl Init {
                 lines.lock().unwrap().push(l);
             }
         });
-        Init { child, stderr }
+        Init {
+            child,
+            stderr,
+            dir: b.dir.clone(),
+        }
     }
 
     fn stderr(&self) -> Vec<String> {
@@ -240,9 +246,30 @@ impl Init {
 }
 
 impl Drop for Init {
+    /// Kills agent-init, then every agent generation it started that still
+    /// runs (a SIGKILLed supervisor that is not PID 1 leaves its children
+    /// to init): a failed or finished test leaves no worker behind. A PID
+    /// is killed only while its working directory is this test's.
     fn drop(&mut self) {
+        use nix::sys::signal::{kill, killpg, Signal};
+        use nix::unistd::Pid;
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
+        for pid in log
+            .lines()
+            .filter_map(|l| l.strip_prefix("start "))
+            .filter_map(|rest| rest.split(' ').next()?.parse::<i32>().ok())
+        {
+            if std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .ok()
+                .as_deref()
+                == Some(&self.dir)
+            {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
     }
 }
 

@@ -312,7 +312,7 @@ impl Resolver {
 
 /// Whether `e` is [`Resolver`]'s refusal: the name resolved to an address
 /// that is not loopback, and nothing was sent.
-pub fn is_not_loopback(e: &ureq::Error) -> bool {
+fn is_not_loopback(e: &ureq::Error) -> bool {
     matches!(e, ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<NotLoopback>()))
 }
 
@@ -615,7 +615,7 @@ fn too_big(cap: u64) -> Error {
 /// ureq hands on a rustls error raised during the handshake inside an
 /// `io::Error`; take it out, so that a certificate that does not verify is
 /// recognised as such (and not retried as an I/O failure).
-pub fn tls_cause(e: ureq::Error) -> ureq::Error {
+fn tls_cause(e: ureq::Error) -> ureq::Error {
     let ureq::Error::Io(io) = e else { return e };
     if !io
         .get_ref()
@@ -636,11 +636,49 @@ pub fn tls_cause(e: ureq::Error) -> ureq::Error {
 
 /// Sorts a transport error into "try again" or "stop now", naming its class only.
 fn classify(e: ureq::Error) -> Outcome {
+    match sort_transport_error(e, &AGENT_INIT) {
+        TransportFailure::Transient(what) => Outcome::Transient(what, None),
+        TransportFailure::Fatal(e) => Outcome::Fatal(e),
+    }
+}
+
+/// agent-init's names for its own fetch.
+const AGENT_INIT: Endpoint = Endpoint {
+    url: "LIVEKIT_SECRETS_URL",
+    check: "LIVEKIT_SECRETS_URL and AGENT_INIT_CA_FILE",
+    proxies: "HTTPS_PROXY/ALL_PROXY",
+    doing: "fetching from the secrets service",
+};
+
+/// Whose request failed: the names a transport error's message points at.
+pub struct Endpoint {
+    /// The setting that holds the URL.
+    pub url: &'static str,
+    /// What to check when the certificate does not verify.
+    pub check: &'static str,
+    /// The proxy variables this client reads.
+    pub proxies: &'static str,
+    /// What was being done, for an error of no known class.
+    pub doing: &'static str,
+}
+
+/// A transport error, sorted: worth another attempt (what happened), or not.
+pub enum TransportFailure {
+    Transient(String),
+    Fatal(Error),
+}
+
+/// Sorts a ureq transport error into "try again" or "stop now", naming its
+/// class only, never a value: the one table for agent-init's fetch and the
+/// agent-secrets CLI.
+pub fn sort_transport_error(e: ureq::Error, at: &Endpoint) -> TransportFailure {
     use ureq::Error as E;
+    use TransportFailure::{Fatal, Transient};
     if is_not_loopback(&e) {
-        return Outcome::Fatal(Error::Config(
-            "LIVEKIT_SECRETS_URL uses http:// to a name that resolves to an address that is not loopback (127.0.0.0/8, ::1); nothing was sent; use https://".into(),
-        ));
+        return Fatal(Error::Config(format!(
+            "{} uses http:// to a name that resolves to an address that is not loopback (127.0.0.0/8, ::1); nothing was sent; use https://",
+            at.url
+        )));
     }
     if let E::Io(io) = &e {
         // Out of descriptors or memory is this host's failure, not the
@@ -649,36 +687,34 @@ fn classify(e: ureq::Error) -> Outcome {
             io.raw_os_error(),
             Some(nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::ENOMEM | nix::libc::ENOBUFS)
         ) {
-            return Outcome::Fatal(Error::Internal(format!(
+            return Fatal(Error::Internal(format!(
                 "the fetch failed on this host: {}",
                 crate::sys::io_reason(io)
             )));
         }
     }
     match tls_cause(e) {
-        E::Rustls(rustls::Error::InvalidCertificate(c)) => Outcome::Fatal(Error::Config(format!(
-            "the secrets service's TLS certificate does not verify ({}); check LIVEKIT_SECRETS_URL and AGENT_INIT_CA_FILE",
-            cert_reason(&c)
+        E::Rustls(rustls::Error::InvalidCertificate(c)) => Fatal(Error::Config(format!(
+            "the secrets service's TLS certificate does not verify ({}); check {}",
+            cert_reason(&c),
+            at.check
         ))),
-        E::Rustls(other) => Outcome::Transient(format!("TLS error: {other}"), None),
-        E::Timeout(t) => Outcome::Transient(format!("timed out ({t})"), None),
-        E::HostNotFound => Outcome::Transient("host not found".into(), None),
-        E::ConnectionFailed => Outcome::Transient("connection failed".into(), None),
-        E::Io(io) => Outcome::Transient(crate::sys::io_reason(&io), None),
-        E::Protocol(p) => Outcome::Transient(format!("HTTP protocol error: {p}"), None),
-        E::ConnectProxyFailed(m) => Outcome::Transient(format!("proxy CONNECT failed: {m}"), None),
-        E::BodyStalled => Outcome::Transient("body stalled".into(), None),
-        E::InvalidProxyUrl => Outcome::Fatal(Error::Config(
-            "the proxy URL in HTTPS_PROXY/ALL_PROXY is not valid".into(),
-        )),
-        E::BadUri(_) | E::Http(_) => Outcome::Fatal(Error::Config(
-            "LIVEKIT_SECRETS_URL is not a valid URL".into(),
-        )),
-        E::BodyExceedsLimit(_) => Outcome::Fatal(Error::Refused("bundle over the size cap".into())),
-        E::LargeResponseHeader(_, _) => Outcome::Transient("response headers too large".into(), None),
-        other => Outcome::Fatal(Error::Unavailable(format!(
-            "fetching from the secrets service failed: {other}"
+        E::Rustls(other) => Transient(format!("TLS error: {other}")),
+        E::Timeout(t) => Transient(format!("timed out ({t})")),
+        E::HostNotFound => Transient("host not found".into()),
+        E::ConnectionFailed => Transient("connection failed".into()),
+        E::Io(io) => Transient(crate::sys::io_reason(&io)),
+        E::Protocol(p) => Transient(format!("HTTP protocol error: {p}")),
+        E::ConnectProxyFailed(m) => Transient(format!("proxy CONNECT failed: {m}")),
+        E::BodyStalled => Transient("body stalled".into()),
+        E::InvalidProxyUrl => Fatal(Error::Config(format!(
+            "the proxy URL in {} is not valid",
+            at.proxies
         ))),
+        E::BadUri(_) | E::Http(_) => Fatal(Error::Config(format!("{} is not a valid URL", at.url))),
+        E::BodyExceedsLimit(_) => Fatal(Error::Refused("bundle over the size cap".into())),
+        E::LargeResponseHeader(_, _) => Transient("response headers too large".into()),
+        other => Fatal(Error::Unavailable(format!("{} failed: {other}", at.doing))),
     }
 }
 

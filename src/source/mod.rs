@@ -19,7 +19,9 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use https::{is_not_loopback, parse_retry_after, tls_cause, Backoff, Resolver};
+pub use https::{
+    parse_retry_after, sort_transport_error, Backoff, Endpoint, Resolver, TransportFailure,
+};
 
 /// A secrets URL, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,8 @@
 use agent_init::base::error::{Error, Result};
 use agent_init::base::sensitive::SecretString;
 use agent_init::source::{
-    is_loopback_url, is_not_loopback, parse_retry_after, tls_cause, Backoff, Resolver, SecretsUrl,
+    is_loopback_url, parse_retry_after, sort_transport_error, Backoff, Endpoint, Resolver,
+    SecretsUrl, TransportFailure,
 };
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -365,41 +366,49 @@ fn gave_up(attempts: u32, start: Instant, why: &str) -> Error {
     ))
 }
 
-/// Sorts a transport error into "try again" or "stop now", naming its class only.
+/// Sorts a transport error into "try again" or "stop now": agent-init's
+/// table, with the CLI's names.
 fn classify(e: ureq::Error) -> Outcome {
-    use ureq::Error as E;
-    if is_not_loopback(&e) {
-        return Outcome::Fatal(Error::Config(format!(
-            "{SERVICE} uses http:// to a name that resolves to an address that is not loopback (127.0.0.0/8, ::1); nothing was sent; use https://"
-        )));
-    }
-    match tls_cause(e) {
-        E::Rustls(rustls::Error::InvalidCertificate(c)) => Outcome::Fatal(Error::Config(format!(
-            "the secrets service's TLS certificate does not verify ({c:?}); check --service and --ca-file"
-        ))),
-        E::Rustls(other) => Outcome::Transient(format!("TLS error: {other}"), None),
-        E::Timeout(t) => Outcome::Transient(format!("timed out ({t})"), None),
-        E::HostNotFound => Outcome::Transient("host not found".into(), None),
-        E::ConnectionFailed => Outcome::Transient("connection failed".into(), None),
-        E::Io(io) => Outcome::Transient(agent_init::sys::io_reason(&io), None),
-        E::Protocol(p) => Outcome::Transient(format!("HTTP protocol error: {p}"), None),
-        E::ConnectProxyFailed(m) => Outcome::Transient(format!("proxy CONNECT failed: {m}"), None),
-        E::BodyStalled => Outcome::Transient("body stalled".into(), None),
-        E::InvalidProxyUrl => Outcome::Fatal(Error::Config(
-            "the proxy URL in HTTPS_PROXY/HTTP_PROXY/ALL_PROXY is not valid".into(),
-        )),
-        E::BadUri(_) | E::Http(_) => Outcome::Fatal(Error::Config(
-            "--service (AGENT_SECRETS_URL) is not a valid URL".into(),
-        )),
-        other => Outcome::Fatal(Error::Unavailable(format!(
-            "talking to the secrets service failed: {other}"
-        ))),
+    const CLI: Endpoint = Endpoint {
+        url: SERVICE,
+        check: "--service and --ca-file",
+        proxies: "HTTPS_PROXY/HTTP_PROXY/ALL_PROXY",
+        doing: "talking to the secrets service",
+    };
+    match sort_transport_error(e, &CLI) {
+        TransportFailure::Transient(what) => Outcome::Transient(what, None),
+        TransportFailure::Fatal(e) => Outcome::Fatal(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_that_does_not_verify_stops_with_78_naming_the_clis_flags() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        match classify(ureq::Error::Io(io)) {
+            Outcome::Fatal(e) => {
+                assert_eq!(e.exit_code(), 78);
+                let m = e.to_string();
+                assert!(m.contains("unknown issuer"), "{m}");
+                assert!(m.contains("check --service and --ca-file"), "{m}");
+            }
+            _ => panic!("a certificate error must not be retried"),
+        }
+        match classify(ureq::Error::BadUri("x".into())) {
+            Outcome::Fatal(e) => assert!(
+                e.to_string()
+                    .contains("--service (AGENT_SECRETS_URL) is not a valid URL"),
+                "{e}"
+            ),
+            _ => panic!("a bad URL must not be retried"),
+        }
+    }
 
     #[test]
     fn service_urls_need_https_except_on_loopback() {

@@ -9,7 +9,7 @@
 //! member), so production mode's required names are present. Values are
 //! deterministic base64url text: the same N gives the same names and values.
 
-use agent_init::{bundle, token::Token};
+use agent_init::protocol::{bundle, token::Token};
 use std::process::ExitCode;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

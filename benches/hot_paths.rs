@@ -6,11 +6,11 @@
 //! They use the binary's wiping allocator, so every free costs what it costs
 //! in production.
 
-use agent_init::bundle;
+use agent_init::base::sensitive::{SecretBytes, SecretString};
 use agent_init::env::Environment;
-use agent_init::secrets::{self, LiveKit, Secret, Secrets};
-use agent_init::sensitive::{SecretBytes, SecretString};
-use agent_init::token::Token;
+use agent_init::protocol::bundle;
+use agent_init::protocol::secrets::{self, LiveKit, Secret, Secrets};
+use agent_init::protocol::token::Token;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::ffi::OsString;
 use std::hint::black_box;
@@ -111,13 +111,13 @@ fn dotenv_text() -> String {
 fn dotenv(c: &mut Criterion) {
     let text = dotenv_text();
     let lookup = |_: &str| -> Option<SecretString> { None };
-    if let Err(e) = agent_init::dotenv::parse(&text, "bench.env", &lookup) {
+    if let Err(e) = agent_init::local::dotenv::parse(&text, "bench.env", &lookup) {
         eprintln!("note: dotenv::parse returned an error, so this measures its error path: {e}");
     }
     let mut g = c.benchmark_group("dotenv");
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_function("parse_1000_lines", |b| {
-        b.iter(|| agent_init::dotenv::parse(black_box(&text), "bench.env", &lookup))
+        b.iter(|| agent_init::local::dotenv::parse(black_box(&text), "bench.env", &lookup))
     });
     g.finish();
 }

@@ -30,13 +30,6 @@ pub mod report;
 pub mod source;
 pub mod sys;
 
-/// Modules under their first paths (`agent_init::token`, ...), kept for the
-/// tests, fuzz targets and benches that name them so; new code names them
-/// under [`base`] and [`protocol`].
-pub use base::{error, log, sensitive};
-pub use local::{dotenv, inputs};
-pub use protocol::{bundle, secrets, token, update};
-
 use base::error::{Error, Result};
 use base::sensitive::SecretBytes;
 use config::{Action, Config};
@@ -309,7 +302,7 @@ fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)>
     let mut planned = Vec::with_capacity(cfg.secret_mounts.len());
     let mut vars = Vec::new();
     for m in &cfg.secret_mounts {
-        let input = inputs::read_mount(m)?;
+        let input = local::inputs::read_mount(m)?;
         let protocol::update::Value::File { content, env: var } = input.value else {
             return Err(Error::Internal("a mount read as an env input".into()));
         };

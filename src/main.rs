@@ -23,9 +23,9 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
     sys::install_early_handlers(&inherited);
     // Each argument goes into a zeroizing buffer as it is copied out of the
     // argument block: `--secrets KEY=VALUE` values are secrets.
-    let args: Vec<agent_init::sensitive::SecretBytes> = std::env::args_os()
+    let args: Vec<agent_init::base::sensitive::SecretBytes> = std::env::args_os()
         .skip(1)
-        .map(|a| agent_init::sensitive::SecretBytes::new(a.into_vec()))
+        .map(|a| agent_init::base::sensitive::SecretBytes::new(a.into_vec()))
         .collect();
     let code = match agent_init::run(args, &inherited) {
         Ok(code) => code,

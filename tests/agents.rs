@@ -17,7 +17,7 @@
 
 mod support;
 
-use agent_init::token::Token;
+use agent_init::protocol::token::Token;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -317,7 +317,7 @@ impl Setup {
             .push(serde_json::json!({
                 "name": "google-credentials.json",
                 "kind": "file",
-                "value": agent_init::token::b64u(credentials(&id).as_bytes()),
+                "value": agent_init::protocol::token::b64u(credentials(&id).as_bytes()),
                 "env": "GOOGLE_APPLICATION_CREDENTIALS",
             }));
         let plain = plain.to_string();

@@ -25,7 +25,7 @@
 
 mod support;
 
-use agent_init::token::Token;
+use agent_init::protocol::token::Token;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -1201,7 +1201,7 @@ impl SealedWithFile {
             .push(serde_json::json!({
                 "name": CREDENTIALS_FILE,
                 "kind": "file",
-                "value": agent_init::token::b64u(&content),
+                "value": agent_init::protocol::token::b64u(&content),
                 "env": CREDENTIALS_VAR,
             }));
         // The same token, the bundle now with the file secret (still 0644).
@@ -1224,7 +1224,7 @@ impl SealedWithFile {
     fn never_printed(&self) -> Vec<String> {
         let mut v = self.sealed.never_printed();
         v.push(self.private_key.clone());
-        v.push(agent_init::token::b64u(&self.content));
+        v.push(agent_init::protocol::token::b64u(&self.content));
         v
     }
 }

@@ -13,9 +13,9 @@
 
 mod support;
 
-use agent_init::dotenv;
+use agent_init::base::sensitive::SecretString;
+use agent_init::local::dotenv;
 use agent_init::protocol::rules::{check_name, check_value};
-use agent_init::sensitive::SecretString;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ fn python_dotenv(corpus: &Value) -> Vec<Reading> {
 fn ours(
     file: &str,
     env: &BTreeMap<String, String>,
-) -> agent_init::error::Result<Vec<(String, Option<String>)>> {
+) -> agent_init::base::error::Result<Vec<(String, Option<String>)>> {
     let bytes = std::fs::read(corpus_dir().join(file)).unwrap();
     let text = std::str::from_utf8(&bytes).expect("corpus files are UTF-8");
     let lookup = |name: &str| env.get(name).map(|v| SecretString::new(v.clone()));

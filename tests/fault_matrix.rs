@@ -21,7 +21,7 @@
 
 mod support;
 
-use agent_init::token::Token;
+use agent_init::protocol::token::Token;
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -306,7 +306,7 @@ fn file_bundle(dir: &Path, token: &Token, body: impl AsRef<[u8]>) -> Scenario {
 /// AEAD passes, so §6 is what refuses it.
 fn sealed_plaintext(dir: &Path, plain: &[u8]) -> Scenario {
     let token = Token::generate().unwrap();
-    let body = agent_init::bundle::seal(&token, plain).unwrap();
+    let body = agent_init::protocol::bundle::seal(&token, plain).unwrap();
     file_bundle(dir, &token, body)
 }
 
@@ -330,7 +330,7 @@ const FILE_CONTENT: &[u8] =
 
 /// Adds a file secret (PROTOCOL.md §6.1) to a plaintext.
 fn push_file(v: &mut serde_json::Value, name: &str, content: &[u8], env: Option<&str>) {
-    let mut f = serde_json::json!({"name": name, "kind": "file", "value": agent_init::token::b64u(content)});
+    let mut f = serde_json::json!({"name": name, "kind": "file", "value": agent_init::protocol::token::b64u(content)});
     if let Some(e) = env {
         f["env"] = e.into();
     }
@@ -351,7 +351,7 @@ fn with_files(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) -> Scenario {
     });
     sealed_plaintext(dir, &plain)
         .forbid("file-secret-pk-5b7d")
-        .forbid(agent_init::token::b64u(FILE_CONTENT))
+        .forbid(agent_init::protocol::token::b64u(FILE_CONTENT))
 }
 
 /// The good envelope for a fresh token with one member changed.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use agent_init::token::{b64u, Token};
+use agent_init::protocol::token::{b64u, Token};
 use serde_json::{json, Value};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -364,7 +364,7 @@ fn secret_mount_gives_the_command_the_file_as_production_would() {
             .iter()
             .find(|s| s["name"] == name)
             .unwrap();
-        agent_init::token::b64u_decode(s["value"].as_str().unwrap()).unwrap()
+        agent_init::protocol::token::b64u_decode(s["value"].as_str().unwrap()).unwrap()
     };
     let creds = dir.join("creds");
     std::fs::create_dir(&creds).unwrap();

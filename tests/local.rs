@@ -6,8 +6,8 @@
 
 mod support;
 
-use agent_init::bundle;
-use agent_init::token::Token;
+use agent_init::protocol::bundle;
+use agent_init::protocol::token::Token;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::collections::BTreeSet;

@@ -10,11 +10,11 @@
 
 mod support;
 
+use agent_init::base::sensitive::SecretBytes;
 use agent_init::env::Environment;
 use agent_init::protocol::rules::LIVEKIT_NAMES;
-use agent_init::secrets;
-use agent_init::sensitive::SecretBytes;
-use agent_init::token::Token;
+use agent_init::protocol::secrets;
+use agent_init::protocol::token::Token;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -109,8 +109,8 @@ proptest! {
         livekit in livekit(),
     ) {
         let token = Token::generate().unwrap();
-        let body = agent_init::bundle::seal(&token, plaintext(&secrets, &livekit).as_bytes()).unwrap();
-        let opened = agent_init::bundle::open(&token, body.as_bytes()).unwrap();
+        let body = agent_init::protocol::bundle::seal(&token, plaintext(&secrets, &livekit).as_bytes()).unwrap();
+        let opened = agent_init::protocol::bundle::open(&token, body.as_bytes()).unwrap();
         let parsed = secrets::parse(opened.expose()).unwrap();
         let inherited = [("PATH", "/bin"), ("HOME", "/home/agent")];
         let env = Environment::production(
@@ -142,7 +142,7 @@ proptest! {
         let bundle = dir.join("bundle.json");
         std::fs::write(
             &bundle,
-            agent_init::bundle::seal(&token, plaintext(&secrets, &livekit).as_bytes()).unwrap(),
+            agent_init::protocol::bundle::seal(&token, plaintext(&secrets, &livekit).as_bytes()).unwrap(),
         )
         .unwrap();
         let (marker, out) = (dir.join("started"), dir.join("environ"));
@@ -293,7 +293,7 @@ fn any_dotenv_file_agent_init_accepts_means_what_python_dotenv_reads() {
     let mut accepted = 0;
     let mut differ = Vec::new();
     for ((path, text), theirs) in paths.iter().zip(&texts).zip(theirs) {
-        let Ok(ours) = agent_init::dotenv::load(path, &|_| None) else {
+        let Ok(ours) = agent_init::local::dotenv::load(path, &|_| None) else {
             continue;
         };
         accepted += 1;

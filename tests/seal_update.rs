@@ -5,8 +5,8 @@
 
 mod support;
 
-use agent_init::secrets::{self, Manifest, Secrets};
-use agent_init::token::Token;
+use agent_init::protocol::secrets::{self, Manifest, Secrets};
+use agent_init::protocol::token::Token;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -41,11 +41,11 @@ impl Setup {
         let plain = json!({"secrets": [
             {"name": "A", "value": "value-a-1c2d", "created_at": T0, "updated_at": T1},
             {"name": "B", "value": "value-b-3e4f", "created_at": T0, "updated_at": T1},
-            {"name": "key.pem", "kind": "file", "value": agent_init::token::b64u(b"PEM-5a6b"), "env": "KEY_FILE", "created_at": T0, "updated_at": T1},
+            {"name": "key.pem", "kind": "file", "value": agent_init::protocol::token::b64u(b"PEM-5a6b"), "env": "KEY_FILE", "created_at": T0, "updated_at": T1},
         ], "livekit": {"url": "wss://lk.example"}});
         std::fs::write(
             &out,
-            agent_init::bundle::seal(&token, plain.to_string().as_bytes()).unwrap(),
+            agent_init::protocol::bundle::seal(&token, plain.to_string().as_bytes()).unwrap(),
         )
         .unwrap();
         std::fs::write(dir.join("key.pem"), "PEM-5a6b").unwrap();
@@ -74,7 +74,7 @@ impl Setup {
 
 fn open(token: &Token, path: &Path) -> (Secrets, Vec<u8>) {
     let body = std::fs::read(path).unwrap();
-    let plain = agent_init::bundle::open(token, &body).unwrap();
+    let plain = agent_init::protocol::bundle::open(token, &body).unwrap();
     (
         secrets::parse(plain.expose()).unwrap(),
         plain.expose().to_vec(),

@@ -8,7 +8,7 @@
 
 mod support;
 
-use agent_init::token::Token;
+use agent_init::protocol::token::Token;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

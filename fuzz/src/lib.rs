@@ -14,12 +14,12 @@
 //! - what is accepted obeys the module's guarantee (§2 grammar, §6 rules,
 //!   §7 precedence), checked against a small independent model.
 
-use agent_init::bundle;
+use agent_init::base::sensitive::SecretBytes;
 use agent_init::env::{Environment, FileVars, MAX_ARG_STRLEN};
+use agent_init::protocol::bundle;
 use agent_init::protocol::rules::{check_name, check_value, LIVEKIT_NAMES};
-use agent_init::secrets;
-use agent_init::sensitive::SecretBytes;
-use agent_init::token::{b64u, Token};
+use agent_init::protocol::secrets;
+use agent_init::protocol::token::{b64u, Token};
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -45,7 +45,7 @@ fn decode<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
 fn quiet() {
     // `secrets::parse` warns on stderr for dropped LIVEKIT_* names; a fuzzer
     // printing millions of those lines measures the terminal, not the parser.
-    agent_init::log::set_level(agent_init::log::Level::Error);
+    agent_init::base::log::set_level(agent_init::base::log::Level::Error);
 }
 
 fn token() -> Token {
@@ -420,7 +420,7 @@ pub fn dotenv(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let lookup = |name: &str| -> Option<agent_init::sensitive::SecretString> {
+    let lookup = |name: &str| -> Option<agent_init::base::sensitive::SecretString> {
         let v = match name {
             "A" => "alpha",
             "EMPTY" => "",
@@ -430,7 +430,7 @@ pub fn dotenv(data: &[u8]) {
         };
         Some(v.to_string().into())
     };
-    match agent_init::dotenv::parse(text, "fuzz.env", &lookup) {
+    match agent_init::local::dotenv::parse(text, "fuzz.env", &lookup) {
         Ok(entries) => {
             // python-dotenv reads \r\n and a bare \r as line ends too.
             let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count();
@@ -731,8 +731,8 @@ const PARSE_ENV: [&str; 11] = [
 /// `--require` and `AGENT_INIT_REQUIRE` name and every `--secrets` name
 /// obeys §6, and a run has a command.
 pub fn config_parse(data: &[u8]) {
+    use agent_init::base::error::shown_arg;
     use agent_init::config::{Action, Config};
-    use agent_init::error::shown_arg;
     quiet();
     let mut args: Vec<OsString> = Vec::new();
     let mut env: Vec<(OsString, OsString)> = Vec::new();
@@ -772,11 +772,16 @@ pub fn config_parse(data: &[u8]) {
     }
     let env = env
         .into_iter()
-        .map(|(n, v)| (n, agent_init::sensitive::SecretBytes::new(v.into_vec())))
+        .map(|(n, v)| {
+            (
+                n,
+                agent_init::base::sensitive::SecretBytes::new(v.into_vec()),
+            )
+        })
         .collect();
     let argv = args
         .iter()
-        .map(|a| agent_init::sensitive::SecretBytes::new(a.as_bytes().to_vec()))
+        .map(|a| agent_init::base::sensitive::SecretBytes::new(a.as_bytes().to_vec()))
         .collect();
     match Config::parse(argv, env) {
         Ok(c) => {

@@ -10,7 +10,7 @@
 //! Usage: fetch-load --url URL --token-file FILE --ca-file PEM
 //!                   [--threads 4] [--seconds 10] [--warmup 1]
 
-use agent_init::token::Token;
+use agent_init::protocol::token::Token;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +68,7 @@ fn main() {
                         .ok()
                         .filter(|r| r.status() == 200)
                         .and_then(|mut r| r.body_mut().read_to_vec().ok())
-                        .is_some_and(|b| agent_init::bundle::open(&token, &b).is_ok());
+                        .is_some_and(|b| agent_init::protocol::bundle::open(&token, &b).is_ok());
                     if counting.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
                         if ok {
                             lat.push(t.elapsed());

@@ -140,7 +140,7 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
     assert_eq!(fetched.header("etag"), Some(etag1.as_str()));
     let uploaded: Value = serde_json::from_slice(&body1).unwrap();
     assert_eq!(fetched.json(), uploaded["bundle"]);
-    let plain = agent_init::bundle::open(&t.token, &fetched.body).unwrap();
+    let plain = agent_init::protocol::bundle::open(&t.token, &fetched.body).unwrap();
     assert_eq!(
         plain.expose(),
         br#"{"secrets":[{"name":"A","value":"one"}]}"#

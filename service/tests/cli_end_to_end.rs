@@ -6,7 +6,7 @@
 
 mod support;
 
-use agent_init::token::Token;
+use agent_init::protocol::token::Token;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -468,7 +468,7 @@ fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle(db:
     let (status, etag, body) = fetch(&svc, &token, None);
     assert_eq!(status, 200);
     let etag = etag.expect("a 200 carries an ETag");
-    assert!(agent_init::bundle::open(&token, &body).is_ok());
+    assert!(agent_init::protocol::bundle::open(&token, &body).is_ok());
     let (status, _, body) = fetch(&svc, &token, Some(&etag));
     assert_eq!(status, 304);
     assert!(body.is_empty(), "a 304 has no body");
@@ -481,8 +481,8 @@ fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle(db:
     let (status, new_etag, body) = fetch(&svc, &token, Some(&etag));
     assert_eq!(status, 200, "the old ETag no longer matches");
     assert_ne!(new_etag.as_deref(), Some(etag.as_str()));
-    let plain = agent_init::bundle::open(&token, &body).unwrap();
-    let s = agent_init::secrets::parse(plain.expose()).unwrap();
+    let plain = agent_init::protocol::bundle::open(&token, &body).unwrap();
+    let s = agent_init::protocol::secrets::parse(plain.expose()).unwrap();
     assert!(s.secrets.iter().any(|x| x.name == "NEW"));
 }
 
@@ -686,8 +686,8 @@ fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file(db: Db) {
     assert_eq!(entry(&m, "A")["kind"], "env");
     let (status, _, body) = fetch(&svc, &token, None);
     assert_eq!(status, 200);
-    let plain = agent_init::bundle::open(&token, &body).unwrap();
-    let s = agent_init::secrets::parse(plain.expose()).unwrap();
+    let plain = agent_init::protocol::bundle::open(&token, &body).unwrap();
+    let s = agent_init::protocol::secrets::parse(plain.expose()).unwrap();
     assert_eq!(s.files.len(), 1);
     assert_eq!(s.files[0].content.expose(), &content[..], "the exact bytes");
     assert_eq!(

@@ -204,7 +204,8 @@ fn acknowledged_puts_survive_kill_9(db: Db, name: &str) {
             b"",
         );
         assert_eq!(fetched.status, 200);
-        let plain = agent_init::bundle::open(&t.token, &fetched.body).expect("the bundle is whole");
+        let plain = agent_init::protocol::bundle::open(&t.token, &fetched.body)
+            .expect("the bundle is whole");
         let plain: Value = serde_json::from_slice(plain.expose()).unwrap();
         assert_eq!(plain["secrets"][0]["value"], format!("value-{v}"));
     }

@@ -55,7 +55,7 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
         );
         assert_eq!(f.status, 200);
         // The bundle really holds the values the scan looks for.
-        let plain = agent_init::bundle::open(&t.token, &f.body).unwrap();
+        let plain = agent_init::protocol::bundle::open(&t.token, &f.body).unwrap();
         assert!(String::from_utf8_lossy(plain.expose()).contains(&values[3]));
     }
     assert_eq!(server.admin("GET", &path, &[], b"").status, 200);
@@ -69,7 +69,7 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
         .next()
         .unwrap()
         .to_string();
-    let key_bytes = agent_init::token::b64u_decode(&key).unwrap();
+    let key_bytes = agent_init::protocol::token::b64u_decode(&key).unwrap();
     let seal_key = t.token.seal_key();
     let mut needles: Vec<(String, Vec<u8>)> = vec![
         ("KEY".into(), key.clone().into_bytes()),
@@ -189,7 +189,7 @@ fn tls_with_a_test_ca_serves_the_fetch_and_the_admin_api() {
         b"",
     );
     assert_eq!(f.status, 200);
-    assert!(agent_init::bundle::open(&t.token, &f.body).is_ok());
+    assert!(agent_init::protocol::bundle::open(&t.token, &f.body).is_ok());
     // Plain HTTP to the TLS port gets no HTTP answer.
     let mut tcp = TcpStream::connect(server.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();

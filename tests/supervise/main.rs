@@ -20,7 +20,7 @@ mod process_state;
 mod reaping;
 mod terminal;
 
-use agent_init::token::{b64u, Token};
+use agent_init::protocol::token::{b64u, Token};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;

@@ -220,7 +220,7 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
         let token = Token::generate().unwrap();
         let text = token.encode().expose().to_string();
         let key_b64 = text.rsplit('.').next().unwrap().to_string();
-        let key_raw = agent_init::token::b64u_decode(&key_b64).unwrap();
+        let key_raw = agent_init::protocol::token::b64u_decode(&key_b64).unwrap();
         let (auth, seal) = (token.auth_key(), token.seal_key());
 
         let mut secrets = vec![
@@ -276,7 +276,7 @@ fn after_the_spawn_agent_init_memory_holds_no_secret_token_or_key() {
             "livekit": {"url": livekit[0].1, "api_key": livekit[1].1},
         })
         .to_string();
-        let sealed = agent_init::bundle::seal(&token, plaintext.as_bytes()).unwrap();
+        let sealed = agent_init::protocol::bundle::seal(&token, plaintext.as_bytes()).unwrap();
         let bundle = dir.join("bundle.json");
         fs::write(&bundle, &sealed).unwrap();
         let mut server = None;
@@ -488,7 +488,7 @@ fn while_watching_and_after_a_roll_agent_init_memory_holds_no_secret_token_or_ke
                 "livekit": {"url": format!("wss://lk-{g}-{m}.example"), "api_key": format!("APIkey{g}{m}")},
             })
             .to_string();
-            let sealed = agent_init::bundle::seal(&token, plaintext.as_bytes()).unwrap();
+            let sealed = agent_init::protocol::bundle::seal(&token, plaintext.as_bytes()).unwrap();
             let tmp = dir.join("bundle.tmp");
             fs::write(&tmp, sealed).unwrap();
             fs::rename(&tmp, &bundle).unwrap();

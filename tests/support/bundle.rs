@@ -1,7 +1,7 @@
 //! Sealed bundles for tests, made with the crate's own `bundle::seal`, and
 //! the token strings that must never appear in anything agent-init prints.
 
-use agent_init::token::{b64u, Token};
+use agent_init::protocol::token::{b64u, Token};
 use serde_json::{json, Value};
 
 /// The known-answer vector (PROTOCOL.md §9), as the repository keeps it.
@@ -78,14 +78,14 @@ pub fn plaintext(secrets: &[(&str, &str)], livekit: &[(&str, &str)]) -> String {
 
 /// Seals `plaintext` for `token` (fresh nonce), as the secrets service would.
 pub fn seal(token: &Token, plaintext: &str) -> String {
-    agent_init::bundle::seal(token, plaintext.as_bytes()).unwrap()
+    agent_init::protocol::bundle::seal(token, plaintext.as_bytes()).unwrap()
 }
 
 /// Flips one byte of the ciphertext (base64url-decoded, then re-encoded).
 pub fn tamper(bundle: &str) -> String {
     let mut b: Value = serde_json::from_str(bundle).unwrap();
     let ct = b["ciphertext"].as_str().unwrap();
-    let mut raw = agent_init::token::b64u_decode(ct).unwrap();
+    let mut raw = agent_init::protocol::token::b64u_decode(ct).unwrap();
     raw[0] ^= 0x01;
     b["ciphertext"] = json!(b64u(&raw));
     b.to_string()

@@ -4,7 +4,7 @@
 //! Every suite that checks output builds a [`Forbidden`] and asks it.
 
 use super::bundle::{token_strings, LIVEKIT};
-use agent_init::token::Token;
+use agent_init::protocol::token::Token;
 use std::process::Output;
 
 /// Strings no output may contain.

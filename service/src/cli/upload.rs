@@ -1,6 +1,6 @@
 //! `create` and `update-secrets`: seal (§5, §6) and upload, or download,
 //! open, merge and reseal. The inputs are read and merged by agent-init's own
-//! code (`agent_init::inputs`, `agent_init::protocol::update`), the code `agent-init
+//! code (`agent_init::local::inputs`, `agent_init::protocol::update`), the code `agent-init
 //! seal` runs: the same rules, messages and §6.2 dates.
 
 use super::client::{Admin, Reply};
@@ -196,7 +196,7 @@ fn gather(
     p: &Parsed,
     defaults: bool,
 ) -> Result<Vec<agent_init::protocol::update::Input>> {
-    use agent_init::inputs;
+    use agent_init::local::inputs;
     let mut files: Vec<PathBuf> = Vec::new();
     for f in p.all("--secrets-file") {
         if f.is_empty() {

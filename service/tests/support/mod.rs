@@ -69,7 +69,7 @@ pub fn random<const N: usize>() -> [u8; N] {
 }
 
 pub fn b64u(b: &[u8]) -> String {
-    agent_init::token::b64u(b)
+    agent_init::protocol::token::b64u(b)
 }
 
 pub fn sha256(b: &[u8]) -> Vec<u8> {
@@ -490,13 +490,13 @@ fn parse(buf: &[u8]) -> Resp {
 
 /// A token made for a test, and what it takes to upload bundles for it.
 pub struct TestToken {
-    pub token: agent_init::token::Token,
+    pub token: agent_init::protocol::token::Token,
     pub id: String,
 }
 
 impl TestToken {
     pub fn new() -> TestToken {
-        let token = agent_init::token::Token::generate().unwrap();
+        let token = agent_init::protocol::token::Token::generate().unwrap();
         TestToken {
             id: token.id_b64(),
             token,
@@ -513,7 +513,7 @@ impl TestToken {
     /// A PUT body sealing `plaintext` (§6 JSON), with a manifest naming `names`.
     pub fn put_body(&self, plaintext: &str, names: &[&str]) -> Vec<u8> {
         let bundle: serde_json::Value = serde_json::from_str(
-            &agent_init::bundle::seal(&self.token, plaintext.as_bytes()).unwrap(),
+            &agent_init::protocol::bundle::seal(&self.token, plaintext.as_bytes()).unwrap(),
         )
         .unwrap();
         let secrets: Vec<serde_json::Value> = names

@@ -21,7 +21,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 use crate::protocol::bundle::DEFAULT_MAX_BUNDLE;
 
 /// What agent-init was asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Action {
     /// Assemble the environment and run the command (exec or supervise).
     Run,
@@ -29,17 +29,44 @@ pub enum Action {
     List,
     /// Do everything up to the exec, run nothing.
     Check,
-    /// Seal secrets into a bundle file.
-    Seal {
-        out: PathBuf,
-        /// `--token`: re-seal for an existing token instead of making one.
-        token: Option<SecretString>,
-    },
+    /// Seal secrets into a bundle file: `seal`'s own arguments.
+    Seal(SealArgs),
     Help,
     Version,
 }
 
-use crate::local::seal::SealOptions;
+use crate::local::inputs::Inputs;
+use crate::local::seal::{SealArgs, SealOptions};
+
+/// Where the secrets come from: the bundle a bootstrap token opens, or the
+/// local inputs. The token exists only in production, so nothing needs to
+/// check that the two are not mixed, and it drops with its arm.
+#[derive(Debug)]
+pub enum Mode {
+    /// A bootstrap token and the bundle it fetches and opens.
+    Production {
+        token: Token,
+        fetch: FetchOptions,
+        /// `--watch`: roll the agent when the bundle changes.
+        watch: Option<WatchConfig>,
+    },
+    /// No token: dotenv files, `--secrets` and `--secret-mount`. For `seal`,
+    /// `--help` and `--version` this is empty (seal's inputs are in its
+    /// [`SealArgs`]).
+    Local {
+        inputs: Inputs,
+        /// `PYTHON_DOTENV_DISABLED` is true: `.env` and `.env.local` are not
+        /// read by default (an explicit `--secrets-file` still is).
+        dotenv_disabled: bool,
+    },
+}
+
+impl Mode {
+    /// Production: the three `LIVEKIT_*` must come from the bundle.
+    pub fn is_production(&self) -> bool {
+        matches!(self, Mode::Production { .. })
+    }
+}
 
 /// Everything agent-init needs to know, from flags and environment.
 #[derive(Debug)]
@@ -49,23 +76,11 @@ pub struct Config {
     pub supervise: bool,
     /// Forward signals to the child alone, not its process group.
     pub signal_child_only: bool,
-    /// `--watch`: roll the agent when the bundle changes (supervise mode only).
-    pub watch: Option<WatchConfig>,
     pub require: Vec<String>,
-    pub secrets_files: Vec<PathBuf>,
-    pub secrets_flags: Vec<(String, SecretBytes)>,
-    /// `--secret-mount [VAR=]PATH`, in order.
-    pub secret_mounts: Vec<crate::local::inputs::Mount>,
+    pub mode: Mode,
     /// `AGENT_INIT_SECRETS_DIR`: where file secrets go (see [`crate::files`]).
     pub secrets_dir: Option<OsString>,
-    /// `seal`'s update and listing flags.
-    pub seal: SealOptions,
-    pub token: Option<Token>,
-    pub fetch: Option<FetchOptions>,
     pub log_level: Level,
-    /// `PYTHON_DOTENV_DISABLED` is true: `.env` and `.env.local` are not read
-    /// by default (an explicit `--secrets-file` still is).
-    pub dotenv_disabled: bool,
     /// agent-init's environment, minus the variables it never passes on.
     pub inherited: Vec<(OsString, SecretBytes)>,
 }
@@ -593,10 +608,16 @@ impl Config {
             if seal.json && !seal.list {
                 return Err(usage("--json goes with --list".into()));
             }
-            action = Action::Seal {
+            action = Action::Seal(SealArgs {
                 out,
                 token: token_text,
-            };
+                options: std::mem::take(&mut seal),
+                inputs: Inputs {
+                    files: std::mem::take(&mut secrets_files),
+                    flags: std::mem::take(&mut secrets_flags),
+                    mounts: std::mem::take(&mut secret_mounts),
+                },
+            });
         } else if let Some(t) = token_text {
             token = Some(Token::parse(t.expose())?);
         }
@@ -722,6 +743,21 @@ impl Config {
             ));
         }
         let secrets_dir = env_get(crate::files::DIR_VAR).filter(|v| !v.is_empty());
+        let mode = match (token, fetch) {
+            (Some(token), Some(fetch)) => Mode::Production {
+                token,
+                fetch,
+                watch,
+            },
+            _ => Mode::Local {
+                inputs: Inputs {
+                    files: secrets_files,
+                    flags: secrets_flags,
+                    mounts: secret_mounts,
+                },
+                dotenv_disabled,
+            },
+        };
 
         let inherited = env
             .into_iter()
@@ -732,17 +768,10 @@ impl Config {
             command,
             supervise,
             signal_child_only,
-            watch,
             require,
-            secrets_files,
-            secrets_flags,
-            secret_mounts,
+            mode,
             secrets_dir,
-            seal,
-            token,
-            fetch,
             log_level: level,
-            dotenv_disabled,
             inherited,
         })
     }
@@ -766,6 +795,29 @@ mod tests {
         v.iter()
             .map(|(a, b)| (a.into(), SecretBytes::new(b.as_bytes().to_vec())))
             .collect()
+    }
+    /// The local inputs of a config that must be in local mode.
+    fn local(c: &Config) -> (&Inputs, bool) {
+        match &c.mode {
+            Mode::Local {
+                inputs,
+                dotenv_disabled,
+            } => (inputs, *dotenv_disabled),
+            other => panic!("not local: {other:?}"),
+        }
+    }
+    /// The fetch and watch of a config that must be in production mode.
+    fn production(c: Config) -> (FetchOptions, Option<WatchConfig>) {
+        match c.mode {
+            Mode::Production { fetch, watch, .. } => (fetch, watch),
+            other => panic!("not production: {other:?}"),
+        }
+    }
+    fn seal_args(c: Config) -> SealArgs {
+        match c.action {
+            Action::Seal(args) => args,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -856,7 +908,7 @@ mod tests {
             vec![],
         )
         .unwrap();
-        assert_eq!(c.secrets_files[0].as_os_str().as_bytes(), b"\xff.env");
+        assert_eq!(local(&c).0.files[0].as_os_str().as_bytes(), b"\xff.env");
     }
 
     #[test]
@@ -892,16 +944,12 @@ mod tests {
     fn python_dotenv_disabled_is_read_from_the_environment() {
         let parse = |v: &str| {
             Config::parse(argv(&["true"]), envs(&[("PYTHON_DOTENV_DISABLED", v)]))
+                .map(|c| local(&c).1)
                 .unwrap()
-                .dotenv_disabled
         };
         assert!(parse("1") && parse("yes") && parse("TRUE"));
         assert!(!parse("0") && !parse("") && !parse("on"));
-        assert!(
-            !Config::parse(argv(&["true"]), vec![])
-                .unwrap()
-                .dotenv_disabled
-        );
+        assert!(!local(&Config::parse(argv(&["true"]), vec![]).unwrap()).1);
     }
 
     #[test]
@@ -910,10 +958,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("agent.token");
         std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-        let token_of = |c: Config| match c.action {
-            Action::Seal { token, .. } => token.map(|t| t.expose().trim().to_string()),
-            other => panic!("{other:?}"),
-        };
+        let token_of = |c: Config| seal_args(c).token.map(|t| t.expose().trim().to_string());
         let f = file.to_str().unwrap();
         let c = Config::parse(argv(&["seal", "--token-file", f, "--out", "b"]), vec![]).unwrap();
         assert_eq!(token_of(c).as_deref(), Some(TOKEN));
@@ -931,7 +976,8 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert!(c.token.is_none() && c.fetch.is_none());
+        // The token is seal's: the config is not in production mode.
+        assert!(local(&c).0.is_empty());
         assert_eq!(token_of(c).as_deref(), Some(TOKEN));
         let e = Config::parse(
             argv(&["seal", "--token", TOKEN, "--token-file", f, "--out", "b"]),
@@ -962,11 +1008,11 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert!(c.token.is_some());
-        let f = c.fetch.unwrap();
-        assert_eq!(f.deadline, Duration::from_millis(2500));
         assert_eq!(c.inherited.len(), 1);
         assert_eq!(c.inherited[0].0, "KEEP");
+        let (f, watch) = production(c);
+        assert_eq!(f.deadline, Duration::from_millis(2500));
+        assert!(watch.is_none());
     }
 
     #[test]
@@ -1048,7 +1094,7 @@ mod tests {
             envs(&base),
         )
         .unwrap();
-        let w = c.watch.unwrap();
+        let w = production(c).1.unwrap();
         assert_eq!(w.every, Duration::from_secs(5));
         assert_eq!(w.on_update, OnUpdate::Overlap);
         assert_eq!(w.drain, Duration::from_secs(30));
@@ -1058,7 +1104,7 @@ mod tests {
         let mut with_watch = base.to_vec();
         with_watch.push(("AGENT_INIT_WATCH", "60"));
         let c = Config::parse(argv(&["--supervise", "true"]), envs(&with_watch)).unwrap();
-        assert_eq!(c.watch.unwrap().on_update, OnUpdate::Exit);
+        assert_eq!(production(c).1.unwrap().on_update, OnUpdate::Exit);
 
         // Not without --supervise, never more often than every 5 s, known policies only.
         for args in [
@@ -1129,13 +1175,12 @@ mod tests {
             vec![],
         )
         .unwrap();
-        assert!(
-            matches!(&c.action, Action::Seal { out, token: None } if out.as_os_str() == "b.json"),
-            "{:?}",
-            c.action
-        );
-        assert_eq!(c.secrets_flags[0].0, "A");
-        assert_eq!(c.secrets_flags[0].1.expose(), b"b=c");
+        let args = seal_args(c);
+        assert_eq!(args.out.as_os_str(), "b.json");
+        assert!(args.token.is_none());
+        assert_eq!(args.inputs.files, [PathBuf::from("x.env")]);
+        assert_eq!(args.inputs.flags[0].0, "A");
+        assert_eq!(args.inputs.flags[0].1.expose(), b"b=c");
         assert_eq!(
             Config::parse(argv(&["seal"]), vec![])
                 .unwrap_err()
@@ -1151,12 +1196,10 @@ mod tests {
             envs(&[("LIVEKIT_BOOTSTRAP_TOKEN", "lkbt1.other")]),
         )
         .unwrap();
-        let Action::Seal { token: Some(t), .. } = &c.action else {
-            panic!("{:?}", c.action)
-        };
-        assert_eq!(t.expose(), TOKEN);
-        assert!(c.token.is_none());
         assert!(!format!("{c:?}").contains("AAECAw"));
+        assert!(local(&c).0.is_empty());
+        let t = seal_args(c).token.unwrap();
+        assert_eq!(t.expose(), TOKEN);
     }
 
     #[test]
@@ -1177,7 +1220,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.secrets_files,
+            local(&c).0.files,
             [PathBuf::from("a.env"), PathBuf::from("b.env")]
         );
     }

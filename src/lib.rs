@@ -32,7 +32,7 @@ pub mod sys;
 
 use base::error::{Error, Result};
 use base::sensitive::SecretBytes;
-use config::{Action, Config};
+use config::{Action, Config, Mode};
 use env::Environment;
 use protocol::rules::LIVEKIT_NAMES;
 use std::ffi::OsString;
@@ -54,27 +54,76 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     // The token is copied; its bytes in the initial environment block go now,
     // so /proc/<pid>/environ does not show it during the fetch.
     sys::scrub_environ(|n| n == b"LIVEKIT_BOOTSTRAP_TOKEN");
-    let mut cfg = Config::parse(args, environ)?;
-    match &cfg.action {
-        Action::Help => return Ok(report::usage()),
-        Action::Version => return Ok(report::version()),
-        Action::Seal { .. } => return local::seal::run(seal_args(cfg)?),
-        Action::Run | Action::List | Action::Check => {}
+    let cfg = Config::parse(args, environ)?;
+    match cfg.action {
+        Action::Help => Ok(report::usage()),
+        Action::Version => Ok(report::version()),
+        Action::Seal(args) => {
+            // Nothing of the inherited environment is sealed: it goes before
+            // anything is read.
+            drop(cfg.inherited);
+            local::seal::run(args)
+        }
+        Action::Run | Action::List | Action::Check => start_or_report(cfg, inherited),
     }
-    if cfg.watch.is_some() {
-        return watch(cfg, inherited);
-    }
-    let production = cfg.token.is_some();
-    let (environment, unlisted, files) = assemble(&mut cfg)?;
+}
+
+/// A run, `--list` or `--check`: the environment assembled from the mode's
+/// source, then the start or the report.
+fn start_or_report(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
+    let Config {
+        action,
+        command,
+        supervise,
+        signal_child_only,
+        mut require,
+        mode,
+        secrets_dir: dir,
+        inherited: environ,
+        log_level: _,
+    } = cfg;
+    let production = mode.is_production();
+    let (environment, unlisted, files) = match mode {
+        Mode::Production {
+            token,
+            fetch,
+            watch: Some(w),
+        } => {
+            let mut required: Vec<String> = LIVEKIT_NAMES.iter().map(|s| s.to_string()).collect();
+            required.append(&mut require);
+            let (cmd, block, watcher) =
+                watch_first(w, token, fetch, command, required, environ, dir)?;
+            let opts = launch::SuperviseOptions {
+                signal_child_only,
+                watch: Some(watcher),
+            };
+            // What the assembly left on the stack is below this frame: dead, wiped.
+            sys::scrub_stack();
+            return launch::supervise(cmd, block, inherited, opts);
+        }
+        // The token drops at the end of the fetch and the open.
+        Mode::Production { token, fetch, .. } => from_bundle(token, fetch, environ, dir)?,
+        Mode::Local {
+            inputs,
+            dotenv_disabled,
+        } => from_local(inputs, dotenv_disabled, environ, dir)?,
+    };
     // The fetch and the open ran in frames below this one, and ring leaves
     // its AES key schedule there: wipe that dead stack before later frames
     // (supervise's, which lives as long as the child) take it over.
     sys::scrub_stack();
-    let required = required_names(&cfg, &environment, production);
-    match cfg.action {
+    let required = required_names(production, &action, &require, &environment);
+    match action {
         Action::List => Ok(report::list(&environment, &unlisted, &files)),
-        Action::Check => check(&cfg, &environment, &files, &required),
-        _ => start(cfg, environment, files, &required, inherited),
+        Action::Check => check(&command, &environment, &files, &required),
+        _ => {
+            let how = launch::SuperviseOptions {
+                signal_child_only,
+                watch: None,
+            };
+            let how = supervise.then_some(how);
+            start(&command, environment, files, &required, how, inherited)
+        }
     }
 }
 
@@ -90,53 +139,60 @@ fn probe(args: &[SecretBytes]) -> Result<i32> {
 
 /// The names the command must receive: the three `LIVEKIT_*` in production
 /// (locally a warning says which are missing) and `--require`'s.
-fn required_names(cfg: &Config, environment: &Environment, production: bool) -> Vec<String> {
+fn required_names(
+    production: bool,
+    action: &Action,
+    require: &[String],
+    environment: &Environment,
+) -> Vec<String> {
     let mut required: Vec<String> = Vec::new();
     if production {
         required.extend(LIVEKIT_NAMES.iter().map(|s| s.to_string()));
     } else {
         let missing = environment.missing(LIVEKIT_NAMES);
-        if !missing.is_empty() && !matches!(cfg.action, Action::List) {
+        if !missing.is_empty() && !matches!(action, Action::List) {
             crate::warn!(
                 "{} not set; a LiveKit agent cannot connect without them",
                 missing.join(", ")
             );
         }
     }
-    required.extend(cfg.require.iter().cloned());
+    required.extend(require.iter().cloned());
     required
 }
 
 /// `--check`: every check a start makes, then the summary on stderr.
 fn check(
-    cfg: &Config,
+    command: &[OsString],
     environment: &Environment,
     files: &files::Plan,
     required: &[String],
 ) -> Result<i32> {
-    environment.check(required, &cfg.command, sys::arg_max())?;
+    environment.check(required, command, sys::arg_max())?;
     if !files.is_empty() {
         files.inspect()?;
     }
-    let resolved = if cfg.command.is_empty() {
+    let resolved = if command.is_empty() {
         None
     } else {
-        Some(resolve_command(environment, &cfg.command)?)
+        Some(resolve_command(environment, command)?)
     };
     Ok(report::check_passed(environment, files, resolved.as_ref()))
 }
 
 /// The start: the last checks, the file secrets written, then exec or
-/// supervise. Nothing secret outlives `cfg`'s drop but the command's block.
+/// supervise (`supervise` is `Some`). Nothing secret is left by now but the
+/// command's block.
 fn start(
-    cfg: Config,
+    command: &[OsString],
     environment: Environment,
     files: files::Plan,
     required: &[String],
+    supervise: Option<launch::SuperviseOptions>,
     inherited: &sys::Inherited,
 ) -> Result<i32> {
-    environment.check(required, &cfg.command, sys::arg_max())?;
-    let cmd = resolve_command(&environment, &cfg.command)?;
+    environment.check(required, command, sys::arg_max())?;
+    let cmd = resolve_command(&environment, command)?;
     // From here to the start, a stop signal must not end agent-init
     // with the files written: it waits, blocked, until the start
     // (supervise forwards it) or is taken up before the exec.
@@ -147,21 +203,18 @@ fn start(
     // Last, once nothing else can fail: dropping `written` removes them.
     let written = files.write()?;
     let block = environment.into_block();
-    let supervise = cfg.supervise;
-    let opts = launch::SuperviseOptions {
-        signal_child_only: cfg.signal_child_only,
-        watch: None,
-    };
-    // Nothing secret outlives this point but the block the command receives.
-    drop(cfg);
     crate::info!(
         "starting {} ({})",
         cmd.name,
-        if supervise { "supervised" } else { "exec" }
+        if supervise.is_some() {
+            "supervised"
+        } else {
+            "exec"
+        }
     );
     // And the check and the block's assembly, also in frames below.
     sys::scrub_stack();
-    if supervise {
+    if let Some(opts) = supervise {
         let status = launch::supervise(cmd, block, inherited, opts);
         // The command has exited (or never started): its files go.
         drop(written);
@@ -177,57 +230,31 @@ fn start(
     }
 }
 
-/// `seal`'s own arguments, taken out of `cfg`; the rest of it (the inherited
-/// environment among it) drops here, before anything is read or sealed.
-fn seal_args(cfg: Config) -> Result<local::seal::SealArgs> {
-    let Action::Seal { out, token } = cfg.action else {
-        return Err(Error::Internal(
-            "seal_args called for another action".into(),
-        ));
-    };
-    Ok(local::seal::SealArgs {
-        out,
-        token,
-        options: cfg.seal,
-        files: cfg.secrets_files,
-        flags: cfg.secrets_flags,
-        mounts: cfg.secret_mounts,
-    })
-}
-
 /// `--watch`: the first generation from the bundle, as without it, and a
 /// watcher that keeps agent-init's own environment sealed with the token.
-fn watch(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
-    let (cmd, block, opts) = watch_first(cfg)?;
-    // What the assembly left on the stack is below this frame: dead, wiped.
-    sys::scrub_stack();
-    launch::supervise(cmd, block, inherited, opts)
-}
-
 #[inline(never)]
 fn watch_first(
-    mut cfg: Config,
-) -> Result<(launch::Command, env::EnvBlock, launch::SuperviseOptions)> {
-    let (Some(w), Some(token), Some(fetch)) =
-        (cfg.watch.take(), cfg.token.take(), cfg.fetch.take())
-    else {
-        return Err(Error::Internal("--watch without a bundle".into()));
-    };
+    w: config::WatchConfig,
+    token: protocol::token::Token,
+    fetch: source::FetchOptions,
+    command: Vec<OsString>,
+    required: Vec<String>,
+    environ: Vec<(OsString, SecretBytes)>,
+    dir: Option<OsString>,
+) -> Result<(launch::Command, env::EnvBlock, launch::Watcher)> {
     warn_about_env_files();
     let fetched = source::fetch(&fetch, &token)?;
-    let mut required: Vec<String> = LIVEKIT_NAMES.iter().map(|s| s.to_string()).collect();
-    required.extend(std::mem::take(&mut cfg.require));
     let (every, policy) = (w.every, w.on_update);
     let mut watcher = launch::Watcher::new(
         w,
         fetch,
-        std::mem::take(&mut cfg.command),
+        command,
         required,
         &token,
-        std::mem::take(&mut cfg.inherited),
+        environ,
         fetched.version,
     )?
-    .files_in(cfg.secrets_dir.take());
+    .files_in(dir);
     let port = watcher.port(0);
     let ready = watcher.prepare(&token, fetched.body.expose(), Some(0))?;
     drop(token);
@@ -241,8 +268,6 @@ fn watch_first(
     }
     // Last, once nothing else can fail; the first generation removes them.
     watcher.first_files(ready.files.write()?);
-    let signal_child_only = cfg.signal_child_only;
-    drop(cfg);
     crate::info!(
         "starting {} (supervised; bundle {}, checked every {}s, on update: {}{})",
         cmd.name,
@@ -255,11 +280,7 @@ fn watch_first(
         },
         port.map_or(String::new(), |p| format!(", {}={p}", launch::PORT_VAR))
     );
-    let opts = launch::SuperviseOptions {
-        signal_child_only,
-        watch: Some(watcher),
-    };
-    Ok((cmd, block, opts))
+    Ok((cmd, block, watcher))
 }
 
 /// Looks the command up on the PATH it will itself receive.
@@ -268,40 +289,51 @@ fn resolve_command(environment: &Environment, command: &[OsString]) -> Result<la
     launch::resolve(command, path)
 }
 
-/// Builds the environment from the bundle (production) or from local files
-/// and flags, the names `--list` must not show, and the file secrets
-/// (§6.1) it refers to.
+/// The environment from the bundle, and the file secrets (§6.1) it refers
+/// to. The token drops when this returns.
 /// Never inlined: its frames, and the key schedules in them, must lie below
-/// `run`'s, where `sys::scrub_stack` reaches them.
+/// the caller's, where `sys::scrub_stack` reaches them.
 #[inline(never)]
-fn assemble(cfg: &mut Config) -> Result<(Environment, Vec<String>, files::Plan)> {
-    let inherited = std::mem::take(&mut cfg.inherited);
-    let dir = cfg.secrets_dir.take();
-    if let (Some(token), Some(fetch)) = (&cfg.token, &cfg.fetch) {
-        warn_about_env_files();
-        let body = source::fetch(fetch, token)?.body;
-        let plaintext = protocol::bundle::open(token, body.expose())?;
-        drop(body);
-        let mut secrets = protocol::secrets::parse(plaintext.expose())?;
-        drop(plaintext);
-        cfg.token = None;
-        crate::debug!(
-            "bundle opened: {} secrets, {} files",
-            secrets.secrets.len(),
-            secrets.files.len()
-        );
-        let bundle_files = std::mem::take(&mut secrets.files);
-        let mut env = Environment::production(inherited, secrets);
-        let plan = files::plan_bundle_files(&mut env, dir.as_deref(), bundle_files, None)?;
-        return Ok((env, Vec::new(), plan));
-    }
-    let dotenv_files = local::load::local_files(&cfg.secrets_files, cfg.dotenv_disabled);
+fn from_bundle(
+    token: protocol::token::Token,
+    fetch: source::FetchOptions,
+    inherited: Vec<(OsString, SecretBytes)>,
+    dir: Option<OsString>,
+) -> Result<(Environment, Vec<String>, files::Plan)> {
+    warn_about_env_files();
+    let body = source::fetch(&fetch, &token)?.body;
+    let plaintext = protocol::bundle::open(&token, body.expose())?;
+    drop(body);
+    drop(token);
+    let mut secrets = protocol::secrets::parse(plaintext.expose())?;
+    drop(plaintext);
+    crate::debug!(
+        "bundle opened: {} secrets, {} files",
+        secrets.secrets.len(),
+        secrets.files.len()
+    );
+    let bundle_files = std::mem::take(&mut secrets.files);
+    let mut env = Environment::production(inherited, secrets);
+    let plan = files::plan_bundle_files(&mut env, dir.as_deref(), bundle_files, None)?;
+    Ok((env, Vec::new(), plan))
+}
+
+/// The environment from local files and flags, the names `--list` must not
+/// show, and the file secrets of `--secret-mount`.
+#[inline(never)]
+fn from_local(
+    inputs: local::inputs::Inputs,
+    dotenv_disabled: bool,
+    inherited: Vec<(OsString, SecretBytes)>,
+    dir: Option<OsString>,
+) -> Result<(Environment, Vec<String>, files::Plan)> {
+    let dotenv_files = local::load::local_files(&inputs.files, dotenv_disabled);
     let (loaded, unlisted) = local::load::load_files(&dotenv_files, &inherited, false)?;
-    let mut env = Environment::local(inherited, loaded, std::mem::take(&mut cfg.secrets_flags));
+    let mut env = Environment::local(inherited, loaded, inputs.flags);
     // `--secret-mount`: the same file, name and variable production gives.
-    let mut planned = Vec::with_capacity(cfg.secret_mounts.len());
+    let mut planned = Vec::with_capacity(inputs.mounts.len());
     let mut vars = Vec::new();
-    for m in &cfg.secret_mounts {
+    for m in &inputs.mounts {
         let input = local::inputs::read_mount(m)?;
         let protocol::update::Value::File { content, env: var } = input.value else {
             return Err(Error::Internal("a mount read as an env input".into()));

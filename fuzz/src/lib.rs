@@ -791,7 +791,12 @@ pub fn config_parse(data: &[u8]) {
             for n in &c.require {
                 assert!(check_name(n).is_ok(), "accepted a bad required name");
             }
-            for (n, v) in &c.secrets_flags {
+            let flags = match (&c.action, &c.mode) {
+                (Action::Seal(seal), _) => &seal.inputs.flags[..],
+                (_, agent_init::config::Mode::Local { inputs, .. }) => &inputs.flags[..],
+                (_, agent_init::config::Mode::Production { .. }) => &[],
+            };
+            for (n, v) in flags {
                 assert!(check_name(n).is_ok(), "accepted a bad --secrets name");
                 let v = std::str::from_utf8(v.expose()).expect("--secrets values are UTF-8");
                 assert!(check_value(v).is_ok(), "accepted a bad --secrets value");

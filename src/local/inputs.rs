@@ -25,6 +25,25 @@ use std::path::{Path, PathBuf};
 /// earlier: the files `lk agent create` looks for.
 pub const SEAL_FILES: [&str; 3] = [".env", ".env.local", ".env.production"];
 
+/// The local inputs named on the command line, each list in its order:
+/// what local mode runs with and what `seal` seals.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// `--secrets-file`.
+    pub files: Vec<PathBuf>,
+    /// `--secrets KEY=VALUE`, checked (§6).
+    pub flags: Vec<(String, SecretBytes)>,
+    /// `--secret-mount [VAR=]PATH`.
+    pub mounts: Vec<Mount>,
+}
+
+impl Inputs {
+    /// No input flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.flags.is_empty() && self.mounts.is_empty()
+    }
+}
+
 /// A `--secret-mount [VAR=]PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {

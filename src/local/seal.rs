@@ -33,12 +33,8 @@ pub struct SealArgs {
     /// making one.
     pub token: Option<SecretString>,
     pub options: SealOptions,
-    /// `--secrets-file`, in order.
-    pub files: Vec<PathBuf>,
-    /// `--secrets KEY=VALUE`, in order.
-    pub flags: Vec<(String, SecretBytes)>,
-    /// `--secret-mount`, in order.
-    pub mounts: Vec<crate::local::inputs::Mount>,
+    /// What to seal: `--secrets-file`, `--secrets` and `--secret-mount`.
+    pub inputs: crate::local::inputs::Inputs,
 }
 
 /// How `seal` treats an existing bundle, and whether it only lists.
@@ -67,9 +63,7 @@ pub fn run(args: SealArgs) -> Result<i32> {
         out,
         token,
         options: opts,
-        files: secrets_files,
-        flags: secrets_flags,
-        mounts: secret_mounts,
+        inputs,
     } = args;
     let given_token = token.is_some();
     let token = match token {
@@ -87,8 +81,12 @@ pub fn run(args: SealArgs) -> Result<i32> {
         }
         _ => None,
     };
-    let no_input_flag =
-        secrets_files.is_empty() && secrets_flags.is_empty() && secret_mounts.is_empty();
+    let no_input_flag = inputs.is_empty();
+    let crate::local::inputs::Inputs {
+        files: secrets_files,
+        flags: secrets_flags,
+        mounts: secret_mounts,
+    } = inputs;
     // `seal --list` on an existing bundle with no input: the bundle as it is.
     let as_is = opts.list && no_input_flag && old.is_some();
     let files: Vec<PathBuf> = if !no_input_flag {

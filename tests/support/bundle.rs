@@ -1,8 +1,11 @@
 //! Sealed bundles for tests, made with the crate's own `bundle::seal`, and
 //! the token strings that must never appear in anything agent-init prints.
 
+use super::harness::Harness;
 use agent_init::protocol::token::{b64u, Token};
 use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 /// The known-answer vector (PROTOCOL.md §9), as the repository keeps it.
 pub const VECTOR_JSON: &str = include_str!("../../testdata/lkbt1.json");
@@ -89,4 +92,105 @@ pub fn tamper(bundle: &str) -> String {
     raw[0] ^= 0x01;
     b["ciphertext"] = json!(b64u(&raw));
     b.to_string()
+}
+
+/// The file secret (PROTOCOL.md §6.1) of the image and worker tests, as
+/// `lk agent create --secret-mount` makes one: its name, and the variable
+/// that gets the path of the file.
+pub const CREDENTIALS_FILE: &str = "google-credentials.json";
+pub const CREDENTIALS_VAR: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+
+/// The service-account JSON sealed as [`CREDENTIALS_FILE`] for the token
+/// whose ID is `id`: its email names the run (the example workers log it),
+/// its private key is [`credentials_key`].
+pub fn credentials(id: &str) -> Vec<u8> {
+    format!(
+        "{{\"type\": \"service_account\", \"client_email\": \"{}\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{}\\n-----END PRIVATE KEY-----\\n\"}}\n",
+        credentials_email(id),
+        credentials_key(id)
+    )
+    .into_bytes()
+}
+
+/// The `client_email` of [`credentials`].
+pub fn credentials_email(id: &str) -> String {
+    format!("test-{id}@example.iam.gserviceaccount.com")
+}
+
+/// The private key of [`credentials`]: nothing may print it.
+pub fn credentials_key(id: &str) -> String {
+    format!("pk-test-{id}")
+}
+
+/// Lower-case hex of the SHA-256 of `bytes`, as sha256sum, Python's
+/// hexdigest and Node's digest('hex') print it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `plaintext` (from [`plaintext`]) with `content` added as the file secret
+/// [`CREDENTIALS_FILE`] for [`CREDENTIALS_VAR`].
+pub fn with_credentials_file(plaintext: &str, content: &[u8]) -> String {
+    let mut plain: Value = serde_json::from_str(plaintext).unwrap();
+    plain["secrets"].as_array_mut().unwrap().push(json!({
+        "name": CREDENTIALS_FILE,
+        "kind": "file",
+        "value": b64u(content),
+        "env": CREDENTIALS_VAR,
+    }));
+    plain.to_string()
+}
+
+/// A run's token and sealed bundle, as files in its working directory.
+impl Harness {
+    /// Writes `token` to `token` in the working directory, readable by
+    /// everyone (0644: as a mounted Kubernetes Secret, whatever the umask),
+    /// and forbids its strings in output. Returns the file's path.
+    pub fn write_token(&mut self, token: &Token) -> PathBuf {
+        let path = self.file("token", format!("{}\n", token.encode().expose()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        self.forbidden.add_token(token);
+        path
+    }
+
+    /// The token in the working directory's `token` file ([`Harness::write_token`]'s,
+    /// or one a service's CLI wrote there).
+    pub fn token(&self) -> Token {
+        let text = std::fs::read_to_string(self.dir.join("token")).expect("the run has a token");
+        Token::parse(text.trim()).unwrap()
+    }
+
+    /// Seals `plaintext` for [`Harness::token`] into `bundle.json` in the
+    /// working directory (0644). Returns the file's path.
+    pub fn write_bundle(&self, plaintext: &str) -> PathBuf {
+        let path = self.file("bundle.json", seal(&self.token(), plaintext));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+}
+
+/// The line in which an example worker's job process (examples/*/agent.*,
+/// `prewarm`) logs that it read the [`credentials`] of token `id`, once
+/// `logs` holds it: the line, that process's pid and its parent's. Checks
+/// that it read exactly the sealed bytes.
+pub fn prewarm_read(logs: &str, id: &str) -> Option<(String, i64, i64)> {
+    let email = credentials_email(id);
+    let line = logs
+        .lines()
+        .find(|l| l.contains("prewarm in process") && l.contains(&email))?;
+    let sha256 = format!("sha256 {}", sha256_hex(&credentials(id)));
+    assert!(
+        line.contains(&sha256),
+        "the job process read exactly the bundle's bytes ({sha256}): {line}"
+    );
+    let at = line.find("prewarm in process").unwrap();
+    let pids: Vec<i64> = line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    Some((line.to_string(), pids[0], pids[1]))
 }

@@ -9,7 +9,7 @@
 use super::forbidden::Forbidden;
 use super::{bin, capture_command, read_captured, scratch, Run, PATH};
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub struct Harness {
@@ -27,6 +27,8 @@ pub struct Harness {
     pub forbidden: Forbidden,
     side: PathBuf,
     keep: bool,
+    /// More directories the run made, removed with its own.
+    also: Vec<PathBuf>,
 }
 
 impl Harness {
@@ -42,6 +44,7 @@ impl Harness {
             env: Vec::new(),
             forbidden: Forbidden::new(),
             keep: false,
+            also: Vec::new(),
         }
     }
 
@@ -218,6 +221,19 @@ impl Harness {
     pub fn captured(&self) -> Vec<Vec<u8>> {
         read_captured(&self.out)
     }
+
+    /// The directory beside the working one that holds [`Harness::marker`]
+    /// and [`Harness::out`] (a container test mounts it where its agent
+    /// writes them).
+    pub fn side(&self) -> &Path {
+        &self.side
+    }
+
+    /// Removes the directory `path` (a files directory agent-init made, say)
+    /// along with the run's own.
+    pub fn remove_too(&mut self, path: impl Into<PathBuf>) {
+        self.also.push(path.into());
+    }
 }
 
 impl Drop for Harness {
@@ -227,6 +243,9 @@ impl Drop for Harness {
         if !self.keep && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
             let _ = std::fs::remove_dir_all(&self.side);
+            for p in &self.also {
+                let _ = std::fs::remove_dir_all(p);
+            }
         }
     }
 }

@@ -174,3 +174,37 @@ fn forbid(secrets: &[&str]) -> Forbidden {
     );
     secrets.iter().collect()
 }
+
+/// Asks `probe` every `every` until it answers, and returns the answer; after
+/// `patience` fails the test with `why()`. A hang guard, never a timing
+/// assertion.
+pub fn wait_for<T>(
+    patience: std::time::Duration,
+    every: std::time::Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    why: impl FnOnce() -> String,
+) -> T {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(answer) = probe() {
+            return answer;
+        }
+        assert!(t0.elapsed() < patience, "{}", why());
+        std::thread::sleep(every);
+    }
+}
+
+/// `#[test]` fns, each named for the behaviour it proves and each one call
+/// of a parameterized runner, all `#[ignore]`d for `reason` (scripts/test.sh
+/// runs them with `--include-ignored`):
+/// `ignored_tests! { "needs …"; name => runner(args); … }`.
+#[macro_export]
+macro_rules! ignored_tests {
+    ($reason:tt; $($name:ident => $call:expr;)+) => {$(
+        #[test]
+        #[ignore = $reason]
+        fn $name() {
+            $call;
+        }
+    )+};
+}

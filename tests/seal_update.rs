@@ -10,7 +10,7 @@ use agent_init::protocol::token::Token;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::{scratch, Run};
+use support::Harness;
 
 const T0: &str = "2026-11-02T10:00:00Z";
 const T1: &str = "2026-11-20T08:30:00Z";
@@ -22,54 +22,42 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A directory with a token file and an old bundle for it: A, B (env) and
-/// key.pem (file, env KEY_FILE), all created T0 and updated T1.
-struct Setup {
-    dir: PathBuf,
-    token: Token,
-    token_file: PathBuf,
-    out: PathBuf,
+/// The token file and the bundle of a run made by [`with_old_bundle`].
+const TOKEN_FILE: &str = "agent.token";
+const OUT: &str = "bundle.json";
+
+/// A harness whose directory holds a token file and an old bundle for it:
+/// A, B (env) and key.pem (file, env KEY_FILE), all created T0 and updated
+/// T1, and key.pem itself.
+fn with_old_bundle(name: &str) -> (Harness, Token) {
+    let h = Harness::new(name);
+    let token = Token::generate().unwrap();
+    h.file(TOKEN_FILE, token.encode().expose());
+    let plain = json!({"secrets": [
+        {"name": "A", "value": "value-a-1c2d", "created_at": T0, "updated_at": T1},
+        {"name": "B", "value": "value-b-3e4f", "created_at": T0, "updated_at": T1},
+        {"name": "key.pem", "kind": "file", "value": agent_init::protocol::token::b64u(b"PEM-5a6b"), "env": "KEY_FILE", "created_at": T0, "updated_at": T1},
+    ], "livekit": {"url": "wss://lk.example"}});
+    h.file(OUT, support::bundle::seal(&token, &plain.to_string()));
+    h.file("key.pem", "PEM-5a6b");
+    (h, token)
 }
 
-impl Setup {
-    fn new(name: &str) -> Setup {
-        let dir = scratch(name);
-        let token = Token::generate().unwrap();
-        let token_file = dir.join("agent.token");
-        std::fs::write(&token_file, token.encode().expose()).unwrap();
-        let out = dir.join("bundle.json");
-        let plain = json!({"secrets": [
-            {"name": "A", "value": "value-a-1c2d", "created_at": T0, "updated_at": T1},
-            {"name": "B", "value": "value-b-3e4f", "created_at": T0, "updated_at": T1},
-            {"name": "key.pem", "kind": "file", "value": agent_init::protocol::token::b64u(b"PEM-5a6b"), "env": "KEY_FILE", "created_at": T0, "updated_at": T1},
-        ], "livekit": {"url": "wss://lk.example"}});
-        std::fs::write(
-            &out,
-            agent_init::protocol::bundle::seal(&token, plain.to_string().as_bytes()).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(dir.join("key.pem"), "PEM-5a6b").unwrap();
-        Setup {
-            dir,
-            token,
-            token_file,
-            out,
-        }
-    }
+/// `agent-init seal ARGS --token-file agent.token --out bundle.json`.
+fn update(h: &Harness, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--token-file", TOKEN_FILE, "--out", OUT]);
+    h.seal(&all)
+}
 
-    /// `agent-init seal ARGS --token-file T --out bundle.json`.
-    fn seal(&self, args: &[&str]) -> Output {
-        Run::new(&self.dir)
-            .args(["seal"])
-            .args(args)
-            .args(["--token-file".as_ref(), self.token_file.as_os_str()])
-            .args(["--out".as_ref(), self.out.as_os_str()])
-            .output()
-    }
+/// The bundle at [`OUT`].
+fn bundle_file(h: &Harness) -> PathBuf {
+    h.dir.join(OUT)
+}
 
-    fn opened(&self) -> (Secrets, Vec<u8>) {
-        open(&self.token, &self.out)
-    }
+/// The secrets and the plaintext of the bundle at [`OUT`].
+fn open_bundle(h: &Harness, token: &Token) -> (Secrets, Vec<u8>) {
+    open(token, &bundle_file(h))
 }
 
 fn open(token: &Token, path: &Path) -> (Secrets, Vec<u8>) {
@@ -116,22 +104,25 @@ fn within(t: &str, before: &str, after: &str) {
 
 #[test]
 fn an_update_adds_updates_and_keeps_with_section_6_2_dates() {
-    let s = Setup::new("update-table");
+    let (h, token) = with_old_bundle("update-table");
     let before = now();
-    let out = s.seal(&[
-        "--secrets",
-        "A=value-a-1c2d",
-        "--secrets",
-        "B=value-b-new-7a8b",
-        "--secrets",
-        "C=value-c-9c0d",
-        "--secret-mount",
-        "KEY_FILE=key.pem",
-    ]);
+    let out = update(
+        &h,
+        &[
+            "--secrets",
+            "A=value-a-1c2d",
+            "--secrets",
+            "B=value-b-new-7a8b",
+            "--secrets",
+            "C=value-c-9c0d",
+            "--secret-mount",
+            "KEY_FILE=key.pem",
+        ],
+    );
     let after = now();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), format!("{}\n", s.token.encode().expose()));
-    let (opened, _) = s.opened();
+    assert_eq!(stdout(&out), format!("{}\n", token.encode().expose()));
+    let (opened, _) = open_bundle(&h, &token);
     let d = dates(&opened);
     // A and key.pem: given unchanged, both dates kept.
     assert_eq!(d[0], row("A", "env", T0, T1));
@@ -166,19 +157,19 @@ fn an_update_adds_updates_and_keeps_with_section_6_2_dates() {
 
 #[test]
 fn secrets_not_given_are_kept_with_their_dates_and_overwrite_drops_them() {
-    let s = Setup::new("update-keep");
-    let out = s.seal(&["--secrets", "C=value-c-9c0d"]);
+    let (h, token) = with_old_bundle("update-keep");
+    let out = update(&h, &["--secrets", "C=value-c-9c0d"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let (opened, _) = s.opened();
+    let (opened, _) = open_bundle(&h, &token);
     let d = dates(&opened);
     assert_eq!(d[0], row("A", "env", T0, T1));
     assert_eq!(d[1], row("B", "env", T0, T1));
     assert_eq!(d[3], row("key.pem", "file", T0, T1));
     assert_eq!(opened.files[0].content.expose(), b"PEM-5a6b");
 
-    let out = s.seal(&["--overwrite", "--secrets", "A=value-a-1c2d"]);
+    let out = update(&h, &["--overwrite", "--secrets", "A=value-a-1c2d"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let (opened, _) = s.opened();
+    let (opened, _) = open_bundle(&h, &token);
     assert_eq!(dates(&opened), [row("A", "env", T0, T1)]);
     assert!(
         opened.livekit.url.is_none(),
@@ -193,13 +184,13 @@ fn secrets_not_given_are_kept_with_their_dates_and_overwrite_drops_them() {
 
 #[test]
 fn remove_deletes_one_secret_and_an_absent_name_is_refused_64() {
-    let s = Setup::new("update-remove");
-    let out = s.seal(&["--remove", "B", "--remove", "key.pem"]);
+    let (h, token) = with_old_bundle("update-remove");
+    let out = update(&h, &["--remove", "B", "--remove", "key.pem"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let (opened, _) = s.opened();
+    let (opened, _) = open_bundle(&h, &token);
     assert_eq!(dates(&opened), [row("A", "env", T0, T1)]);
-    let before = std::fs::read(&s.out).unwrap();
-    let out = s.seal(&["--remove", "NOT_THERE"]);
+    let before = std::fs::read(bundle_file(&h)).unwrap();
+    let out = update(&h, &["--remove", "NOT_THERE"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("--remove NOT_THERE"),
@@ -207,22 +198,26 @@ fn remove_deletes_one_secret_and_an_absent_name_is_refused_64() {
         stderr(&out)
     );
     assert!(stdout(&out).is_empty());
-    assert_eq!(std::fs::read(&s.out).unwrap(), before, "nothing written");
+    assert_eq!(
+        std::fs::read(bundle_file(&h)).unwrap(),
+        before,
+        "nothing written"
+    );
 }
 
 #[test]
 fn resealing_the_same_inputs_changes_only_the_nonce() {
-    let s = Setup::new("update-same");
+    let (h, token) = with_old_bundle("update-same");
     let args = ["--secrets", "A=value-a-1c2d", "--secrets", "D=value-d-2b3c"];
-    let first = s.seal(&args);
+    let first = update(&h, &args);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    let b1: Value = serde_json::from_slice(&std::fs::read(&s.out).unwrap()).unwrap();
-    let (_, p1) = s.opened();
+    let b1: Value = serde_json::from_slice(&std::fs::read(bundle_file(&h)).unwrap()).unwrap();
+    let (_, p1) = open_bundle(&h, &token);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let second = s.seal(&args);
+    let second = update(&h, &args);
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
-    let b2: Value = serde_json::from_slice(&std::fs::read(&s.out).unwrap()).unwrap();
-    let (_, p2) = s.opened();
+    let b2: Value = serde_json::from_slice(&std::fs::read(bundle_file(&h)).unwrap()).unwrap();
+    let (_, p2) = open_bundle(&h, &token);
     assert_eq!(
         p1, p2,
         "the plaintext is byte for byte the same, dates included"
@@ -233,11 +228,11 @@ fn resealing_the_same_inputs_changes_only_the_nonce() {
 
 #[test]
 fn a_bundle_the_token_does_not_open_is_refused_65_and_left_alone() {
-    let s = Setup::new("update-wrong-token");
+    let (h, _) = with_old_bundle("update-wrong-token");
     let other = Token::generate().unwrap();
-    std::fs::write(&s.token_file, other.encode().expose()).unwrap();
-    let before = std::fs::read(&s.out).unwrap();
-    let out = s.seal(&["--secrets", "C=value-c-9c0d"]);
+    h.file(TOKEN_FILE, other.encode().expose());
+    let before = std::fs::read(bundle_file(&h)).unwrap();
+    let out = update(&h, &["--secrets", "C=value-c-9c0d"]);
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("cannot be updated with this token"),
@@ -245,7 +240,7 @@ fn a_bundle_the_token_does_not_open_is_refused_65_and_left_alone() {
         stderr(&out)
     );
     assert!(stdout(&out).is_empty(), "no token printed");
-    assert_eq!(std::fs::read(&s.out).unwrap(), before);
+    assert_eq!(std::fs::read(bundle_file(&h)).unwrap(), before);
     support::Forbidden::new()
         .token(&other)
         .value("value-c-9c0d")
@@ -254,10 +249,10 @@ fn a_bundle_the_token_does_not_open_is_refused_65_and_left_alone() {
 
 #[test]
 fn without_a_token_an_existing_out_is_replaced_only_with_overwrite() {
-    let s = Setup::new("new-token");
-    let before = std::fs::read(&s.out).unwrap();
+    let (h, token) = with_old_bundle("new-token");
+    let before = std::fs::read(bundle_file(&h)).unwrap();
     let run = |extra: &[&str]| {
-        Run::new(&s.dir)
+        h.agent()
             .args([
                 "seal",
                 "--secrets",
@@ -276,20 +271,20 @@ fn without_a_token_an_existing_out_is_replaced_only_with_overwrite() {
         stderr(&out)
     );
     assert!(stdout(&out).is_empty());
-    assert_eq!(std::fs::read(&s.out).unwrap(), before);
+    assert_eq!(std::fs::read(bundle_file(&h)).unwrap(), before);
     let out = run(&["--overwrite"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let token = Token::parse(stdout(&out).trim_end()).unwrap();
-    assert_ne!(token.id_b64(), s.token.id_b64(), "a new token");
-    let (opened, _) = open(&token, &s.out);
+    let new = Token::parse(stdout(&out).trim_end()).unwrap();
+    assert_ne!(new.id_b64(), token.id_b64(), "a new token");
+    let (opened, _) = open(&new, &bundle_file(&h));
     assert_eq!(opened.secrets.len(), 1);
     assert_eq!(opened.secrets[0].name, "C");
 }
 
 #[test]
 fn with_no_input_flag_seal_reads_the_lk_files_names_them_and_refuses_to_seal_nothing() {
-    let dir = scratch("seal-defaults");
-    let run = || Run::new(&dir).args(["seal", "--out", "b.json"]).output();
+    let h = Harness::new("seal-defaults");
+    let run = || h.seal(&["--out", "b.json"]);
     let out = run();
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
     assert!(
@@ -297,9 +292,9 @@ fn with_no_input_flag_seal_reads_the_lk_files_names_them_and_refuses_to_seal_not
         "{}",
         stderr(&out)
     );
-    assert!(!dir.join("b.json").exists());
-    std::fs::write(dir.join(".env"), "A=from-env-1a1a\nB=from-env-2b2b\n").unwrap();
-    std::fs::write(dir.join(".env.production"), "B=from-production-3c3c\n").unwrap();
+    assert!(!h.dir.join("b.json").exists());
+    h.file(".env", "A=from-env-1a1a\nB=from-env-2b2b\n");
+    h.file(".env.production", "B=from-production-3c3c\n");
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
@@ -309,7 +304,7 @@ fn with_no_input_flag_seal_reads_the_lk_files_names_them_and_refuses_to_seal_not
     );
     assert!(!err.contains(".env.local"), "{err}");
     let token = Token::parse(stdout(&out).trim_end()).unwrap();
-    let (opened, _) = open(&token, &dir.join("b.json"));
+    let (opened, _) = open(&token, &h.dir.join("b.json"));
     let got: Vec<(&str, &str)> = opened
         .secrets
         .iter()
@@ -317,19 +312,19 @@ fn with_no_input_flag_seal_reads_the_lk_files_names_them_and_refuses_to_seal_not
         .collect();
     assert_eq!(got, [("A", "from-env-1a1a"), ("B", "from-production-3c3c")]);
     // An empty file is no secret: nothing to seal.
-    let empty = scratch("seal-empty");
-    std::fs::write(empty.join(".env"), "# nothing\n").unwrap();
-    let out = Run::new(&empty).args(["seal", "--out", "b.json"]).output();
+    let empty = Harness::new("seal-empty");
+    empty.file(".env", "# nothing\n");
+    let out = empty.seal(&["--out", "b.json"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(!empty.join("b.json").exists());
+    assert!(!empty.dir.join("b.json").exists());
 }
 
 #[test]
 fn list_prints_name_kind_origin_and_dates_and_json_the_same_never_a_value_nor_writes() {
-    let s = Setup::new("seal-list");
-    let before = std::fs::read(&s.out).unwrap();
+    let (h, token) = with_old_bundle("seal-list");
+    let before = std::fs::read(bundle_file(&h)).unwrap();
     // The bundle as it is.
-    let out = s.seal(&["--list"]);
+    let out = update(&h, &["--list"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -338,14 +333,17 @@ fn list_prints_name_kind_origin_and_dates_and_json_the_same_never_a_value_nor_wr
         )
     );
     // An update, previewed as JSON.
-    let out = s.seal(&[
-        "--list",
-        "--json",
-        "--secrets",
-        "B=value-b-new-7a8b",
-        "--remove",
-        "A",
-    ]);
+    let out = update(
+        &h,
+        &[
+            "--list",
+            "--json",
+            "--secrets",
+            "B=value-b-new-7a8b",
+            "--remove",
+            "A",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["removed"], json!(["A"]));
@@ -368,11 +366,11 @@ fn list_prints_name_kind_origin_and_dates_and_json_the_same_never_a_value_nor_wr
         ],
     );
     assert!(
-        !stdout(&out).contains(s.token.encode().expose()),
+        !stdout(&out).contains(token.encode().expose()),
         "--list prints no token"
     );
     assert_eq!(
-        std::fs::read(&s.out).unwrap(),
+        std::fs::read(bundle_file(&h)).unwrap(),
         before,
         "--list writes nothing"
     );
@@ -380,40 +378,34 @@ fn list_prints_name_kind_origin_and_dates_and_json_the_same_never_a_value_nor_wr
 
 #[test]
 fn a_file_sealed_with_secret_mount_reaches_the_command_as_a_file() {
-    let dir = scratch("seal-mount");
-    std::fs::write(
-        dir.join("google-credentials.json"),
-        "{\"private_key\": \"pk-6d7e\"}",
-    )
-    .unwrap();
-    let out = Run::new(&dir)
-        .args([
-            "seal",
-            "--secret-mount",
-            "GOOGLE_APPLICATION_CREDENTIALS=google-credentials.json",
-            "--secrets",
-            "LIVEKIT_URL=wss://x",
-            "--secrets",
-            "LIVEKIT_API_KEY=k",
-            "--secrets",
-            "LIVEKIT_API_SECRET=s",
-            "--out",
-            "b.json",
-        ])
-        .output();
+    let mut h = Harness::new("seal-mount");
+    h.file("google-credentials.json", "{\"private_key\": \"pk-6d7e\"}");
+    let out = h.seal(&[
+        "--secret-mount",
+        "GOOGLE_APPLICATION_CREDENTIALS=google-credentials.json",
+        "--secrets",
+        "LIVEKIT_URL=wss://x",
+        "--secrets",
+        "LIVEKIT_API_KEY=k",
+        "--secrets",
+        "LIVEKIT_API_SECRET=s",
+        "--out",
+        "b.json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let token = stdout(&out).trim_end().to_string();
     let files_dir = PathBuf::from(format!(
         "/dev/shm/agent-init-test-sealmount-{}",
         std::process::id()
     ));
-    let run = Run::new(&dir)
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", &token)
-        .env(
-            "LIVEKIT_SECRETS_URL",
-            format!("file://{}", dir.join("b.json").display()),
-        )
-        .env("AGENT_INIT_SECRETS_DIR", &files_dir)
+    h.set("LIVEKIT_BOOTSTRAP_TOKEN", token);
+    h.set(
+        "LIVEKIT_SECRETS_URL",
+        format!("file://{}", h.dir.join("b.json").display()),
+    );
+    h.set("AGENT_INIT_SECRETS_DIR", files_dir.clone());
+    let run = h
+        .agent()
         .args([
             "--supervise",
             "sh",

@@ -9,14 +9,13 @@
 mod support;
 
 use agent_init::protocol::token::Token;
-use std::io::{BufRead, BufReader};
+use nix::sys::signal::Signal;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use support::bundle::sha256_hex;
+use support::running::{Running, PATIENCE};
 use support::server::{Reply, Server};
-
-const PATIENCE: Duration = Duration::from_secs(120);
+use support::service::Secrets;
+use support::{procfs, Harness};
 
 /// An agent: logs `start PID FOO PORT CRED SHA256(CRED's file)`, serves
 /// 200 on `AGENT_HTTP_PORT` (when set) after `READY_DELAY` seconds, and on
@@ -57,224 +56,107 @@ while True:
     time.sleep(1)
 "#;
 
-/// A scratch directory with a token file, a bundle and the agent script.
-struct Bundle {
-    dir: PathBuf,
-    token: Token,
+/// A `--watch` run's harness: in its directory a token file, the agent
+/// script and a first bundle (`FOO=one`) sealed for the token; agent-init's
+/// environment points at them and at the agents' log; the token's strings
+/// are forbidden in output.
+fn watched(name: &str) -> (Harness, Token) {
+    let mut h = Harness::new(name);
+    let token = Token::generate().unwrap();
+    h.file("token", token.encode().expose());
+    h.file("agent.py", AGENT);
+    h.set("LIVEKIT_BOOTSTRAP_TOKEN_FILE", h.dir.join("token"));
+    h.set(
+        "LIVEKIT_SECRETS_URL",
+        format!("file://{}", bundle_path(&h).display()),
+    );
+    h.set("AGENT_LOG", h.dir.join("agent.log"));
+    h.forbidden.add_token(&token);
+    write(&h, "one");
+    (h, token)
 }
 
-impl Bundle {
-    fn new(name: &str) -> Bundle {
-        let dir = support::scratch(name);
-        let token = Token::generate().unwrap();
-        std::fs::write(dir.join("token"), token.encode().expose()).unwrap();
-        std::fs::write(dir.join("agent.py"), AGENT).unwrap();
-        let b = Bundle { dir, token };
-        b.write("one");
-        b
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.join("bundle.json")
-    }
-
-    /// Replaces the bundle (atomically, as a ConfigMap update does) with one
-    /// whose FOO is `foo`, sealed by `agent-init seal`.
-    fn write(&self, value: &str) {
-        self.write_with(value, "");
-    }
-
-    /// As [`Bundle::write`], with `extra` dotenv lines.
-    fn write_with(&self, value: &str, extra: &str) {
-        self.seal(
-            &format!("LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nLIVEKIT_API_SECRET=s-{value}\nFOO={value}\n{extra}"),
-            None,
-        );
-    }
-
-    /// As [`Bundle::write`], with the file secret `cred.json` holding
-    /// `content`, its path in `CRED`.
-    fn write_file(&self, value: &str, content: &[u8]) {
-        self.seal(
-            &format!("LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nLIVEKIT_API_SECRET=s-{value}\nFOO={value}\n"),
-            Some(content),
-        );
-    }
-
-    /// Replaces the bundle with `dotenv` (and the file secret `cred.json`
-    /// for `CRED`), sealed by `agent-init seal`.
-    fn seal(&self, dotenv: &str, file: Option<&[u8]>) {
-        let env = self.dir.join("secrets.env");
-        std::fs::write(&env, dotenv).unwrap();
-        let tmp = self.dir.join("bundle.tmp");
-        let mut run = support::Run::new(&self.dir);
-        run = run
-            .args(["seal".as_ref(), "--secrets-file".as_ref(), env.as_os_str()])
-            .args(["--out".as_ref(), tmp.as_os_str()])
-            .args(["--token", self.token.encode().expose()]);
-        if let Some(content) = file {
-            let mounted = self.dir.join("cred.json");
-            std::fs::write(&mounted, content).unwrap();
-            run = run.args(["--secret-mount", &format!("CRED={}", mounted.display())]);
-        }
-        let out = run.output();
-        assert!(out.status.success(), "seal: {out:?}");
-        std::fs::rename(&tmp, self.path()).unwrap();
-    }
-
-    /// Replaces the bundle with raw bytes.
-    fn write_raw(&self, body: &str) {
-        let tmp = self.dir.join("bundle.tmp");
-        std::fs::write(&tmp, body).unwrap();
-        std::fs::rename(&tmp, self.path()).unwrap();
-    }
-
-    fn log(&self) -> Vec<Vec<String>> {
-        std::fs::read_to_string(self.dir.join("agent.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.split(' ').map(String::from).collect())
-            .collect()
-    }
-
-    fn events(&self, what: &str) -> Vec<Vec<String>> {
-        self.log().into_iter().filter(|e| e[0] == what).collect()
-    }
-
-    fn wait(&self, what: &str, pred: impl Fn(&[Vec<String>]) -> bool) {
-        let t0 = Instant::now();
-        while !pred(&self.log()) {
-            assert!(
-                t0.elapsed() < PATIENCE,
-                "waited in vain for {what}: {:?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// `agent-init --supervise --watch 5 FLAGS -- python3 agent.py`, started.
+fn start(h: &Harness, flags: &[&str]) -> Running {
+    let head = ["--supervise", "--watch", "5"];
+    let tail = ["--", "python3", "agent.py"];
+    h.start(head.iter().chain(flags).chain(&tail))
 }
 
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn bundle_path(h: &Harness) -> PathBuf {
+    h.dir.join("bundle.json")
 }
 
-/// agent-init under test, its stderr collected.
-struct Init {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    /// The bundle's directory: the agents' working directory and log.
-    dir: PathBuf,
+/// Replaces the bundle (atomically, as a ConfigMap update does) with one
+/// whose FOO is `value`, sealed by `agent-init seal`.
+fn write(h: &Harness, value: &str) {
+    write_with(h, value, "");
 }
 
-impl Init {
-    fn start(b: &Bundle, flags: &[&str], env: &[(&str, &str)]) -> Init {
-        Init::start_url(b, &format!("file://{}", b.path().display()), flags, env)
-    }
-
-    fn start_url(b: &Bundle, url: &str, flags: &[&str], env: &[(&str, &str)]) -> Init {
-        let mut cmd = Command::new(support::bin());
-        cmd.env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", b.dir.join("token"))
-            .env("LIVEKIT_SECRETS_URL", url)
-            .env("AGENT_LOG", b.dir.join("agent.log"))
-            .envs(env.iter().copied())
-            .current_dir(&b.dir)
-            .args(["--supervise", "--watch", "5"])
-            .args(flags)
-            .args(["--", "python3", "agent.py"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&stderr);
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
-            }
-        });
-        Init {
-            child,
-            stderr,
-            dir: b.dir.clone(),
-        }
-    }
-
-    fn stderr(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn wait_line(&self, what: &str, needle: &str, n: usize) {
-        let t0 = Instant::now();
-        while self.stderr().iter().filter(|l| l.contains(needle)).count() < n {
-            assert!(
-                t0.elapsed() < PATIENCE,
-                "waited in vain for {what} ({needle:?}): {:#?}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn sigterm(&self) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-    }
-
-    fn wait(&mut self) -> i32 {
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(200));
-                return st.code().unwrap_or(-1);
-            }
-            assert!(
-                t0.elapsed() < PATIENCE,
-                "agent-init did not exit: {:#?}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// As [`write`], with `extra` dotenv lines.
+fn write_with(h: &Harness, value: &str, extra: &str) {
+    seal(h, &format!("{}{extra}", dotenv(value)), None);
 }
 
-impl Drop for Init {
-    /// Kills agent-init, then every agent generation it started that still
-    /// runs (a SIGKILLed supervisor that is not PID 1 leaves its children
-    /// to init): a failed or finished test leaves no worker behind. A PID
-    /// is killed only while its working directory is this test's.
-    fn drop(&mut self) {
-        use nix::sys::signal::{kill, killpg, Signal};
-        use nix::unistd::Pid;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
-        for pid in log
-            .lines()
-            .filter_map(|l| l.strip_prefix("start "))
-            .filter_map(|rest| rest.split(' ').next()?.parse::<i32>().ok())
-        {
-            if std::fs::read_link(format!("/proc/{pid}/cwd"))
-                .ok()
-                .as_deref()
-                == Some(&self.dir)
-            {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-    }
+/// As [`write`], with the file secret `cred.json` holding `content`, its
+/// path in `CRED`.
+fn write_file(h: &Harness, value: &str, content: &[u8]) {
+    seal(h, &dotenv(value), Some(content));
 }
 
-fn pids_started(b: &Bundle) -> Vec<String> {
-    b.events("start")
+/// The platform's three values (the secret names `value`) and `FOO=value`.
+fn dotenv(value: &str) -> String {
+    format!("LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nLIVEKIT_API_SECRET=s-{value}\nFOO={value}\n")
+}
+
+/// Replaces the bundle with `dotenv` (and the file secret `cred.json` for
+/// `CRED`), sealed by `agent-init seal`.
+fn seal(h: &Harness, dotenv: &str, file: Option<&[u8]>) {
+    h.file("secrets.env", dotenv);
+    let mount;
+    let mut args = vec!["--secrets-file", "secrets.env", "--token-file", "token"];
+    if let Some(content) = file {
+        mount = format!("CRED={}", h.file("cred.json", content).display());
+        args.extend(["--secret-mount", &mount]);
+    }
+    args.extend(["--out", "bundle.tmp"]);
+    let out = h.seal(&args);
+    assert!(out.status.success(), "seal: {out:?}");
+    std::fs::rename(h.dir.join("bundle.tmp"), bundle_path(h)).unwrap();
+}
+
+/// The agents' log, an event a line, split at spaces.
+fn log(h: &Harness) -> Vec<Vec<String>> {
+    std::fs::read_to_string(h.dir.join("agent.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(' ').map(String::from).collect())
+        .collect()
+}
+
+/// The logged events of one kind (`start`, `listening`, `term`, `drained`).
+fn events(h: &Harness, kind: &str) -> Vec<Vec<String>> {
+    log(h).into_iter().filter(|e| e[0] == kind).collect()
+}
+
+/// Waits until the log holds what `pred` looks for; fails after
+/// [`PATIENCE`] naming `what`.
+fn wait_log(h: &Harness, what: &str, pred: impl Fn(&[Vec<String>]) -> bool) {
+    support::wait_until(
+        PATIENCE,
+        || pred(&log(h)),
+        || format!("waited in vain for {what}: {:?}", log(h)),
+    );
+}
+
+/// Waits until the log holds `n` events of `kind`, and no more.
+fn wait_events(h: &Harness, what: &str, kind: &str, n: usize) {
+    wait_log(h, what, |l| l.iter().filter(|e| e[0] == kind).count() >= n);
+    assert_eq!(events(h, kind).len(), n, "{what}: {:?}", log(h));
+}
+
+fn pids_started(h: &Harness) -> Vec<String> {
+    events(h, "start")
         .into_iter()
         .map(|e| e[1].clone())
         .collect()
@@ -282,19 +164,16 @@ fn pids_started(b: &Bundle) -> Vec<String> {
 
 #[test]
 fn a_new_file_bundle_restarts_the_agent_once_with_the_new_environment() {
-    let b = Bundle::new("watch-restart");
-    let mut init = Init::start(&b, &[], &[("DRAIN", "1")]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
-    b.write("two");
-    b.wait("the second generation", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == 2
-    });
-    let starts = b.events("start");
+    let (mut h, _) = watched("watch-restart");
+    h.set("DRAIN", "1");
+    let mut init = start(&h, &[]);
+    wait_events(&h, "the first generation", "start", 1);
+    write(&h, "two");
+    wait_events(&h, "the second generation", "start", 2);
+    let starts = events(&h, "start");
     assert_eq!(starts[0][2], "one");
     assert_eq!(starts[1][2], "two", "the new generation has the new FOO");
-    let log = b.log();
+    let log = log(&h);
     let first = &starts[0][1];
     let terms: Vec<_> = log.iter().filter(|e| e[0] == "term").collect();
     assert_eq!(terms.len(), 1, "exactly one SIGTERM: {log:?}");
@@ -317,14 +196,6 @@ fn a_new_file_bundle_restarts_the_agent_once_with_the_new_environment() {
         .any(|l| l.contains("generation 1 (bundle sha256:")));
     init.sigterm();
     assert_eq!(init.wait(), 0, "the agent's own status after its drain");
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
 }
 
 /// A secrets directory of the test's own on the shared-memory tmpfs.
@@ -356,26 +227,26 @@ fn tree(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn file_secrets_roll_with_restart_the_new_generation_reads_the_new_file_and_they_go_at_the_end() {
-    let b = Bundle::new("watch-files-restart");
+    let (mut h, _) = watched("watch-files-restart");
     let dir = secrets_dir("restart");
     let (one, two) = (
         b"{\"key\": \"one\"}".as_slice(),
         b"{\"key\": \"two\"}".as_slice(),
     );
-    b.write_file("one", one);
-    let ds = dir.display().to_string();
-    let mut init = Init::start(&b, &[], &[("DRAIN", "1"), ("AGENT_INIT_SECRETS_DIR", &ds)]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
+    write_file(&h, "one", one);
+    h.set("DRAIN", "1");
+    h.set("AGENT_INIT_SECRETS_DIR", dir.clone());
+    let mut init = start(&h, &[]);
+    wait_events(&h, "the first generation", "start", 1);
     let path = dir.join("cred.json").display().to_string();
-    let first = b.events("start")[0].clone();
+    let first = events(&h, "start")[0].clone();
     assert_eq!(
         (first[4].as_str(), first[5].as_str()),
         (path.as_str(), sha256_hex(one).as_str())
     );
     // A bad update with a new file writes nothing: here its LIVEKIT_API_SECRET is missing.
-    b.seal(
+    seal(
+        &h,
         "LIVEKIT_URL=ws://127.0.0.1:1\nLIVEKIT_API_KEY=APIk\nFOO=one\n",
         Some(b"never written"),
     );
@@ -383,25 +254,23 @@ fn file_secrets_roll_with_restart_the_new_generation_reads_the_new_file_and_they
     assert_eq!(tree(&dir), ["cred.json"]);
     assert_eq!(std::fs::read(dir.join("cred.json")).unwrap(), one);
     // Only the file changes (FOO stays "one"): that is an update too.
-    b.write_file("one", two);
-    b.wait("the second generation", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == 2
-    });
-    let second = b.events("start")[1].clone();
+    write_file(&h, "one", two);
+    wait_events(&h, "the second generation", "start", 2);
+    let second = events(&h, "start")[1].clone();
     assert_eq!(second[4], path, "restart keeps the path");
     assert_eq!(
         second[5],
         sha256_hex(two),
         "the new generation reads the new content"
     );
-    let drained = b.events("drained");
+    let drained = events(&h, "drained");
     assert_eq!(drained.len(), 1);
     assert_eq!(
         drained[0][2],
         sha256_hex(one),
         "the old generation kept its file for its whole drain"
     );
-    assert_eq!(b.events("term").len(), 1, "one roll: {:?}", b.log());
+    assert_eq!(events(&h, "term").len(), 1, "one roll: {:?}", log(&h));
     // The old content is gone: one file, the new one.
     assert_eq!(tree(&dir), ["cred.json"]);
     assert_eq!(std::fs::read(dir.join("cred.json")).unwrap(), two);
@@ -412,32 +281,25 @@ fn file_secrets_roll_with_restart_the_new_generation_reads_the_new_file_and_they
 
 #[test]
 fn file_secrets_under_overlap_go_in_a_directory_per_generation_removed_once_it_drains() {
-    let b = Bundle::new("watch-files-overlap");
+    let (mut h, _) = watched("watch-files-overlap");
     let dir = secrets_dir("overlap");
     let (one, two) = (
         b"-----BEGIN one-----".as_slice(),
         b"-----BEGIN two-----".as_slice(),
     );
-    b.write_file("one", one);
-    let ds = dir.display().to_string();
+    write_file(&h, "one", one);
     let port = free_pair();
     let p = port.to_string();
-    let mut init = Init::start(
-        &b,
-        &["--on-update", "overlap", "--health-port", &p],
-        &[("DRAIN", "2"), ("AGENT_INIT_SECRETS_DIR", &ds)],
-    );
-    b.wait("the first generation listening", |l| {
-        l.iter().any(|e| e[0] == "listening")
-    });
-    let first = b.events("start")[0].clone();
+    h.set("DRAIN", "2");
+    h.set("AGENT_INIT_SECRETS_DIR", dir.clone());
+    let mut init = start(&h, &["--on-update", "overlap", "--health-port", &p]);
+    wait_events(&h, "the first generation listening", "listening", 1);
+    let first = events(&h, "start")[0].clone();
     assert_eq!(first[4], dir.join("0/cred.json").display().to_string());
     assert_eq!(first[5], sha256_hex(one));
-    b.write_file("two", two);
-    b.wait("the old generation's drain", |l| {
-        l.iter().any(|e| e[0] == "drained")
-    });
-    let second = b.events("start")[1].clone();
+    write_file(&h, "two", two);
+    wait_events(&h, "the old generation's drain", "drained", 1);
+    let second = events(&h, "start")[1].clone();
     assert_eq!(second[4], dir.join("1/cred.json").display().to_string());
     assert_eq!(
         second[5],
@@ -445,17 +307,17 @@ fn file_secrets_under_overlap_go_in_a_directory_per_generation_removed_once_it_d
         "the new generation reads the new content"
     );
     assert_eq!(
-        b.events("drained")[0][2],
+        events(&h, "drained")[0][2],
         sha256_hex(one),
         "the old generation kept its own file while both ran and it drained"
     );
     // Once it has drained, its directory goes; the serving one's stays.
     init.wait_line("the drained generation", "has drained", 1);
-    let t0 = Instant::now();
-    while dir.join("0").exists() {
-        assert!(t0.elapsed() < PATIENCE, "{:?}", tree(&dir));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::wait_until(
+        PATIENCE,
+        || !dir.join("0").exists(),
+        || format!("{:?}", tree(&dir)),
+    );
     assert_eq!(tree(&dir), ["1", "1/cred.json"]);
     init.sigterm();
     assert_eq!(init.wait(), 0, "{:#?}", init.stderr());
@@ -464,22 +326,20 @@ fn file_secrets_under_overlap_go_in_a_directory_per_generation_removed_once_it_d
 
 #[test]
 fn a_bad_update_changes_nothing_and_says_why_in_one_line_each_check() {
-    let b = Bundle::new("watch-bad");
-    let init = Init::start(&b, &[], &[]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
+    let (h, token) = watched("watch-bad");
+    let init = start(&h, &[]);
+    wait_events(&h, "the first generation", "start", 1);
     let other = Token::generate().unwrap();
     let wrong_token = support::bundle::seal(
         &other,
         &support::bundle::plaintext(&[("FOO", "x")], &support::bundle::LIVEKIT),
     );
     let no_secret = support::bundle::seal(
-        &b.token,
+        &token,
         &support::bundle::plaintext(&[("FOO", "x")], &support::bundle::LIVEKIT[..2]),
     );
     let bad_name = support::bundle::seal(
-        &b.token,
+        &token,
         &support::bundle::plaintext(&[("FOO-BAR", "x")], &support::bundle::LIVEKIT),
     );
     for (body, why) in [
@@ -493,7 +353,7 @@ fn a_bad_update_changes_nothing_and_says_why_in_one_line_each_check() {
             .iter()
             .filter(|l| l.contains("the agent keeps running"))
             .count();
-        b.write_raw(body);
+        support::bundle::replace(&bundle_path(&h), body);
         init.wait_line("the refusal", "the agent keeps running", before + 1);
         let line = init
             .stderr()
@@ -506,61 +366,51 @@ fn a_bad_update_changes_nothing_and_says_why_in_one_line_each_check() {
             "{line}"
         );
     }
-    assert_eq!(pids_started(&b).len(), 1, "never restarted: {:?}", b.log());
-    assert!(b.events("term").is_empty());
-    support::Forbidden::new()
-        .token(&b.token)
+    assert_eq!(pids_started(&h).len(), 1, "never restarted: {:?}", log(&h));
+    assert!(events(&h, "term").is_empty());
+    h.forbidden
         .assert_not_in("stderr", &init.stderr().join("\n"));
     // The next good bundle rolls as usual.
-    b.write("two");
-    b.wait("the second generation", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == 2
-    });
+    write(&h, "two");
+    wait_events(&h, "the second generation", "start", 2);
 }
 
 #[test]
 fn a_token_in_the_environment_is_refused_with_78_and_nothing_starts() {
-    let b = Bundle::new("watch-env-token");
-    let out = support::Run::new(&b.dir)
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", b.token.encode().expose())
-        .env(
-            "LIVEKIT_SECRETS_URL",
-            format!("file://{}", b.path().display()),
-        )
-        .env("AGENT_LOG", b.dir.join("agent.log"))
+    let (mut h, token) = watched("watch-env-token");
+    h.unset("LIVEKIT_BOOTSTRAP_TOKEN_FILE");
+    h.set("LIVEKIT_BOOTSTRAP_TOKEN", token.encode().expose());
+    let out = h
+        .agent()
         .args(["--supervise", "--watch", "5", "--", "python3", "agent.py"])
         .output();
-    assert_eq!(out.status.code(), Some(78), "{out:?}");
-    assert!(b.log().is_empty(), "nothing started");
+    h.assert_failed(&out, 78);
+    assert!(log(&h).is_empty(), "nothing started");
 }
 
 #[test]
 fn exit_policy_drains_the_agent_then_exits_75() {
-    let b = Bundle::new("watch-exit");
-    let mut init = Init::start(&b, &["--on-update", "exit"], &[("DRAIN", "1")]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
-    b.write("two");
+    let (mut h, _) = watched("watch-exit");
+    h.set("DRAIN", "1");
+    let mut init = start(&h, &["--on-update", "exit"]);
+    wait_events(&h, "the first generation", "start", 1);
+    write(&h, "two");
     assert_eq!(init.wait(), 75, "{:#?}", init.stderr());
-    let log = b.log();
-    assert_eq!(b.events("start").len(), 1, "no new generation: {log:?}");
-    assert_eq!(b.events("term").len(), 1);
-    assert_eq!(b.events("drained").len(), 1, "the drain finished first");
+    let log = log(&h);
+    assert_eq!(events(&h, "start").len(), 1, "no new generation: {log:?}");
+    assert_eq!(events(&h, "term").len(), 1);
+    assert_eq!(events(&h, "drained").len(), 1, "the drain finished first");
 }
 
 #[test]
 fn a_drain_past_the_drain_timeout_is_cut_by_sigkill() {
-    let b = Bundle::new("watch-kill");
-    let init = Init::start(&b, &["--drain-timeout", "1"], &[("DRAIN", "600")]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
-    b.write("two");
-    b.wait("the second generation", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == 2
-    });
-    assert!(b.events("drained").is_empty(), "the drain was cut");
+    let (mut h, _) = watched("watch-kill");
+    h.set("DRAIN", "600");
+    let init = start(&h, &["--drain-timeout", "1"]);
+    wait_events(&h, "the first generation", "start", 1);
+    write(&h, "two");
+    wait_events(&h, "the second generation", "start", 2);
+    assert!(events(&h, "drained").is_empty(), "the drain was cut");
     assert!(init
         .stderr()
         .iter()
@@ -569,18 +419,17 @@ fn a_drain_past_the_drain_timeout_is_cut_by_sigkill() {
 
 #[test]
 fn sigterm_during_a_drain_reaches_the_agent_once_and_nothing_restarts() {
-    let b = Bundle::new("watch-stop-mid-drain");
-    let mut init = Init::start(&b, &[], &[("DRAIN", "3")]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
-    b.write("two");
-    b.wait("the roll's SIGTERM", |l| l.iter().any(|e| e[0] == "term"));
+    let (mut h, _) = watched("watch-stop-mid-drain");
+    h.set("DRAIN", "3");
+    let mut init = start(&h, &[]);
+    wait_events(&h, "the first generation", "start", 1);
+    write(&h, "two");
+    wait_events(&h, "the roll's SIGTERM", "term", 1);
     init.sigterm();
     assert_eq!(init.wait(), 0, "the draining agent's own status");
-    assert_eq!(b.events("term").len(), 1, "one SIGTERM: {:?}", b.log());
-    assert_eq!(b.events("start").len(), 1, "no new generation");
-    assert_eq!(b.events("drained").len(), 1, "its drain completed");
+    assert_eq!(events(&h, "term").len(), 1, "one SIGTERM: {:?}", log(&h));
+    assert_eq!(events(&h, "start").len(), 1, "no new generation");
+    assert_eq!(events(&h, "drained").len(), 1, "its drain completed");
 }
 
 fn free_pair() -> u16 {
@@ -596,23 +445,16 @@ fn free_pair() -> u16 {
 
 #[test]
 fn overlap_starts_the_new_generation_first_and_stops_the_old_one_once_it_answers_200() {
-    let b = Bundle::new("watch-overlap");
+    let (mut h, _) = watched("watch-overlap");
     let port = free_pair();
     let p = port.to_string();
-    let init = Init::start(
-        &b,
-        &["--on-update", "overlap", "--health-port", &p],
-        &[("READY_DELAY", "2")],
-    );
-    b.wait("the first generation listening", |l| {
-        l.iter().any(|e| e[0] == "listening")
-    });
-    b.write("two");
-    b.wait("the old generation's SIGTERM", |l| {
-        l.iter().any(|e| e[0] == "term")
-    });
-    let log = b.log();
-    let starts = b.events("start");
+    h.set("READY_DELAY", "2");
+    let init = start(&h, &["--on-update", "overlap", "--health-port", &p]);
+    wait_events(&h, "the first generation listening", "listening", 1);
+    write(&h, "two");
+    wait_events(&h, "the old generation's SIGTERM", "term", 1);
+    let log = log(&h);
+    let starts = events(&h, "start");
     assert_eq!(starts.len(), 2, "{log:?}");
     assert_eq!(starts[0][3], p, "generation 0 on N");
     assert_eq!(starts[1][3], (port + 1).to_string(), "generation 1 on N+1");
@@ -626,13 +468,13 @@ fn overlap_starts_the_new_generation_first_and_stops_the_old_one_once_it_answers
         "ready before the old one stops: {log:?}"
     );
     assert_eq!(log[term][1], starts[0][1], "the old one is stopped");
-    assert_eq!(b.events("term").len(), 1);
+    assert_eq!(events(&h, "term").len(), 1);
     assert!(init
         .stderr()
         .iter()
         .any(|l| l.contains(&format!("answers 200 on port {}", port + 1))));
     // And `agent-init health` sees whichever generation serves.
-    let out = support::Run::new(&b.dir)
+    let out = support::Run::new(&h.dir)
         .args(["health", "--port", &p, "--port", &(port + 1).to_string()])
         .output();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -640,25 +482,21 @@ fn overlap_starts_the_new_generation_first_and_stops_the_old_one_once_it_answers
 
 #[test]
 fn sigterm_while_the_new_overlap_generation_starts_stops_both_once() {
-    let b = Bundle::new("watch-overlap-stop");
+    let (h, _) = watched("watch-overlap-stop");
     let port = free_pair();
     let p = port.to_string();
-    let mut init = Init::start(&b, &["--on-update", "overlap", "--health-port", &p], &[]);
-    b.wait("the first generation listening", |l| {
-        l.iter().any(|e| e[0] == "listening")
-    });
+    let mut init = start(&h, &["--on-update", "overlap", "--health-port", &p]);
+    wait_events(&h, "the first generation listening", "listening", 1);
     // The new generation takes 60 s to answer: the stop lands before.
-    b.write_with("two", "READY_DELAY=60\n");
-    b.wait("the second generation", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == 2
-    });
+    write_with(&h, "two", "READY_DELAY=60\n");
+    wait_events(&h, "the second generation", "start", 2);
     init.sigterm();
     let code = init.wait();
     assert_eq!(code, 0, "{:#?}", init.stderr());
-    let log = b.log();
-    let starts = b.events("start");
+    let log = log(&h);
+    let starts = events(&h, "start");
     assert!(
-        b.events("listening").len() == 1,
+        events(&h, "listening").len() == 1,
         "the new one never got ready: {log:?}"
     );
     for s in &starts {
@@ -672,7 +510,7 @@ fn sigterm_while_the_new_overlap_generation_starts_stops_both_once() {
         );
     }
     assert_eq!(
-        b.events("drained").len(),
+        events(&h, "drained").len(),
         2,
         "both were gone before agent-init exited"
     );
@@ -683,16 +521,15 @@ fn sigterm_during_a_check_that_hangs_reaches_the_agent_without_waiting_for_the_c
     // The check runs beside the signal loop: a `docker stop` (10 s grace by
     // default) while the service hangs is forwarded at once, not after the
     // check's 10 s deadline, which would leave the agent no time to drain.
-    let b = Bundle::new("watch-stop-mid-check");
+    let (mut h, token) = watched("watch-stop-mid-check");
     let plain = support::bundle::plaintext(&[("FOO", "one")], &support::bundle::LIVEKIT);
     let server = Server::start_plain(vec![
-        Reply::ok(support::bundle::seal(&b.token, &plain)).header("ETag", "\"v1\""),
+        Reply::ok(support::bundle::seal(&token, &plain)).header("ETag", "\"v1\""),
         Reply::hang(),
     ]);
-    let mut init = Init::start_url(&b, &server.url(), &[], &[]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
+    h.set("LIVEKIT_SECRETS_URL", server.url());
+    let mut init = start(&h, &[]);
+    wait_events(&h, "the first generation", "start", 1);
     // The first check is under way, and its answer never comes.
     server.wait_for_requests(2);
     init.sigterm();
@@ -711,31 +548,30 @@ fn sigterm_during_a_check_that_hangs_reaches_the_agent_without_waiting_for_the_c
         !err.iter().any(|l| l.contains("cannot check the bundle")),
         "the stop (line {stop}) waited for the hung check to give up: {err:#?}"
     );
-    assert_eq!(b.events("term").len(), 1, "one SIGTERM: {:?}", b.log());
-    assert_eq!(b.events("drained").len(), 1);
+    assert_eq!(events(&h, "term").len(), 1, "one SIGTERM: {:?}", log(&h));
+    assert_eq!(events(&h, "drained").len(), 1);
     assert_eq!(server.requests().len(), 2, "no other check began");
 }
 
 #[test]
 fn over_https_the_check_sends_if_none_match_and_a_304_rolls_nothing() {
-    let b = Bundle::new("watch-etag");
+    let (mut h, token) = watched("watch-etag");
     let plain = |foo: &str| support::bundle::plaintext(&[("FOO", foo)], &support::bundle::LIVEKIT);
-    let one = support::bundle::seal(&b.token, &plain("one"));
-    let two = support::bundle::seal(&b.token, &plain("two"));
+    let one = support::bundle::seal(&token, &plain("one"));
+    let two = support::bundle::seal(&token, &plain("two"));
     let server = Server::start_plain(vec![
         Reply::ok(one).header("ETag", "\"v1\""),
         Reply::status(304),
         Reply::ok(two).header("ETag", "\"v2\""),
     ]);
-    let init = Init::start_url(&b, &server.url(), &[], &[]);
-    b.wait("the second generation", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == 2
-    });
+    h.set("LIVEKIT_SECRETS_URL", server.url());
+    let init = start(&h, &[]);
+    wait_events(&h, "the second generation", "start", 2);
     let reqs = server.requests();
     assert_eq!(reqs[0].header_values("if-none-match"), Vec::<&str>::new());
     assert_eq!(reqs[1].header("if-none-match"), "\"v1\"");
     assert_eq!(reqs[2].header("if-none-match"), "\"v1\"");
-    let starts = b.events("start");
+    let starts = events(&h, "start");
     assert_eq!(
         (starts[0][2].as_str(), starts[1][2].as_str()),
         ("one", "two")
@@ -744,7 +580,7 @@ fn over_https_the_check_sends_if_none_match_and_a_304_rolls_nothing() {
     // Later checks ask for "v2" and the same body changes nothing.
     server.wait_for_requests(4);
     assert_eq!(server.requests()[3].header("if-none-match"), "\"v2\"");
-    assert_eq!(b.events("start").len(), 2);
+    assert_eq!(events(&h, "start").len(), 2);
 }
 
 /// The secrets `create` seals for the agent script, with `FOO`.
@@ -760,46 +596,41 @@ fn service_inputs(value: &str) -> Vec<String> {
     .collect()
 }
 
+/// Waits until the service's bundle fetches so far satisfy `done`.
+fn wait_fetches(svc: &Secrets, done: impl Fn(&[(String, u16)]) -> bool) {
+    support::wait_until(
+        PATIENCE,
+        || done(&svc.fetches()),
+        || format!("{:?}", svc.fetches()),
+    );
+}
+
 #[test]
 #[ignore = "needs the agent-secrets binary (cargo build -p agent-secrets; scripts/test.sh runs it)"]
 fn through_agent_secrets_update_secrets_rolls_exactly_once_and_the_new_generation_sees_it() {
-    let b = Bundle::new("watch-service");
-    let svc = support::service::Secrets::start(&support::scratch("watch-service-svc"));
+    let (mut h, _) = watched("watch-service");
+    let svc = Secrets::start(&support::scratch("watch-service-svc"));
     let args = service_inputs("one");
-    svc.create(&b.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let ca = svc.ca.display().to_string();
-    let mut init = Init::start_url(
-        &b,
-        &svc.bundle_url(),
-        &[],
-        &[("AGENT_INIT_CA_FILE", &ca), ("DRAIN", "1")],
-    );
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
+    svc.create(&h.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    h.set("LIVEKIT_SECRETS_URL", svc.bundle_url());
+    h.set("AGENT_INIT_CA_FILE", svc.ca.clone());
+    h.set("DRAIN", "1");
+    let mut init = start(&h, &[]);
+    wait_events(&h, "the first generation", "start", 1);
     // The checks ask with If-None-Match, and version 1 is current.
-    let t0 = Instant::now();
-    while svc.fetches().len() < 3 {
-        assert!(t0.elapsed() < PATIENCE, "{:?}", svc.fetches());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    svc.update(&b.dir, &["--secrets", "FOO=two"]);
-    b.wait("the second generation", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == 2
-    });
+    wait_fetches(&svc, |f| f.len() >= 3);
+    svc.update(&h.dir, &["--secrets", "FOO=two"]);
+    wait_events(&h, "the second generation", "start", 2);
     // Two checks after the roll: both find version 2 current.
     let n = svc.fetches().len();
-    while svc.fetches().len() < n + 2 {
-        assert!(t0.elapsed() < 2 * PATIENCE, "{:?}", svc.fetches());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let starts = b.events("start");
-    assert_eq!(starts.len(), 2, "exactly one roll: {:?}", b.log());
+    wait_fetches(&svc, |f| f.len() >= n + 2);
+    let starts = events(&h, "start");
+    assert_eq!(starts.len(), 2, "exactly one roll: {:?}", log(&h));
     assert_eq!(
         (starts[0][2].as_str(), starts[1][2].as_str()),
         ("one", "two")
     );
-    assert_eq!(b.events("term").len(), 1, "{:?}", b.log());
+    assert_eq!(events(&h, "term").len(), 1, "{:?}", log(&h));
     let fetches = svc.fetches();
     let full: Vec<_> = fetches.iter().filter(|f| f.1 == 200).collect();
     assert_eq!(
@@ -827,23 +658,20 @@ fn through_agent_secrets_update_secrets_rolls_exactly_once_and_the_new_generatio
 #[test]
 #[ignore = "needs the agent-secrets binary (cargo build -p agent-secrets; scripts/test.sh runs it)"]
 fn through_agent_secrets_a_revoked_token_is_no_change_and_the_agent_keeps_running() {
-    let b = Bundle::new("watch-revoke");
-    let svc = support::service::Secrets::start(&support::scratch("watch-revoke-svc"));
+    let (mut h, _) = watched("watch-revoke");
+    let svc = Secrets::start(&support::scratch("watch-revoke-svc"));
     let args = service_inputs("one");
-    let token = svc.create(&b.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let ca = svc.ca.display().to_string();
-    let mut init = Init::start_url(&b, &svc.bundle_url(), &[], &[("AGENT_INIT_CA_FILE", &ca)]);
-    b.wait("the first generation", |l| {
-        l.iter().any(|e| e[0] == "start")
-    });
-    svc.revoke(&b.dir, &Token::parse(&token).unwrap().id_b64());
+    let token = svc.create(&h.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let token = Token::parse(&token).unwrap();
+    h.forbidden.add_token(&token);
+    h.set("LIVEKIT_SECRETS_URL", svc.bundle_url());
+    h.set("AGENT_INIT_CA_FILE", svc.ca.clone());
+    let mut init = start(&h, &[]);
+    wait_events(&h, "the first generation", "start", 1);
+    svc.revoke(&h.dir, &token.id_b64());
     // Two checks refused with 401: each is one error line, and nothing else.
     init.wait_line("two refused checks", "(HTTP 401)", 2);
-    let t0 = Instant::now();
-    while svc.fetches().iter().filter(|f| f.1 == 401).count() < 2 {
-        assert!(t0.elapsed() < PATIENCE, "{:?}", svc.fetches());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_fetches(&svc, |f| f.iter().filter(|f| f.1 == 401).count() >= 2);
     let line = init
         .stderr()
         .into_iter()
@@ -853,13 +681,11 @@ fn through_agent_secrets_a_revoked_token_is_no_change_and_the_agent_keeps_runnin
         line.starts_with("agent-init: error: watch: ") && line.contains("the agent keeps running"),
         "{line}"
     );
-    assert!(
-        init.child.try_wait().unwrap().is_none(),
-        "agent-init runs on"
-    );
-    assert_eq!(b.events("start").len(), 1, "{:?}", b.log());
-    assert!(b.events("term").is_empty(), "the agent was not stopped");
-    assert!(!init.stderr().join("\n").contains(&token));
+    assert!(init.running(), "agent-init runs on");
+    assert_eq!(events(&h, "start").len(), 1, "{:?}", log(&h));
+    assert!(events(&h, "term").is_empty(), "the agent was not stopped");
+    h.forbidden
+        .assert_not_in("stderr", &init.stderr().join("\n"));
     init.sigterm();
     assert_eq!(
         init.wait(),
@@ -872,44 +698,36 @@ fn through_agent_secrets_a_revoked_token_is_no_change_and_the_agent_keeps_runnin
 /// A supervised fleet of `n` agents watching one bundle, each draining for
 /// `drain`; returns the most that drained at the same time.
 fn fleet(n: usize, spread: &str, drain: f64) -> (usize, Vec<(f64, f64)>) {
-    let b = Bundle::new("watch-fleet");
+    let (mut h, _) = watched("watch-fleet");
     // A shell agent: lighter than Python, fifty times over.
     let sh = format!(
         "now() {{ date +%s.%N; }}\necho \"start $$ $FOO\" >> \"$AGENT_LOG\"\ntrap 'echo \"term $$ $(now)\" >> \"$AGENT_LOG\"; sleep {drain}; echo \"drained $$ $(now)\" >> \"$AGENT_LOG\"; exit 0' TERM\nwhile :; do sleep 0.2; done\n"
     );
-    std::fs::write(b.dir.join("agent.sh"), sh).unwrap();
-    let mut inits: Vec<Child> = (0..n)
+    std::fs::write(h.dir.join("agent.sh"), sh).unwrap();
+    h.set("AGENT_INIT_LOG", "error");
+    let mut inits: Vec<Running> = (0..n)
         .map(|_| {
-            Command::new(support::bin())
-                .env_clear()
-                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-                .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", b.dir.join("token"))
-                .env(
-                    "LIVEKIT_SECRETS_URL",
-                    format!("file://{}", b.path().display()),
-                )
-                .env("AGENT_LOG", b.dir.join("agent.log"))
-                .env("AGENT_INIT_LOG", "error")
-                .current_dir(&b.dir)
-                .args(["--supervise", "--watch", "5", "--rollout-spread", spread])
-                .args(["--", "sh", "agent.sh"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
+            h.start([
+                "--supervise",
+                "--watch",
+                "5",
+                "--rollout-spread",
+                spread,
+                "--",
+                "sh",
+                "agent.sh",
+            ])
         })
         .collect();
-    b.wait("every agent to start", |l| {
-        l.iter().filter(|e| e[0] == "start").count() == n
-    });
-    b.write("two");
-    b.wait("every agent to roll", |l| {
+    wait_events(&h, "every agent to start", "start", n);
+    write(&h, "two");
+    wait_log(&h, "every agent to roll", |l| {
         l.iter()
             .filter(|e| e[0] == "start" && e[2] == "two")
             .count()
             == n
     });
-    let log = b.log();
+    let log = log(&h);
     let first: Vec<String> = log
         .iter()
         .filter(|e| e[0] == "start" && e[2] == "one")
@@ -935,13 +753,10 @@ fn fleet(n: usize, spread: &str, drain: f64) -> (usize, Vec<(f64, f64)>) {
     );
     // A stop for each agent-init: its agent drains, then it exits.
     for c in &inits {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        c.sigterm();
     }
     for c in &mut inits {
-        let _ = c.wait();
+        c.wait();
     }
     let mut peak = 0;
     for &(t, _) in &spans {
@@ -987,36 +802,24 @@ fn a_fleet_of_fifty_rolls_once_each_and_the_spread_bounds_how_many_drain_at_once
 fn job_control_stops_reach_the_agent_and_stop_agent_init_too() {
     // As without --watch (dumb-init's job control): a forwarded SIGTSTP
     // stops agent-init after the agent; SIGCONT resumes both.
-    let b = Bundle::new("watch-tstp");
-    let mut init = Init::start(&b, &[], &[]);
-    b.wait("the agent", |l| l.iter().any(|e| e[0] == "start"));
-    let agent: i32 = b.events("start")[0][1].parse().unwrap();
-    let state = |pid: i32| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or("?")
-            .to_string()
-    };
-    let me = nix::unistd::Pid::from_raw(init.child.id() as i32);
-    nix::sys::signal::kill(me, nix::sys::signal::Signal::SIGTSTP).unwrap();
-    let t0 = Instant::now();
-    while !(state(me.as_raw()) == "T" && state(agent) == "T") {
-        assert!(
-            t0.elapsed() < PATIENCE,
-            "both stop: {} {}",
-            state(me.as_raw()),
-            state(agent)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    nix::sys::signal::kill(me, nix::sys::signal::Signal::SIGCONT).unwrap();
-    let t0 = Instant::now();
-    while state(me.as_raw()) == "T" || state(agent) == "T" {
-        assert!(t0.elapsed() < PATIENCE, "both resume");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (h, _) = watched("watch-tstp");
+    let mut init = start(&h, &[]);
+    wait_events(&h, "the agent", "start", 1);
+    let agent: i32 = events(&h, "start")[0][1].parse().unwrap();
+    let me = init.pid().as_raw();
+    let state = |pid: i32| procfs::stat(pid).map_or('?', |s| s.state);
+    init.signal(Signal::SIGTSTP);
+    support::wait_until(
+        PATIENCE,
+        || state(me) == 'T' && state(agent) == 'T',
+        || format!("both stop: {} {}", state(me), state(agent)),
+    );
+    init.signal(Signal::SIGCONT);
+    support::wait_until(
+        PATIENCE,
+        || state(me) != 'T' && state(agent) != 'T',
+        || "both resume".to_string(),
+    );
     init.sigterm();
     assert_eq!(init.wait(), 0);
 }

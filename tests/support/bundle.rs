@@ -35,7 +35,6 @@ pub fn vector_authorization() -> String {
 pub fn token_strings(token: &Token) -> Vec<String> {
     let text = token.encode().expose().to_string();
     let key = text.rsplit('.').next().unwrap().to_string();
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let auth = token.auth_key();
     let seal = token.seal_key();
     vec![
@@ -125,11 +124,7 @@ pub fn credentials_key(id: &str) -> String {
 /// Lower-case hex of the SHA-256 of `bytes`, as sha256sum, Python's
 /// hexdigest and Node's digest('hex') print it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 /// `plaintext` (from [`plaintext`]) with `content` added as the file secret
@@ -193,4 +188,17 @@ pub fn prewarm_read(logs: &str, id: &str) -> Option<(String, i64, i64)> {
         .filter_map(|s| s.parse().ok())
         .collect();
     Some((line.to_string(), pids[0], pids[1]))
+}
+
+/// Replaces the file at `path` with `body` atomically (a temporary beside
+/// it, renamed over it), as a Kubernetes ConfigMap update does.
+pub fn replace(path: &std::path::Path, body: impl AsRef<[u8]>) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Lower-case hex, as sha256sum and Python's hexdigest print it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,6 +7,7 @@
 //! or [`Harness::assert_succeeded`].
 
 use super::forbidden::Forbidden;
+use super::running::Running;
 use super::{bin, capture_command, read_captured, scratch, Run, PATH};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -143,6 +144,26 @@ impl Harness {
         self.command(bin(), &self.capture())
             .spawn()
             .expect("agent-init starts")
+    }
+
+    /// Starts agent-init with `args`, without waiting, its output
+    /// collected line by line.
+    pub fn start<I, S>(&self, args: I) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let child = self
+            .command(bin(), &[])
+            .args(args)
+            .spawn()
+            .expect("agent-init starts");
+        Running::new(child, self.dir.clone())
+    }
+
+    /// Runs `agent-init seal args…` in the working directory.
+    pub fn seal(&self, args: &[&str]) -> Output {
+        self.agent().args(["seal"]).args(args).output()
     }
 
     /// `sh -c script sh args…` in a private mount namespace (root; with

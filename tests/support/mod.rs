@@ -17,6 +17,8 @@ pub mod procfs;
 pub mod proxy;
 /// The bridge to python-dotenv, the dotenv reference.
 pub mod python_dotenv;
+/// An agent-init the test started and keeps talking to.
+pub mod running;
 /// The scriptable HTTPS secrets server.
 pub mod server;
 /// A real agent-secrets service and its CLI.
@@ -64,6 +66,18 @@ pub fn system_tool(name: &str) -> PathBuf {
         .map(|d| PathBuf::from(d).join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} is not installed"))
+}
+
+/// Polls `done` until it holds; fails after `patience` with `explain()`.
+/// A bound against hanging forever, never a timing assertion.
+#[track_caller]
+pub fn wait_until(
+    patience: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
+    let every = std::time::Duration::from_millis(50);
+    wait_for(patience, every, || done().then_some(()), explain)
 }
 
 /// A fresh, empty scratch directory for one test.
@@ -178,6 +192,7 @@ fn forbid(secrets: &[&str]) -> Forbidden {
 /// Asks `probe` every `every` until it answers, and returns the answer; after
 /// `patience` fails the test with `why()`. A hang guard, never a timing
 /// assertion.
+#[track_caller]
 pub fn wait_for<T>(
     patience: std::time::Duration,
     every: std::time::Duration,

@@ -11,192 +11,83 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
+use support::service::{assert_exit, assert_no_leak, assert_ok, Secrets, ADMIN_KEY};
 use support::Db;
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-const ADMIN_KEY: &str = "admin-key-for-the-cli-test-4f1e9c";
 
 fn agent_secrets() -> PathBuf {
     support::bin()
 }
 
-/// agent-init: `AGENT_INIT_BIN` (relative to the workspace root), else the
-/// debug binary `cargo test --workspace` built in the same target directory.
+/// agent-secrets with only `PATH`, and no flag yet.
+fn bare_cli() -> Command {
+    let mut c = Command::new(agent_secrets());
+    c.env_clear().env("PATH", PATH).stdin(Stdio::null());
+    c
+}
+
 fn agent_init() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let p = match std::env::var_os("AGENT_INIT_BIN").filter(|p| !p.is_empty()) {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            if p.is_absolute() {
-                p
-            } else {
-                root.join(p)
-            }
-        }
-        None => {
-            let exe = std::env::current_exe().unwrap();
-            exe.parent().unwrap().parent().unwrap().join("agent-init")
-        }
-    };
-    assert!(
-        p.is_file(),
-        "no agent-init binary at {} (set AGENT_INIT_BIN, or run cargo test --workspace)",
-        p.display()
-    );
-    p
+    support::workspace::agent_init()
 }
 
 fn scratch(name: &str) -> PathBuf {
     support::scratch(&format!("cli-{name}"))
 }
 
-/// A running `agent-secrets serve` (SQLite or PostgreSQL, TLS with a CA the test makes),
-/// and what the CLI needs to reach it.
-struct Service {
-    server: support::Server,
-    url: String,
-    ca: PathBuf,
-    key_file: PathBuf,
+/// A running `agent-secrets serve` on `db` (TLS with a CA the test makes).
+fn start(name: &str, db: Db) -> Secrets {
+    let dir = scratch(name);
+    let (extra, on_postgres) = match &db {
+        Db::Sqlite => (vec![], false),
+        Db::Postgres(url) => (vec!["--database", url.as_str()], true),
+    };
+    let svc = Secrets::start_with(&dir, &extra);
+    let log = svc.log();
+    assert_eq!(log.contains("(PostgreSQL;"), on_postgres, "{log}");
+    svc
 }
 
-impl Service {
-    fn start(name: &str, db: Db) -> Service {
-        let dir = scratch(name);
-        let tls = Arc::new(support::Tls::new(&dir));
-        let key_file = dir.join("admin-key");
-        std::fs::write(&key_file, format!("{ADMIN_KEY}\n")).unwrap();
-        let on_postgres = matches!(db, Db::Postgres(_));
-        let mut opts = support::Options::on(db, &dir);
-        opts.tls = Some(tls.clone());
-        opts.admin_key_file = Some(key_file.clone());
-        let server = support::Server::start(&dir, &opts);
-        let log = server.log_text();
-        assert_eq!(log.contains("(PostgreSQL;"), on_postgres, "{log}");
-        Service {
-            url: format!("https://{}", server.addr),
-            server,
-            ca: tls.ca_pem.clone(),
-            key_file,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.server.log_text()
-    }
+/// agent-init with the token file in `cwd`, fetching from `svc`, running
+/// `extra`.
+fn agent(svc: &Secrets, cwd: &Path, extra: &[&str]) -> Output {
+    agent_command(svc, cwd).args(extra).output().unwrap()
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("agent-secrets serve's log:\n{}", self.log());
-        }
-    }
+fn agent_command(svc: &Secrets, cwd: &Path) -> Command {
+    let mut c = Command::new(agent_init());
+    c.env_clear()
+        .env("PATH", PATH)
+        .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", cwd.join("token"))
+        .env("LIVEKIT_SECRETS_URL", svc.bundle_url())
+        .env("AGENT_INIT_CA_FILE", &svc.ca)
+        .env("AGENT_INIT_TIMEOUT", "20")
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    c
 }
 
-impl Service {
-    /// `agent-secrets VERB ARGS --service --admin-key-file --ca-file` in `cwd`.
-    fn cli(&self, cwd: &Path, verb: &str, args: &[&str]) -> Output {
-        self.cli_command(cwd, verb, args).output().unwrap()
-    }
-
-    fn cli_command(&self, cwd: &Path, verb: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(agent_secrets());
-        c.env_clear()
-            .env("PATH", PATH)
-            .current_dir(cwd)
-            .arg(verb)
-            .args(args)
-            .arg("--service")
-            .arg(&self.url)
-            .arg("--admin-key-file")
-            .arg(&self.key_file)
-            .arg("--ca-file")
-            .arg(&self.ca)
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// `create` with `args`; writes the token to `cwd/token` and returns it.
-    fn create(&self, cwd: &Path, args: &[&str]) -> String {
-        let out = self.cli(cwd, "create", args);
-        assert_ok(&out, "create");
-        let token = String::from_utf8(out.stdout.clone()).unwrap();
-        assert!(
-            token.ends_with('\n') && token.lines().count() == 1,
-            "{token:?}"
-        );
-        let token = token.trim().to_string();
-        Token::parse(&token).expect("create prints a well-formed token, and only it");
-        std::fs::write(cwd.join("token"), format!("{token}\n")).unwrap();
-        assert_no_leak(&out, &[&token, ADMIN_KEY]);
-        token
-    }
-
-    /// agent-init with the token file, fetching from this service; its
-    /// command prints its environment, NUL-separated.
-    fn agent(&self, cwd: &Path, extra: &[&str]) -> Output {
-        Command::new(agent_init())
-            .env_clear()
-            .env("PATH", PATH)
-            .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", cwd.join("token"))
-            .env("LIVEKIT_SECRETS_URL", format!("{}/v1/bundle", self.url))
-            .env("AGENT_INIT_CA_FILE", &self.ca)
-            .env("AGENT_INIT_TIMEOUT", "20")
-            .current_dir(cwd)
-            .args(extra)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// The environment agent-init's command received.
-    fn agent_env(&self, cwd: &Path) -> BTreeMap<String, String> {
-        let out = self.agent(cwd, &["/usr/bin/env", "-0"]);
-        assert_ok(&out, "agent-init");
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split('\0')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (k, v) = l.split_once('=').unwrap();
-                (k.to_string(), v.to_string())
-            })
-            .collect()
-    }
-
-    /// `secrets --json` of the token in `cwd/token`.
-    fn manifest(&self, cwd: &Path) -> serde_json::Value {
-        let out = self.cli(cwd, "secrets", &["--token-file", "token", "--json"]);
-        assert_ok(&out, "secrets --json");
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
+/// The environment agent-init's command received.
+fn agent_env(svc: &Secrets, cwd: &Path) -> BTreeMap<String, String> {
+    let out = agent(svc, cwd, &["/usr/bin/env", "-0"]);
+    assert_ok(&out, "agent-init");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
 }
 
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn assert_no_leak(out: &Output, secrets: &[&str]) {
-    for s in secrets {
-        assert!(!s.is_empty());
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !stderr.contains(s),
-            "stderr leaks a secret string: {stderr}"
-        );
-    }
-    // The KEY part of any token, too.
-    for s in secrets.iter().filter(|s| s.starts_with("lkbt1.")) {
-        let key = s.rsplit('.').next().unwrap();
-        assert!(!String::from_utf8_lossy(&out.stderr).contains(key));
-    }
+/// `secrets --json` of the token in `cwd/token`.
+fn manifest(svc: &Secrets, cwd: &Path) -> serde_json::Value {
+    let out = svc.cli(cwd, "secrets", &["--token-file", "token", "--json"]);
+    assert_ok(&out, "secrets --json");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The secrets every test seals, with the three LiveKit values.
@@ -249,14 +140,14 @@ fn entry<'a>(manifest: &'a serde_json::Value, name: &str) -> &'a serde_json::Val
 }
 
 fn create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_secrets(db: Db) {
-    let svc = Service::start("create", db);
+    let svc = start("create", db);
     let work = scratch("create-work");
     std::fs::write(work.join("extra.env"), "FROM_FILE='file value # kept'\n").unwrap();
     let mut args = base_inputs();
     args.extend(["--secrets-file".into(), "extra.env".into()]);
     let token = svc.create(&work, &strs(&args));
     assert_eq!(
-        svc.agent_env(&work),
+        agent_env(&svc, &work),
         expected_env(&[("FROM_FILE", "file value # kept")])
     );
     // The listing names each secret with its kind and dates, never a value.
@@ -304,12 +195,12 @@ fn create_then_agent_init_fetches_over_https_and_the_command_sees_exactly_the_se
 }
 
 fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates(db: Db) {
-    let svc = Service::start("update", db);
+    let svc = start("update", db);
     let work = scratch("update-work");
     let mut args = base_inputs();
     args.extend(["--secrets".into(), "GONE=soon".into()]);
     svc.create(&work, &strs(&args));
-    let before = svc.manifest(&work);
+    let before = manifest(&svc, &work);
     assert_eq!(before["version"], 1);
     // Dates have one-second resolution: make "now" differ from the creation.
     std::thread::sleep(Duration::from_millis(1100));
@@ -335,12 +226,12 @@ fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates(db:
         "update-secrets prints nothing on stdout"
     );
     assert_no_leak(&out, &["sk-e2e-rotated", "sk-e2e-openai", ADMIN_KEY]);
-    let env = svc.agent_env(&work);
+    let env = agent_env(&svc, &work);
     let mut want = expected_env(&[("OPENAI_API_KEY", "sk-e2e-rotated-22c1"), ("ADDED", "new")]);
     want.remove("GONE");
     assert_eq!(env, want);
 
-    let after = svc.manifest(&work);
+    let after = manifest(&svc, &work);
     assert_eq!(after["version"], 2);
     let (b, a) = (
         entry(&before, "OPENAI_API_KEY"),
@@ -368,7 +259,7 @@ fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates(db:
         .all(|s| s["name"] != "GONE"));
 
     // agent-init's own listing of the new bundle shows the same dates.
-    let out = svc.agent(&work, &["--list"]);
+    let out = agent(&svc, &work, &["--list"]);
     assert_ok(&out, "agent-init --list");
     let listing = String::from_utf8(out.stdout).unwrap();
     for name in ["OPENAI_API_KEY", "UNICODE", "ADDED"] {
@@ -386,24 +277,20 @@ fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates(db:
 }
 
 fn revoke_then_agent_init_exits_77_and_starts_nothing(db: Db) {
-    let svc = Service::start("revoke", db);
+    let svc = start("revoke", db);
     let work = scratch("revoke-work");
     let token = svc.create(&work, &strs(&base_inputs()));
     let id = Token::parse(&token).unwrap().id_b64();
-    assert_eq!(svc.agent_env(&work), expected_env(&[]));
+    assert_eq!(agent_env(&svc, &work), expected_env(&[]));
     let out = svc.cli(&work, "revoke", &[&id]);
     assert_ok(&out, "revoke");
     let marker = work.join("started");
-    let out = svc.agent(
+    let out = agent(
+        &svc,
         &work,
         &["/bin/sh", "-c", "touch \"$0\"", marker.to_str().unwrap()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(77),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 77, "agent-init with a revoked token");
     assert!(!marker.exists(), "the command must not start");
     // The bundle is gone and the token cannot be updated or shown as live.
     let out = svc.cli(
@@ -411,17 +298,12 @@ fn revoke_then_agent_init_exits_77_and_starts_nothing(db: Db) {
         "update-secrets",
         &["--token-file", "token", "--secrets", "A=b"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(77),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 77, "update-secrets of a revoked token");
 }
 
 /// A raw §4 fetch: (status, ETag, body).
 fn fetch(
-    svc: &Service,
+    svc: &Secrets,
     token: &Token,
     if_none_match: Option<&str>,
 ) -> (u16, Option<String>, Vec<u8>) {
@@ -462,7 +344,7 @@ fn fetch(
 }
 
 fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle(db: Db) {
-    let svc = Service::start("etag", db);
+    let svc = start("etag", db);
     let work = scratch("etag-work");
     let token = Token::parse(&svc.create(&work, &strs(&base_inputs()))).unwrap();
     let (status, etag, body) = fetch(&svc, &token, None);
@@ -487,7 +369,7 @@ fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle(db:
 }
 
 fn concurrent_update_secrets_on_one_token_lose_no_update(db: Db) {
-    let svc = Service::start("race", db);
+    let svc = start("race", db);
     let work = scratch("race-work");
     svc.create(&work, &strs(&base_inputs()));
     const N: usize = 4;
@@ -518,67 +400,46 @@ fn concurrent_update_secrets_on_one_token_lose_no_update(db: Db) {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    assert_eq!(svc.agent_env(&work), expected_env(&extra));
+    assert_eq!(agent_env(&svc, &work), expected_env(&extra));
     assert_eq!(
-        svc.manifest(&work)["version"],
+        manifest(&svc, &work)["version"],
         1 + N as u64,
         "one version per update"
     );
 }
 
 fn refusals_have_the_exit_code_of_their_class_and_leak_nothing(db: Db) {
-    let svc = Service::start("refusals", db);
+    let svc = start("refusals", db);
     let work = scratch("refusals-work");
     let token = svc.create(&work, &strs(&base_inputs()));
     let id = Token::parse(&token).unwrap().id_b64();
     // A wrong admin key: 77.
     let wrong = work.join("wrong-key");
     std::fs::write(&wrong, "not-the-admin-key\n").unwrap();
-    let out = Command::new(agent_secrets())
-        .env_clear()
-        .env("PATH", PATH)
+    let out = bare_cli()
         .env("AGENT_SECRETS_URL", &svc.url)
         .env("AGENT_SECRETS_ADMIN_KEY_FILE", &wrong)
         .env("AGENT_SECRETS_CA_FILE", &svc.ca)
         .args(["list"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(77),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 77, "a wrong admin key");
     assert_no_leak(&out, &["not-the-admin-key"]);
     // An unknown ID: 77. A malformed one, or a whole token, on the command line: 64, not echoed.
     let out = svc.cli(&work, "secrets", &["AAAAAAAAAAAAAAAAAAAAAA"]);
-    assert_eq!(
-        out.status.code(),
-        Some(77),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 77, "an unknown ID");
     let out = svc.cli(&work, "revoke", &[&token]);
-    assert_eq!(out.status.code(), Some(64));
+    assert_exit(&out, 64, "a whole token as the ID");
     assert_no_leak(&out, &[&token]);
     // The service's certificate without --ca-file: 78.
-    let out = Command::new(agent_secrets())
-        .env_clear()
-        .env("PATH", PATH)
+    let out = bare_cli()
         .args(["secrets", &id, "--service", &svc.url, "--admin-key-file"])
         .arg(&svc.key_file)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 78, "no --ca-file");
     // http:// to a host that is not loopback: 78, before any request.
-    let out = Command::new(agent_secrets())
-        .env_clear()
-        .env("PATH", PATH)
+    let out = bare_cli()
         .args([
             "list",
             "--service",
@@ -588,29 +449,19 @@ fn refusals_have_the_exit_code_of_their_class_and_leak_nothing(db: Db) {
         .arg(&svc.key_file)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 78, "http:// to a host that is not loopback");
     // The same flag twice is a usage error.
     let out = svc.cli(&work, "list", &["--service", &svc.url]);
-    assert_eq!(out.status.code(), Some(64));
+    assert_exit(&out, 64, "--service twice");
     // create with nothing to create: 64; the token is never made or printed.
     let empty = scratch("refusals-empty");
     let out = svc.cli(&empty, "create", &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(64),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 64, "create with nothing to create");
     assert!(out.stdout.is_empty());
 }
 
 fn bad_inputs_get_agent_init_seals_own_messages_and_exit_codes(db: Db) {
-    let svc = Service::start("inputs", db);
+    let svc = start("inputs", db);
     let work = scratch("inputs-work");
     std::fs::write(
         work.join("bad.env"),
@@ -664,7 +515,7 @@ fn bad_inputs_get_agent_init_seals_own_messages_and_exit_codes(db: Db) {
 }
 
 fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file(db: Db) {
-    let svc = Service::start("mount", db);
+    let svc = start("mount", db);
     let work = scratch("mount-work");
     let content: Vec<u8> = (0..=255u8).chain(*b"-----END KEY-----\n").collect();
     std::fs::write(work.join("service-account.json"), &content).unwrap();
@@ -679,7 +530,7 @@ fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file(db: Db) {
         .map(String::from),
     );
     let token = Token::parse(&svc.create(&work, &strs(&args))).unwrap();
-    let m = svc.manifest(&work);
+    let m = manifest(&svc, &work);
     let f = entry(&m, "service-account.json");
     assert_eq!(f["kind"], "file");
     assert_eq!(f["env"], "GOOGLE_APPLICATION_CREDENTIALS");
@@ -696,16 +547,9 @@ fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file(db: Db) {
     );
     // agent-init delivers it: the command reads the exact bytes at the path
     // its variable names.
-    let out = Command::new(agent_init())
-        .env_clear()
-        .env("PATH", PATH)
-        .env("LIVEKIT_BOOTSTRAP_TOKEN_FILE", work.join("token"))
-        .env("LIVEKIT_SECRETS_URL", format!("{}/v1/bundle", svc.url))
-        .env("AGENT_INIT_CA_FILE", &svc.ca)
+    let out = agent_command(&svc, &work)
         .env("AGENT_INIT_SECRETS_DIR", work.join("secrets"))
         .args(["/bin/sh", "-c", "cat \"$GOOGLE_APPLICATION_CREDENTIALS\""])
-        .current_dir(&work)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_ok(&out, "agent-init with a file secret");
@@ -713,12 +557,7 @@ fn secret_mounts_are_sealed_as_file_secrets_named_after_the_file(db: Db) {
     // A file over 1 MiB is refused (65) by the same rule agent-init applies.
     std::fs::write(work.join("big.bin"), vec![0u8; (1 << 20) + 1]).unwrap();
     let out = svc.cli(&work, "create", &["--secret-mount", "big.bin"]);
-    assert_eq!(
-        out.status.code(),
-        Some(65),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 65, "a file over 1 MiB");
     assert!(out.stdout.is_empty());
 }
 

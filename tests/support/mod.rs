@@ -25,11 +25,15 @@ pub mod server;
 pub mod service;
 /// A test CA and server certificates, good and bad.
 pub mod tls;
+/// The workspace's binaries and scratch directories (shared with service/tests).
+pub mod workspace;
 
 #[allow(unused_imports)]
 pub use forbidden::Forbidden;
 #[allow(unused_imports)]
 pub use harness::Harness;
+#[allow(unused_imports)]
+pub use workspace::scratch;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -44,19 +48,7 @@ pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// ships, for the suites whose promises are about memory, signals,
 /// environment and output.
 pub fn bin() -> PathBuf {
-    match std::env::var_os("AGENT_INIT_BIN") {
-        Some(p) if !p.is_empty() => {
-            let p = PathBuf::from(p);
-            let p = if p.is_absolute() {
-                p
-            } else {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-            };
-            assert!(p.is_file(), "AGENT_INIT_BIN names no file: {}", p.display());
-            p
-        }
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_agent-init")),
-    }
+    workspace::agent_init()
 }
 
 /// The full path of a system tool (the runs' PATH has no sbin directory).
@@ -78,21 +70,6 @@ pub fn wait_until(
 ) {
     let every = std::time::Duration::from_millis(50);
     wait_for(patience, every, || done().then_some(()), explain)
-}
-
-/// A fresh, empty scratch directory for one test.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "agent-init-test-{}-{}-{}",
-        name,
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A command line for agent-init's child that records it started (by

@@ -9,29 +9,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The binary under test: `AGENT_SECRETS_BIN` (a relative path is taken
 /// from the workspace root; scripts/test.sh points it at the `service`
 /// profile build, the one that ships), else the one cargo built for this run.
 pub fn bin() -> PathBuf {
-    match std::env::var_os("AGENT_SECRETS_BIN").filter(|p| !p.is_empty()) {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            let p = if p.is_absolute() {
-                p
-            } else {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
-            };
-            assert!(
-                p.is_file(),
-                "AGENT_SECRETS_BIN: no binary at {}",
-                p.display()
-            );
-            p
-        }
-        None => PathBuf::from(env!("CARGO_BIN_EXE_agent-secrets")),
-    }
+    workspace::agent_secrets()
 }
 
 /// The PostgreSQL server the suite runs against: scripts/test.sh starts a
@@ -44,20 +28,6 @@ pub fn postgres_url() -> String {
              `eval \"$(bash scripts/postgres-test.sh start)\"` first"
         )
     })
-}
-
-/// A fresh, empty scratch directory.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "agent-secrets-test-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Fresh random bytes from the system (tests need distinct IDs and keys).
@@ -102,29 +72,10 @@ pub struct Tls {
 impl Tls {
     /// A CA and a certificate for 127.0.0.1 and localhost, written to `dir`.
     pub fn new(dir: &Path) -> Tls {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "agent-secrets test CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-        let (ca_pem, cert_pem, key_pem) = (
-            dir.join("ca.pem"),
-            dir.join("cert.pem"),
-            dir.join("key.pem"),
-        );
-        std::fs::write(&ca_pem, ca.pem()).unwrap();
-        std::fs::write(&cert_pem, cert.pem()).unwrap();
-        std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+        let certs =
+            service::certificates(dir, "agent-secrets test CA", &["127.0.0.1", "localhost"]);
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).unwrap();
+        roots.add(certs.ca_der.into()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -132,9 +83,9 @@ impl Tls {
             .with_root_certificates(roots)
             .with_no_client_auth();
         Tls {
-            ca_pem,
-            cert_pem,
-            key_pem,
+            ca_pem: certs.ca_pem,
+            cert_pem: certs.cert_pem,
+            key_pem: certs.key_pem,
             client: Arc::new(client),
         }
     }
@@ -239,20 +190,7 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("agent-secrets starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(rest) = text.split("listening on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap();
-                let hostport = url.split("://").nth(1).unwrap();
-                break hostport.parse::<SocketAddr>().unwrap();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent-secrets did not start listening; its log:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let addr = service::wait_listening(&log).parse::<SocketAddr>().unwrap();
         let data = PathBuf::from(&args[args.iter().position(|a| a == "--data").unwrap() + 1]);
         let key_path = admin_key_file.unwrap_or_else(|| data.join("admin-key"));
         let admin_key = std::fs::read_to_string(key_path)
@@ -298,10 +236,8 @@ impl Server {
 
     /// One request with the admin key.
     pub fn admin(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        let auth = format!("Bearer {}", self.admin_key);
-        let mut h: Vec<(&str, &str)> = vec![("Authorization", auth.as_str())];
-        h.extend_from_slice(headers);
-        self.request(method, path, &h, body)
+        self.try_admin(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// One request on a fresh connection.
@@ -536,5 +472,13 @@ impl TestToken {
 /// one helper agent-init's suites use too.
 #[path = "../../../tests/support/procfs.rs"]
 pub mod procfs;
+/// A service with TLS from a test CA, and its CLI, shared with agent-init's suites.
+#[path = "../../../tests/support/service.rs"]
+pub mod service;
+/// The workspace's binaries and scratch directories, shared with agent-init's suites.
+#[path = "../../../tests/support/workspace.rs"]
+pub mod workspace;
 #[allow(unused_imports)]
 pub use procfs::{occurrences, read_memory};
+#[allow(unused_imports)]
+pub use workspace::scratch;

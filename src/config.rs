@@ -4,11 +4,23 @@
 //! been checked (a bad one is exit 64 for flags, 78 for the environment), and
 //! the bootstrap token, if any, has been loaded from `LIVEKIT_BOOTSTRAP_TOKEN`
 //! or the file `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names and parsed.
+//!
+//! The parse is small steps, each a function with its own tests: the
+//! `AGENT_INIT_*` knobs ([`Knobs::from_env`]), the command line against the
+//! one option table [`OPTIONS`] ([`Flags::parse`], no environment), the
+//! token, and the [`Mode`] with its checks ([`Config::new`]). The same table
+//! prints `--help` ([`usage`]) and finds the secret values that are wiped
+//! from the argument block ([`secret_arg_tails`]). `AGENT_INIT_LOG` is read
+//! by [`log_level`], which `run` calls first: parsing sets nothing global.
 
 use crate::base::error::shown_arg;
 use crate::base::error::{Error, Result};
 use crate::base::log::Level;
 use crate::base::sensitive::{SecretBytes, SecretString};
+use crate::base::time::parse_seconds;
+use crate::local::inputs::Inputs;
+use crate::local::seal::{SealArgs, SealOptions};
+use crate::protocol::bundle::DEFAULT_MAX_BUNDLE;
 use crate::protocol::token::Token;
 use crate::source::{FetchOptions, SecretsUrl};
 use std::ffi::OsString;
@@ -18,7 +30,10 @@ use std::time::Duration;
 
 /// Default overall deadline for the fetch.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-use crate::protocol::bundle::DEFAULT_MAX_BUNDLE;
+/// The shortest `--watch` interval (PROTOCOL.md §4).
+pub const MIN_WATCH: Duration = Duration::from_secs(5);
+/// LiveKit's own drain timeout, in both SDKs.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(3600);
 
 /// What agent-init was asked to do.
 #[derive(Debug)]
@@ -34,9 +49,6 @@ pub enum Action {
     Help,
     Version,
 }
-
-use crate::local::inputs::Inputs;
-use crate::local::seal::{SealArgs, SealOptions};
 
 /// Where the secrets come from: the bundle a bootstrap token opens, or the
 /// local inputs. The token exists only in production, so nothing needs to
@@ -80,7 +92,6 @@ pub struct Config {
     pub mode: Mode,
     /// `AGENT_INIT_SECRETS_DIR`: where file secrets go (see [`crate::files`]).
     pub secrets_dir: Option<OsString>,
-    pub log_level: Level,
     /// agent-init's environment, minus the variables it never passes on.
     pub inherited: Vec<(OsString, SecretBytes)>,
 }
@@ -115,22 +126,363 @@ pub struct WatchConfig {
     pub token_file: PathBuf,
 }
 
-/// The flags of `--watch`, in the order of their `AGENT_INIT_*` variables.
-const WATCH_FLAGS: [&str; 6] = [
-    "--watch",
-    "--on-update",
-    "--rollout-spread",
-    "--drain-timeout",
-    "--health-port",
-    "--overlap-settle",
+// ---------------------------------------------------------------------------
+// The option table
+
+/// Which command line an option belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum For {
+    Run,
+    Seal,
+    Both,
+}
+
+impl Opt {
+    fn is(&self, name: &str) -> bool {
+        self.name == name
+            || self
+                .short
+                .is_some_and(|c| name.strip_prefix('-') == Some(c.encode_utf8(&mut [0; 4])))
+    }
+}
+
+impl For {
+    fn has(self, command: For) -> bool {
+        self == For::Both || self == command
+    }
+}
+
+/// What follows an option's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// A switch: `--flag`, never `--flag=value`.
+    Nothing,
+    /// A value that is no secret: a name, a file, a number.
+    Value,
+    /// A secret value, wiped whole from the argument block (`--token`).
+    Secret,
+    /// `NAME=VALUE` with a secret VALUE; the name stays (`--secrets`).
+    NamedSecret,
+}
+
+/// The `--watch` knobs, in the order of [`WatchKnobs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Knob {
+    Every,
+    OnUpdate,
+    Spread,
+    Drain,
+    HealthPort,
+    Settle,
+}
+
+/// What the parser does with an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flag {
+    Help,
+    Version,
+    Supervise,
+    SignalChild,
+    Require,
+    SecretsFile,
+    Secrets,
+    SecretMount,
+    List,
+    Check,
+    Watch(Knob),
+    Out,
+    TokenFile,
+    Token,
+    Overwrite,
+    Remove,
+    SealList,
+    Json,
+}
+
+/// One option: its names, what follows it, where it is accepted, the
+/// variable that sets it too, and its `--help` text (continuation lines
+/// after `\n`; empty: not listed in that command's part of the help).
+#[derive(Debug)]
+struct Opt {
+    /// Its name, and a one-letter one (`-h` for `--help`).
+    name: &'static str,
+    short: Option<char>,
+    /// The value's name in `--help` (`FILE`); empty for a switch.
+    value: &'static str,
+    takes: Takes,
+    commands: For,
+    env: Option<&'static str>,
+    help: &'static str,
+    flag: Flag,
+}
+
+/// Every option agent-init takes, in `--help` order: those of a run (and the
+/// ones it shares with `seal`) under "Options:", then `seal`'s own.
+const OPTIONS: &[Opt] = &[
+    Opt {
+        name: "--supervise",
+        short: None,
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Run,
+        env: Some("AGENT_INIT_SUPERVISE"),
+        help: "stay as PID 1: forward signals, reap zombies (AGENT_INIT_SUPERVISE=1)",
+        flag: Flag::Supervise,
+    },
+    Opt {
+        name: "--signal-child",
+        short: None,
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Run,
+        env: Some("AGENT_INIT_SIGNAL_CHILD"),
+        help: "with --supervise, signal the child alone, not its process group\n\
+               (AGENT_INIT_SIGNAL_CHILD=1)",
+        flag: Flag::SignalChild,
+    },
+    Opt {
+        name: "--require",
+        short: None,
+        value: "NAME",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: Some("AGENT_INIT_REQUIRE"),
+        help: "NAME must be set and non-empty (repeatable; AGENT_INIT_REQUIRE=A,B)",
+        flag: Flag::Require,
+    },
+    Opt {
+        name: "--secrets-file",
+        short: None,
+        value: "FILE",
+        takes: Takes::Value,
+        commands: For::Both,
+        env: None,
+        help: "local mode: load a dotenv file (repeatable; later files win);\n\
+               default: .env then .env.local from the working directory, when they\n\
+               exist and PYTHON_DOTENV_DISABLED is not true (1, true, t, yes, y)",
+        flag: Flag::SecretsFile,
+    },
+    Opt {
+        name: "--secrets",
+        short: None,
+        value: "KEY=VALUE",
+        takes: Takes::NamedSecret,
+        commands: For::Both,
+        env: None,
+        help: "local mode: add one secret (repeatable; beats inherited variables and files)",
+        flag: Flag::Secrets,
+    },
+    Opt {
+        name: "--secret-mount",
+        short: None,
+        value: "[VAR=]PATH",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: None,
+        help: "local mode: give the command this file as a file secret, as production\n\
+               would: same name (the file's base name), VAR set to its path; at most\n\
+               1 MiB (repeatable)",
+        flag: Flag::SecretMount,
+    },
+    Opt {
+        name: "--list",
+        short: None,
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Run,
+        env: None,
+        help: "print NAME<TAB>ORIGIN[<TAB>UPDATED_AT] for each variable the command\n\
+               would get, never a value; run nothing",
+        flag: Flag::List,
+    },
+    Opt {
+        name: "--check",
+        short: None,
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Run,
+        env: None,
+        help: "do everything up to the exec, print a one-line summary, run nothing",
+        flag: Flag::Check,
+    },
+    Opt {
+        name: "--watch",
+        short: None,
+        value: "S",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: Some("AGENT_INIT_WATCH"),
+        help: "supervise mode, token from a file: check the bundle every S seconds\n\
+               (>= 5) and roll the agent when it changes (AGENT_INIT_WATCH)",
+        flag: Flag::Watch(Knob::Every),
+    },
+    Opt {
+        name: "--on-update",
+        short: None,
+        value: "P",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: Some("AGENT_INIT_ON_UPDATE"),
+        help: "restart (default) | exit (drain, exit 75) | overlap (AGENT_INIT_ON_UPDATE)",
+        flag: Flag::Watch(Knob::OnUpdate),
+    },
+    Opt {
+        name: "--rollout-spread",
+        short: None,
+        value: "S",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: Some("AGENT_INIT_ROLLOUT_SPREAD"),
+        help: "random delay before a roll, 0..S s (AGENT_INIT_ROLLOUT_SPREAD)",
+        flag: Flag::Watch(Knob::Spread),
+    },
+    Opt {
+        name: "--drain-timeout",
+        short: None,
+        value: "S",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: Some("AGENT_INIT_DRAIN_TIMEOUT"),
+        help: "SIGKILL a draining agent after S s (AGENT_INIT_DRAIN_TIMEOUT; 3600)",
+        flag: Flag::Watch(Knob::Drain),
+    },
+    Opt {
+        name: "--health-port",
+        short: None,
+        value: "N",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: Some("AGENT_INIT_HEALTH_PORT"),
+        help: "overlap: AGENT_HTTP_PORT=N, N+1 in turn (AGENT_INIT_HEALTH_PORT; 8081)",
+        flag: Flag::Watch(Knob::HealthPort),
+    },
+    Opt {
+        name: "--overlap-settle",
+        short: None,
+        value: "S",
+        takes: Takes::Value,
+        commands: For::Run,
+        env: Some("AGENT_INIT_OVERLAP_SETTLE"),
+        help: "overlap: wait S s after the first 200 (AGENT_INIT_OVERLAP_SETTLE; 0)",
+        flag: Flag::Watch(Knob::Settle),
+    },
+    Opt {
+        name: "--help",
+        short: Some('h'),
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Both,
+        env: None,
+        help: "this text",
+        flag: Flag::Help,
+    },
+    Opt {
+        name: "--version",
+        short: Some('V'),
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Both,
+        env: None,
+        help: "the version",
+        flag: Flag::Version,
+    },
+    Opt {
+        name: "--out",
+        short: None,
+        value: "BUNDLE",
+        takes: Takes::Value,
+        commands: For::Seal,
+        env: None,
+        help: "where to write it (atomically, mode 0600; a new path or a file).\n\
+               Without a token an existing BUNDLE is replaced only with --overwrite",
+        flag: Flag::Out,
+    },
+    Opt {
+        name: "--token-file",
+        short: None,
+        value: "FILE",
+        takes: Takes::Value,
+        commands: For::Seal,
+        env: None,
+        help: "seal for (and update the bundle of) the token in FILE, not a fresh\n\
+               one (or LIVEKIT_BOOTSTRAP_TOKEN / LIVEKIT_BOOTSTRAP_TOKEN_FILE)",
+        flag: Flag::TokenFile,
+    },
+    Opt {
+        name: "--token",
+        short: None,
+        value: "TOKEN",
+        takes: Takes::Secret,
+        commands: For::Seal,
+        env: None,
+        help: "the same from the command line (visible to others; prefer a file)",
+        flag: Flag::Token,
+    },
+    Opt {
+        name: "--secret-mount",
+        short: None,
+        value: "[VAR=]PATH",
+        takes: Takes::Value,
+        commands: For::Seal,
+        env: None,
+        help: "add the file as a file secret named by its base name (at most 1 MiB);\n\
+               VAR receives its path where the agent runs (repeatable)",
+        flag: Flag::SecretMount,
+    },
+    Opt {
+        name: "--overwrite",
+        short: None,
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Seal,
+        env: None,
+        help: "replace all secrets with the given ones",
+        flag: Flag::Overwrite,
+    },
+    Opt {
+        name: "--remove",
+        short: None,
+        value: "NAME",
+        takes: Takes::Value,
+        commands: For::Seal,
+        env: None,
+        help: "delete this secret from the bundle (repeatable)",
+        flag: Flag::Remove,
+    },
+    Opt {
+        name: "--list",
+        short: None,
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Seal,
+        env: None,
+        help: "print NAME<TAB>KIND<TAB>ORIGIN<TAB>CREATED_AT<TAB>UPDATED_AT for each\n\
+               secret of the result, never a value; write nothing, print no token.\n\
+               With a token, an existing BUNDLE and no input flag: the bundle as it is",
+        flag: Flag::SealList,
+    },
+    Opt {
+        name: "--json",
+        short: None,
+        value: "",
+        takes: Takes::Nothing,
+        commands: For::Seal,
+        env: None,
+        help: "with --list: the same as JSON",
+        flag: Flag::Json,
+    },
 ];
 
-/// The shortest `--watch` interval (PROTOCOL.md §4).
-pub const MIN_WATCH: Duration = Duration::from_secs(5);
-/// LiveKit's own drain timeout, in both SDKs.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(3600);
+/// The variable of an option in [`OPTIONS`].
+fn var_of(flag: Flag) -> &'static str {
+    OPTIONS
+        .iter()
+        .find(|o| o.flag == flag)
+        .and_then(|o| o.env)
+        .unwrap_or_default()
+}
 
-pub const USAGE: &str = "\
+const HELP_HEAD: &str = "\
 agent-init: the entrypoint of LiveKit agent containers
 
 Fetches the agent's sealed secrets with a bootstrap token, opens and checks
@@ -146,31 +498,9 @@ Usage:
   agent-init health [--port N]... [--timeout SECONDS]
 
 Options:
-  --supervise             stay as PID 1: forward signals, reap zombies (AGENT_INIT_SUPERVISE=1)
-  --signal-child          with --supervise, signal the child alone, not its process group
-                          (AGENT_INIT_SIGNAL_CHILD=1)
-  --require NAME          NAME must be set and non-empty (repeatable; AGENT_INIT_REQUIRE=A,B)
-  --secrets-file FILE     local mode: load a dotenv file (repeatable; later files win);
-                          default: .env then .env.local from the working directory, when they
-                          exist and PYTHON_DOTENV_DISABLED is not true (1, true, t, yes, y)
-  --secrets KEY=VALUE     local mode: add one secret (repeatable; beats inherited variables and files)
-  --secret-mount [VAR=]PATH
-                          local mode: give the command this file as a file secret, as production
-                          would: same name (the file's base name), VAR set to its path; at most
-                          1 MiB (repeatable)
-  --list                  print NAME<TAB>ORIGIN[<TAB>UPDATED_AT] for each variable the command
-                          would get, never a value; run nothing
-  --check                 do everything up to the exec, print a one-line summary, run nothing
-  --watch S               supervise mode, token from a file: check the bundle every S seconds
-                          (>= 5) and roll the agent when it changes (AGENT_INIT_WATCH)
-  --on-update P           restart (default) | exit (drain, exit 75) | overlap (AGENT_INIT_ON_UPDATE)
-  --rollout-spread S      random delay before a roll, 0..S s (AGENT_INIT_ROLLOUT_SPREAD)
-  --drain-timeout S       SIGKILL a draining agent after S s (AGENT_INIT_DRAIN_TIMEOUT; 3600)
-  --health-port N         overlap: AGENT_HTTP_PORT=N, N+1 in turn (AGENT_INIT_HEALTH_PORT; 8081)
-  --overlap-settle S      overlap: wait S s after the first 200 (AGENT_INIT_OVERLAP_SETTLE; 0)
-  -h, --help              this text
-  -V, --version           the version
+";
 
+const HELP_SEAL: &str = "
 Local mode precedence, highest first: --secrets flags; inherited variables (docker run -e);
 dotenv files, later over earlier. LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET
 from files are used as the platform values. Dotenv syntax is python-dotenv's; a line
@@ -183,21 +513,9 @@ write the bundle. With no input flag it reads .env, .env.local and .env.producti
 (later over earlier) from the working directory, and refuses to seal nothing (64).
 With a token and an existing BUNDLE it updates it, as lk agent update-secrets does:
 the given secrets are added or updated, every other one is kept with its dates.
-  --out BUNDLE            where to write it (atomically, mode 0600; a new path or a file).
-                          Without a token an existing BUNDLE is replaced only with --overwrite
-  --token-file FILE       seal for (and update the bundle of) the token in FILE, not a fresh
-                          one (or LIVEKIT_BOOTSTRAP_TOKEN / LIVEKIT_BOOTSTRAP_TOKEN_FILE)
-  --token TOKEN           the same from the command line (visible to others; prefer a file)
-  --secret-mount [VAR=]PATH
-                          add the file as a file secret named by its base name (at most 1 MiB);
-                          VAR receives its path where the agent runs (repeatable)
-  --overwrite             replace all secrets with the given ones
-  --remove NAME           delete this secret from the bundle (repeatable)
-  --list                  print NAME<TAB>KIND<TAB>ORIGIN<TAB>CREATED_AT<TAB>UPDATED_AT for each
-                          secret of the result, never a value; write nothing, print no token.
-                          With a token, an existing BUNDLE and no input flag: the bundle as it is
-  --json                  with --list: the same as JSON
+";
 
+const HELP_TAIL: &str = "
 health: GET http://127.0.0.1:PORT/ (a LiveKit worker's health server) for HEALTHCHECK
 and exec probes; exit 0 when a port answers 200, 1 otherwise; one line on stderr.
   --port N                the port (repeatable: the first 200 wins; default 8081)
@@ -227,23 +545,194 @@ Exit codes: 64 usage, 65 bundle or secrets refused, 69 service unavailable,
 not found; otherwise the command's own status.
 ";
 
-/// Seconds from a flag or variable: a number in `[min, 31 days]`.
-fn seconds(what: &str, v: &OsString, min: f64) -> Result<Duration> {
-    v.to_string_lossy()
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= min && *s <= 2_678_400.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{what} must be a number of seconds, at least {min}"
-            ))
-        })
+/// The column an option's help text starts at.
+const HELP_COLUMN: usize = 26;
+
+/// `--help`: the fixed text around the two option lists, which are made from
+/// [`OPTIONS`].
+pub fn usage() -> String {
+    let mut text = String::from(HELP_HEAD);
+    options_help(&mut text, For::Run);
+    text.push_str(HELP_SEAL);
+    options_help(&mut text, For::Seal);
+    text.push_str(HELP_TAIL);
+    text
 }
 
-fn usage(msg: String) -> Error {
+/// The options listed under `command`'s part of `--help` (seal's part lists
+/// only seal's own), one per entry: names and value, the text from
+/// [`HELP_COLUMN`] on (on a line of its own after a long name).
+fn options_help(out: &mut String, command: For) {
+    let listed = |o: &&Opt| match command {
+        For::Seal => o.commands == For::Seal,
+        _ => o.commands != For::Seal,
+    };
+    for o in OPTIONS.iter().filter(listed).filter(|o| !o.help.is_empty()) {
+        let start = out.len();
+        out.push_str("  ");
+        if let Some(c) = o.short {
+            out.push('-');
+            out.push(c);
+            out.push_str(", ");
+        }
+        out.push_str(o.name);
+        if !o.value.is_empty() {
+            out.push(' ');
+            out.push_str(o.value);
+        }
+        let mut col = out.len() - start;
+        if col > HELP_COLUMN - 2 {
+            out.push('\n');
+            col = 0;
+        }
+        for line in o.help.split('\n') {
+            out.extend(std::iter::repeat_n(' ', HELP_COLUMN - col));
+            out.push_str(line);
+            out.push('\n');
+            col = 0;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The grammar
+
+/// One step of the option grammar.
+#[derive(Debug)]
+enum Word {
+    /// An option of [`OPTIONS`], and where its value is: the index of the
+    /// argument that holds it and the offset it starts at.
+    Opt {
+        opt: &'static Opt,
+        value: Option<(usize, usize)>,
+    },
+    /// Not an option: the command from argument `at` on (`dashdash`: after
+    /// a `--`, which is not part of it).
+    Rest { at: usize, dashdash: bool },
+}
+
+/// The option grammar over arguments (without `argv[0]`): `--name=value`,
+/// `--name value` and switches; options end at `--` or at the first
+/// argument that does not start with `-`. Split on bytes: an argument need
+/// not be UTF-8, only an option's name must be. The parser and
+/// [`secret_arg_tails`] both walk it, so they cannot disagree about which
+/// argument is a value.
+struct Lexer<'a> {
+    args: &'a [&'a [u8]],
+    at: usize,
+    command: For,
+}
+
+impl Lexer<'_> {
+    /// The option at argument `i`; its separate value, if it takes one, is
+    /// consumed.
+    fn option(&mut self, i: usize) -> Result<Word> {
+        let arg = self.args[i];
+        let (raw, inline) = match arg.iter().position(|&b| b == b'=') {
+            Some(eq) if arg.starts_with(b"--") => (&arg[..eq], Some(eq + 1)),
+            _ => (arg, None),
+        };
+        let unknown = || usage_error(format!("unknown option {}", shown_arg(raw)));
+        let name = std::str::from_utf8(raw).map_err(|_| unknown())?;
+        let named = |o: &&Opt| o.is(name);
+        let known = OPTIONS.iter().find(named).ok_or_else(unknown)?;
+        if known.takes == Takes::Nothing && inline.is_some() {
+            return Err(usage_error(format!("{name} takes no value")));
+        }
+        let opt = OPTIONS
+            .iter()
+            .filter(named)
+            .find(|o| o.commands.has(self.command))
+            .ok_or_else(unknown)?;
+        let value = match (opt.takes, inline) {
+            (Takes::Nothing, _) => None,
+            (_, Some(from)) => Some((i, from)),
+            (_, None) if i + 1 < self.args.len() => {
+                self.at += 1;
+                Some((i + 1, 0))
+            }
+            _ => return Err(usage_error(format!("{name} needs a value"))),
+        };
+        Ok(Word::Opt { opt, value })
+    }
+}
+
+impl Iterator for Lexer<'_> {
+    type Item = Result<Word>;
+
+    fn next(&mut self) -> Option<Result<Word>> {
+        let i = self.at;
+        let arg = *self.args.get(i)?;
+        self.at += 1;
+        Some(if arg == b"--" {
+            Ok(Word::Rest {
+                at: i + 1,
+                dashdash: true,
+            })
+        } else if arg == b"-" || !arg.starts_with(b"-") {
+            Ok(Word::Rest {
+                at: i,
+                dashdash: false,
+            })
+        } else {
+            self.option(i)
+        })
+    }
+}
+
+/// The secret values on agent-init's own command line (`argv[0]` first), as
+/// (argument index, offset of the value): the whole of a `--token`, the
+/// VALUE of `--secrets NAME=VALUE`. Wiped from the argument block once they
+/// are copied (by `seal`, and by supervise mode once the child runs), so
+/// `/proc/PID/cmdline` does not show them. A run's options end at its
+/// command; `seal` takes nothing but options, so all of its arguments are
+/// read as options (after a `--` too).
+pub fn secret_arg_tails(args: &[&[u8]]) -> Vec<(usize, usize)> {
+    let args = args.get(1..).unwrap_or_default();
+    let seal = args.first() == Some(&&b"seal"[..]);
+    let lexer = Lexer {
+        args,
+        at: usize::from(seal),
+        command: if seal { For::Seal } else { For::Run },
+    };
+    let mut out = Vec::new();
+    for word in lexer {
+        match word {
+            Ok(Word::Opt {
+                opt,
+                value: Some((i, from)),
+            }) => {
+                let value = &args[i][from..];
+                let from = match opt.takes {
+                    Takes::Secret => from,
+                    Takes::NamedSecret => {
+                        from + value.iter().position(|&b| b == b'=').map_or(0, |eq| eq + 1)
+                    }
+                    Takes::Nothing | Takes::Value => continue,
+                };
+                out.push((i + 1, from));
+            }
+            Ok(Word::Rest { .. }) if !seal => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Reading values
+
+fn usage_error(msg: String) -> Error {
     Error::Usage(format!("{msg} (see agent-init --help)"))
+}
+
+/// Seconds from a flag or variable: a number in `[min, 31 days]`.
+fn seconds(what: &str, v: &OsString, min: f64) -> Result<Duration> {
+    parse_seconds(&v.to_string_lossy(), |s| s >= min && s <= 2_678_400.0).ok_or_else(|| {
+        Error::Usage(format!(
+            "{what} must be a number of seconds, at least {min}"
+        ))
+    })
 }
 
 /// An on/off variable such as `AGENT_INIT_SUPERVISE`: `1`, `true`, `yes`,
@@ -274,12 +763,12 @@ fn secret_arg(bytes: &SecretBytes) -> Result<(String, SecretBytes)> {
     let eq = b
         .iter()
         .position(|&c| c == b'=')
-        .ok_or_else(|| usage("--secrets takes KEY=VALUE".into()))?;
+        .ok_or_else(|| usage_error("--secrets takes KEY=VALUE".into()))?;
     let name = std::str::from_utf8(&b[..eq])
         .ok()
         .filter(|n| crate::protocol::rules::check_name(n).is_ok())
         .ok_or_else(|| {
-            usage("--secrets: the name must be 1 to 70 ASCII letters, digits and _".into())
+            usage_error("--secrets: the name must be 1 to 70 ASCII letters, digits and _".into())
         })?
         .to_string();
     let value = std::str::from_utf8(&b[eq + 1..])
@@ -289,32 +778,138 @@ fn secret_arg(bytes: &SecretBytes) -> Result<(String, SecretBytes)> {
     Ok((name, SecretBytes::new(value.as_bytes().to_vec())))
 }
 
+/// A token's text, which must be ASCII to be one.
+fn token_text(bytes: &[u8]) -> Result<SecretString> {
+    std::str::from_utf8(bytes)
+        .map(|t| SecretString::new(t.to_string()))
+        .map_err(|_| Error::Config("bootstrap token is malformed: it is not ASCII".into()))
+}
+
+// ---------------------------------------------------------------------------
+// The environment
+
+/// agent-init's environment, as [`crate::sys::read_environ`] gives it: in
+/// zeroizing buffers. Knobs are read as `OsString` copies; the token never
+/// is (see [`token_from_env`]).
+struct Environ<'a>(&'a [(OsString, SecretBytes)]);
+
+impl Environ<'_> {
+    fn get(&self, name: &str) -> Option<OsString> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name.as_bytes())
+            .map(|(_, v)| OsString::from_vec(v.expose().to_vec()))
+    }
+
+    /// The variable, unless it is unset or empty.
+    fn set(&self, name: &str) -> Option<OsString> {
+        self.get(name).filter(|v| !v.is_empty())
+    }
+}
+
+/// `AGENT_INIT_LOG`: the level for agent-init's own messages (default
+/// info). `run` reads it first and sets it; a bad one is 78.
+pub fn log_level(env: &[(OsString, SecretBytes)]) -> Result<Level> {
+    match Environ(env).get("AGENT_INIT_LOG") {
+        None => Ok(Level::Info),
+        Some(v) => Level::parse(&v.to_string_lossy()).ok_or_else(|| {
+            Error::Config("AGENT_INIT_LOG must be error, warn, info or debug".into())
+        }),
+    }
+}
+
+/// The `--watch` knobs, each with who set it (the flag or the variable, for
+/// messages) and its value, in [`Knob`] order.
+type WatchKnobs = [Option<(&'static str, OsString)>; 6];
+
+/// What a run reads from `AGENT_INIT_*` (and `PYTHON_DOTENV_DISABLED`)
+/// before its flags, which turn switches on, add names and override the
+/// watch knobs.
+#[derive(Debug, Default)]
+struct Knobs {
+    supervise: bool,
+    signal_child_only: bool,
+    require: Vec<String>,
+    dotenv_disabled: bool,
+    watch: WatchKnobs,
+}
+
+impl Knobs {
+    /// Checks the switches, then the `AGENT_INIT_REQUIRE` names (78 each).
+    /// Unset or empty, a knob has its default: off, no names, dotenv files
+    /// read, no watch.
+    fn from_env(env: &Environ) -> Result<Knobs> {
+        let on = |flag: Flag| {
+            let name = var_of(flag);
+            switch(name, env.get(name).as_ref())
+        };
+        let supervise = on(Flag::Supervise)?;
+        let signal_child_only = on(Flag::SignalChild)?;
+        let require = require_names(env.get(var_of(Flag::Require)))?;
+        let dotenv_disabled = env
+            .get("PYTHON_DOTENV_DISABLED")
+            .is_some_and(|v| crate::local::dotenv::disabled_by(v.as_bytes()));
+        let mut watch = WatchKnobs::default();
+        for o in OPTIONS {
+            if let (Flag::Watch(k), Some(name)) = (o.flag, o.env) {
+                watch[k as usize] = env.set(name).map(|v| (name, v));
+            }
+        }
+        Ok(Knobs {
+            supervise,
+            signal_child_only,
+            require,
+            dotenv_disabled,
+            watch,
+        })
+    }
+}
+
+/// `AGENT_INIT_REQUIRE=A,B`: comma-separated, blanks and empty items
+/// ignored, each a valid name.
+fn require_names(v: Option<OsString>) -> Result<Vec<String>> {
+    let names: Vec<String> = v
+        .map(|v| {
+            v.to_string_lossy()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    match names
+        .iter()
+        .find(|n| crate::protocol::rules::check_name(n).is_err())
+    {
+        Some(bad) => Err(Error::Config(format!(
+            "AGENT_INIT_REQUIRE: {} is not a valid variable name",
+            shown_arg(bad.as_bytes())
+        ))),
+        None => Ok(names),
+    }
+}
+
 /// The token of `LIVEKIT_BOOTSTRAP_TOKEN` or of the file
 /// `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names, not yet parsed.
-fn token_from_env(
-    env: &[(OsString, SecretBytes)],
-    env_get: &dyn Fn(&str) -> Option<OsString>,
-) -> Result<Option<SecretString>> {
+fn token_from_env(env: &Environ) -> Result<Option<SecretString>> {
     // The token goes from its zeroizing copy of the environment straight into
     // a `SecretString`, never through an `OsString` like the knobs.
     let token_env = env
+        .0
         .iter()
         .find(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty())
         .map(|(_, v)| v);
-    let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
+    let token_file = env.set("LIVEKIT_BOOTSTRAP_TOKEN_FILE");
     match (token_env, token_file) {
         (Some(_), Some(_)) => Err(Error::Config(
             "both LIVEKIT_BOOTSTRAP_TOKEN and LIVEKIT_BOOTSTRAP_TOKEN_FILE are set; set one".into(),
         )),
-        (Some(v), None) => Ok(Some(SecretString::new(
-            String::from_utf8(v.expose().to_vec()).map_err(|_| {
-                Error::Config("bootstrap token is malformed: it is not ASCII".into())
-            })?,
-        ))),
+        (Some(v), None) => token_text(v.expose()).map(Some),
         (None, Some(path)) => read_token_file(
             "LIVEKIT_BOOTSTRAP_TOKEN_FILE",
             Path::new(&path),
-            fetch_timeout(env_get)?,
+            fetch_timeout(env)?,
         )
         .map(Some),
         (None, None) => Ok(None),
@@ -344,26 +939,321 @@ pub(crate) fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Res
             mode & 0o7777
         );
     }
-    let text = std::str::from_utf8(bytes.expose())
-        .map_err(|_| Error::Config("bootstrap token is malformed: it is not ASCII".into()))?;
-    Ok(SecretString::new(text.to_string()))
+    token_text(bytes.expose())
 }
 
 /// `AGENT_INIT_TIMEOUT`: the fetch deadline, which the token file's read is
 /// held to as well.
-fn fetch_timeout(env_get: &dyn Fn(&str) -> Option<OsString>) -> Result<Duration> {
-    match env_get("AGENT_INIT_TIMEOUT") {
+fn fetch_timeout(env: &Environ) -> Result<Duration> {
+    match env.get("AGENT_INIT_TIMEOUT") {
         None => Ok(DEFAULT_TIMEOUT),
+        Some(v) => {
+            parse_seconds(&v.to_string_lossy(), |s| s > 0.0 && s <= 86_400.0).ok_or_else(|| {
+                Error::Config("AGENT_INIT_TIMEOUT must be a number of seconds above 0".into())
+            })
+        }
+    }
+}
+
+/// The fetch of `LIVEKIT_SECRETS_URL` (`url`) with its knobs:
+/// `AGENT_INIT_TIMEOUT`, `AGENT_INIT_MAX_BUNDLE` and `AGENT_INIT_CA_FILE`.
+fn fetch_options(url: OsString, env: &Environ) -> Result<FetchOptions> {
+    // A URL is ASCII; mangling a non-UTF-8 byte into U+FFFD would fetch a
+    // path nobody named. A file:// path with such bytes is written
+    // percent-encoded.
+    let url = url.to_str().ok_or_else(|| {
+        Error::Config(
+            "LIVEKIT_SECRETS_URL is not UTF-8 (percent-encode the bytes of a file:// path)".into(),
+        )
+    })?;
+    let url = SecretsUrl::parse(url)?;
+    let deadline = fetch_timeout(env)?;
+    let max_bundle = match env.get("AGENT_INIT_MAX_BUNDLE") {
+        None => DEFAULT_MAX_BUNDLE,
         Some(v) => v
             .to_string_lossy()
             .trim()
-            .parse::<f64>()
+            .parse::<u64>()
             .ok()
-            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-            .map(Duration::from_secs_f64)
+            .filter(|n| *n > 0)
             .ok_or_else(|| {
-                Error::Config("AGENT_INIT_TIMEOUT must be a number of seconds above 0".into())
-            }),
+                Error::Config("AGENT_INIT_MAX_BUNDLE must be a number of bytes above 0".into())
+            })?,
+    };
+    Ok(FetchOptions {
+        url,
+        ca_file: env.set("AGENT_INIT_CA_FILE").map(PathBuf::from),
+        deadline,
+        max_bundle,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The command line
+
+/// What the options of a run ask for (seal's `--list` is a [`SealOptions`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    #[default]
+    Run,
+    List,
+    Check,
+    Help,
+    Version,
+}
+
+/// The command line, read against [`OPTIONS`] and nothing else.
+#[derive(Debug, Default)]
+struct Flags {
+    /// `agent-init seal ...`.
+    seal: bool,
+    asked: Asked,
+    supervise: bool,
+    signal_child_only: bool,
+    require: Vec<String>,
+    inputs: Inputs,
+    watch: WatchKnobs,
+    seal_options: SealOptions,
+    out: Option<PathBuf>,
+    token: Option<SecretString>,
+    token_file: Option<PathBuf>,
+    command: Vec<OsString>,
+}
+
+impl Flags {
+    /// Reads the arguments (without `argv[0]`) in order; the first fault is
+    /// the error (64, or 65 for a `--secrets` value §6 refuses). Only what is
+    /// not secret leaves its zeroizing buffer as an `OsString`.
+    fn parse(args: Vec<SecretBytes>) -> Result<Flags> {
+        let words: Vec<&[u8]> = args.iter().map(|a| a.expose()).collect();
+        let seal = words.first() == Some(&&b"seal"[..]);
+        let mut flags = Flags {
+            seal,
+            ..Flags::default()
+        };
+        let lexer = Lexer {
+            args: &words,
+            at: usize::from(seal),
+            command: if seal { For::Seal } else { For::Run },
+        };
+        let plain = |a: &[u8]| OsString::from_vec(a.to_vec());
+        for word in lexer {
+            match word? {
+                Word::Opt { opt, value } => {
+                    let value = value.map(|(i, from)| &words[i][from..]);
+                    flags.take(opt, value.unwrap_or_default())?;
+                }
+                Word::Rest { at, dashdash } => {
+                    if seal && !dashdash {
+                        return Err(usage_error(format!(
+                            "seal: unexpected argument {}",
+                            shown_arg(words[at])
+                        )));
+                    }
+                    flags.command = words[at..].iter().map(|a| plain(a)).collect();
+                    break;
+                }
+            }
+        }
+        Ok(flags)
+    }
+
+    /// One option and its value (empty for a switch).
+    fn take(&mut self, opt: &Opt, value: &[u8]) -> Result<()> {
+        let plain = || OsString::from_vec(value.to_vec());
+        let name = opt.name;
+        match opt.flag {
+            Flag::Help => self.asked = Asked::Help,
+            Flag::Version => self.asked = Asked::Version,
+            Flag::Supervise => self.supervise = true,
+            Flag::SignalChild => self.signal_child_only = true,
+            Flag::List | Flag::Check => {
+                let asked = if opt.flag == Flag::List {
+                    Asked::List
+                } else {
+                    Asked::Check
+                };
+                if matches!(
+                    (self.asked, asked),
+                    (Asked::List, Asked::Check) | (Asked::Check, Asked::List)
+                ) {
+                    return Err(usage_error("--list and --check exclude each other".into()));
+                }
+                self.asked = asked;
+            }
+            Flag::Require => {
+                let n = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|n| crate::protocol::rules::check_name(n).is_ok())
+                    .ok_or_else(|| {
+                        usage_error(format!(
+                            "--require {} is not a valid variable name",
+                            shown_arg(value)
+                        ))
+                    })?;
+                self.require.push(n.to_string());
+            }
+            Flag::SecretsFile | Flag::TokenFile if value.is_empty() => {
+                return Err(usage_error(format!("{name} needs a file name")))
+            }
+            Flag::SecretsFile => self.inputs.files.push(PathBuf::from(plain())),
+            Flag::Secrets => self
+                .inputs
+                .flags
+                .push(secret_arg(&SecretBytes::new(value.to_vec()))?),
+            Flag::SecretMount => self
+                .inputs
+                .mounts
+                .push(crate::local::inputs::parse_mount(&plain())?),
+            Flag::Watch(k) => self.watch[k as usize] = Some((name, plain())),
+            Flag::Out => self.out = Some(PathBuf::from(plain())),
+            Flag::Token => self.token = Some(token_text(value)?),
+            Flag::TokenFile => self.token_file = Some(PathBuf::from(plain())),
+            Flag::Overwrite => self.seal_options.overwrite = true,
+            Flag::Remove => {
+                let n = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|n| crate::protocol::rules::check_file_name(n).is_ok())
+                    .ok_or_else(|| {
+                        usage_error(format!(
+                            "--remove {} is not a secret's name",
+                            shown_arg(value)
+                        ))
+                    })?;
+                self.seal_options.remove.push(n.to_string());
+            }
+            Flag::SealList => self.seal_options.list = true,
+            Flag::Json => self.seal_options.json = true,
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The configuration
+
+/// `--watch` and its knobs (flags over variables), or `None` without it.
+/// It needs supervise mode and a token from a file, which it reads again at
+/// each check (`token_env`: `LIVEKIT_BOOTSTRAP_TOKEN` is set instead).
+fn watch_config(
+    knobs: &WatchKnobs,
+    supervise: bool,
+    token_env: bool,
+    token_file: Option<OsString>,
+) -> Result<Option<WatchConfig>> {
+    let Some((name, every)) = &knobs[Knob::Every as usize] else {
+        return Ok(None);
+    };
+    let get = |k: Knob| knobs[k as usize].as_ref();
+    let every = seconds(name, every, MIN_WATCH.as_secs_f64())?;
+    let on_update = match get(Knob::OnUpdate) {
+        None => OnUpdate::Restart,
+        Some((name, v)) => match v.to_string_lossy().trim() {
+            "restart" => OnUpdate::Restart,
+            "exit" => OnUpdate::Exit,
+            "overlap" => OnUpdate::Overlap,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{name} must be restart, exit or overlap"
+                )))
+            }
+        },
+    };
+    let health_port = match get(Knob::HealthPort) {
+        None => crate::health::DEFAULT_PORT,
+        Some((name, v)) => v
+            .to_string_lossy()
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0 && *p < u16::MAX)
+            .ok_or_else(|| Error::Usage(format!("{name} must be a port number")))?,
+    };
+    if !supervise {
+        return Err(usage_error(
+            "--watch needs --supervise (AGENT_INIT_SUPERVISE=1)".into(),
+        ));
+    }
+    if token_env {
+        return Err(Error::Config(
+            "--watch reads the token again at each check, so it must come from LIVEKIT_BOOTSTRAP_TOKEN_FILE, not LIVEKIT_BOOTSTRAP_TOKEN".into(),
+        ));
+    }
+    let token_file = token_file.ok_or_else(|| {
+        Error::Config(
+            "--watch needs a bundle to watch: LIVEKIT_BOOTSTRAP_TOKEN_FILE and LIVEKIT_SECRETS_URL"
+                .into(),
+        )
+    })?;
+    let secs =
+        |k: Knob, default: Duration| get(k).map_or(Ok(default), |(name, v)| seconds(name, v, 0.0));
+    Ok(Some(WatchConfig {
+        every,
+        on_update,
+        spread: secs(Knob::Spread, Duration::ZERO)?,
+        drain: secs(Knob::Drain, DEFAULT_DRAIN)?,
+        health_port,
+        settle: secs(Knob::Settle, Duration::ZERO)?,
+        token_file: PathBuf::from(token_file),
+    }))
+}
+
+/// The mode of a run, `--list` or `--check`: production with a token (it
+/// needs `LIVEKIT_SECRETS_URL` and refuses local inputs), else local (where
+/// `LIVEKIT_SECRETS_URL` alone is a mistake). `watch` is `Some` only with a
+/// token file, so only in production.
+fn mode(
+    token: Option<Token>,
+    watch: Option<WatchConfig>,
+    inputs: Inputs,
+    dotenv_disabled: bool,
+    env: &Environ,
+) -> Result<Mode> {
+    let url = env.set("LIVEKIT_SECRETS_URL");
+    let Some(token) = token else {
+        if url.is_some() {
+            return Err(Error::Config(
+                "LIVEKIT_SECRETS_URL is set but no bootstrap token (LIVEKIT_BOOTSTRAP_TOKEN or LIVEKIT_BOOTSTRAP_TOKEN_FILE)".into(),
+            ));
+        }
+        return Ok(Mode::Local {
+            inputs,
+            dotenv_disabled,
+        });
+    };
+    let url = url.ok_or_else(|| {
+        Error::Config("a bootstrap token is set but LIVEKIT_SECRETS_URL is not".into())
+    })?;
+    let fetch = fetch_options(url, env)?;
+    if !inputs.is_empty() {
+        return Err(usage_error(
+            "--secrets-file, --secrets and --secret-mount are for local mode; with a bootstrap token the bundle is the only source".into(),
+        ));
+    }
+    Ok(Mode::Production {
+        token,
+        fetch,
+        watch,
+    })
+}
+
+/// The token's text for a run, `--list`, `--check` or `seal`: seal's
+/// `--token` or `--token-file`, else the environment; none for `--help` and
+/// `--version`, which read nothing.
+fn token_source(
+    flag: Option<SecretString>,
+    file: Option<PathBuf>,
+    asked: Asked,
+    env: &Environ,
+) -> Result<Option<SecretString>> {
+    match (flag, file) {
+        (Some(_), Some(_)) => Err(usage_error(
+            "--token and --token-file exclude each other".into(),
+        )),
+        (Some(t), None) => Ok(Some(t)),
+        (None, Some(path)) => read_token_file("--token-file", &path, fetch_timeout(env)?).map(Some),
+        (None, None) if matches!(asked, Asked::Help | Asked::Version) => Ok(None),
+        (None, None) => token_from_env(env),
     }
 }
 
@@ -372,393 +1262,85 @@ impl Config {
     /// and [`crate::sys::read_environ`] give them: in zeroizing buffers.
     /// Only what is not secret leaves them as `OsString` (the command, file
     /// names, knob values); `--secrets` and `--token` values never do.
+    /// `AGENT_INIT_LOG` is not read here (see [`log_level`]).
     pub fn parse(args: Vec<SecretBytes>, env: Vec<(OsString, SecretBytes)>) -> Result<Config> {
-        let plain = |v: &SecretBytes| OsString::from_vec(v.expose().to_vec());
-        // Knobs are read as `OsString` copies; the token never is (see
-        // `token_from_env`).
-        let env_get = |name: &str| -> Option<OsString> {
-            env.iter()
-                .find(|(n, _)| n.as_bytes() == name.as_bytes())
-                .map(|(_, v)| OsString::from_vec(v.expose().to_vec()))
-        };
-        let level = match env_get("AGENT_INIT_LOG") {
-            None => Level::Info,
-            Some(v) => Level::parse(&v.to_string_lossy()).ok_or_else(|| {
-                Error::Config("AGENT_INIT_LOG must be error, warn, info or debug".into())
-            })?,
-        };
-        crate::base::log::set_level(level);
+        let knobs = Knobs::from_env(&Environ(&env))?;
+        let flags = Flags::parse(args)?;
+        Config::new(flags, knobs, env)
+    }
 
-        let mut action = Action::Run;
-        let mut supervise = switch(
-            "AGENT_INIT_SUPERVISE",
-            env_get("AGENT_INIT_SUPERVISE").as_ref(),
-        )?;
-        let mut signal_child_only = switch(
-            "AGENT_INIT_SIGNAL_CHILD",
-            env_get("AGENT_INIT_SIGNAL_CHILD").as_ref(),
-        )?;
-        let mut require: Vec<String> = env_get("AGENT_INIT_REQUIRE")
-            .map(|v| {
-                v.to_string_lossy()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = require
-            .iter()
-            .find(|n| crate::protocol::rules::check_name(n).is_err())
-        {
-            return Err(Error::Config(format!(
-                "AGENT_INIT_REQUIRE: {} is not a valid variable name",
-                shown_arg(bad.as_bytes())
-            )));
-        }
-        let dotenv_disabled = env_get("PYTHON_DOTENV_DISABLED")
-            .is_some_and(|v| crate::local::dotenv::disabled_by(v.as_bytes()));
-        // The watch knobs: flags over variables, checked once all are known.
-        let mut knobs: Vec<(&str, Option<OsString>)> = [
-            "AGENT_INIT_WATCH",
-            "AGENT_INIT_ON_UPDATE",
-            "AGENT_INIT_ROLLOUT_SPREAD",
-            "AGENT_INIT_DRAIN_TIMEOUT",
-            "AGENT_INIT_HEALTH_PORT",
-            "AGENT_INIT_OVERLAP_SETTLE",
-        ]
-        .iter()
-        .map(|n| (*n, env_get(n).filter(|v| !v.is_empty())))
-        .collect();
-        let mut secrets_files = Vec::new();
-        let mut secrets_flags = Vec::new();
-        let mut secret_mounts = Vec::new();
-        let mut seal = SealOptions::default();
-        let mut out = None;
-        let mut seal_token = None;
-        let mut seal_token_file = None;
-        let mut command = Vec::new();
-
-        let mut it = args.into_iter().peekable();
-        let sealing = it.peek().is_some_and(|a| a.expose() == b"seal");
-        if sealing {
-            it.next();
-        }
-        while let Some(arg) = it.next() {
-            let bytes = arg.expose();
-            if bytes == b"--" {
-                command.extend(it.by_ref().map(|a| plain(&a)));
-                break;
-            }
-            if !bytes.starts_with(b"-") || bytes == b"-" {
-                if sealing {
-                    return Err(usage(format!(
-                        "seal: unexpected argument {}",
-                        shown_arg(bytes)
-                    )));
-                }
-                command.push(plain(&arg));
-                command.extend(it.by_ref().map(|a| plain(&a)));
-                break;
-            }
-            // `--flag=value` and `--flag value`, split on bytes: an argument
-            // need not be UTF-8.
-            let (flag, inline) = match bytes.iter().position(|&b| b == b'=') {
-                Some(eq) if bytes.starts_with(b"--") => (&bytes[..eq], Some(&bytes[eq + 1..])),
-                _ => (bytes, None),
-            };
-            let flag = match std::str::from_utf8(flag) {
-                Ok(f) => f,
-                Err(_) => return Err(usage(format!("unknown option {}", shown_arg(flag)))),
-            };
-            type Args = std::iter::Peekable<std::vec::IntoIter<SecretBytes>>;
-            // A flag's value, still in its zeroizing buffer; `value` for the
-            // flags whose values are not secret.
-            let secret_value = |it: &mut Args| -> Result<SecretBytes> {
-                match inline {
-                    Some(v) => Ok(SecretBytes::new(v.to_vec())),
-                    None => it
-                        .next()
-                        .ok_or_else(|| usage(format!("{flag} needs a value"))),
-                }
-            };
-            let value = |it: &mut Args| -> Result<OsString> { secret_value(it).map(|v| plain(&v)) };
-            let switch = matches!(
-                flag,
-                "-h" | "--help"
-                    | "-V"
-                    | "--version"
-                    | "--supervise"
-                    | "--signal-child"
-                    | "--list"
-                    | "--check"
-                    | "--overwrite"
-                    | "--json"
-            );
-            if switch && inline.is_some() {
-                return Err(usage(format!("{flag} takes no value")));
-            }
-            match flag {
-                "-h" | "--help" => action = Action::Help,
-                "-V" | "--version" => action = Action::Version,
-                "--supervise" if !sealing => supervise = true,
-                "--signal-child" if !sealing => signal_child_only = true,
-                "--list" if sealing => seal.list = true,
-                "--json" if sealing => seal.json = true,
-                "--overwrite" if sealing => seal.overwrite = true,
-                "--remove" if sealing => {
-                    let n = value(&mut it)?;
-                    let n = n
-                        .to_str()
-                        .filter(|n| crate::protocol::rules::check_file_name(n).is_ok())
-                        .ok_or_else(|| {
-                            usage(format!(
-                                "--remove {} is not a secret's name",
-                                shown_arg(n.as_bytes())
-                            ))
-                        })?;
-                    seal.remove.push(n.to_string());
-                }
-                "--list" | "--check" if !sealing => {
-                    let asked = if flag == "--list" {
-                        Action::List
-                    } else {
-                        Action::Check
-                    };
-                    let other = matches!(
-                        (&action, &asked),
-                        (Action::List, Action::Check) | (Action::Check, Action::List)
-                    );
-                    if other {
-                        return Err(usage("--list and --check exclude each other".into()));
-                    }
-                    action = asked;
-                }
-                "--require" if !sealing => {
-                    let n = value(&mut it)?;
-                    let n = n
-                        .to_str()
-                        .filter(|n| crate::protocol::rules::check_name(n).is_ok())
-                        .ok_or_else(|| {
-                            usage(format!(
-                                "--require {} is not a valid variable name",
-                                shown_arg(n.as_bytes())
-                            ))
-                        })?;
-                    require.push(n.to_string());
-                }
-                "--secrets-file" => {
-                    let file = value(&mut it)?;
-                    if file.is_empty() {
-                        return Err(usage("--secrets-file needs a file name".into()));
-                    }
-                    secrets_files.push(PathBuf::from(file));
-                }
-                "--secrets" => secrets_flags.push(secret_arg(&secret_value(&mut it)?)?),
-                "--secret-mount" => {
-                    secret_mounts.push(crate::local::inputs::parse_mount(&value(&mut it)?)?)
-                }
-                f if !sealing && WATCH_FLAGS.contains(&f) => {
-                    let i = WATCH_FLAGS.iter().position(|f| *f == flag).unwrap_or(0);
-                    knobs[i].0 = WATCH_FLAGS[i];
-                    knobs[i].1 = Some(value(&mut it)?);
-                }
-                "--out" if sealing => out = Some(PathBuf::from(value(&mut it)?)),
-                "--token" if sealing => {
-                    let t = secret_value(&mut it)?;
-                    let t = std::str::from_utf8(t.expose()).map_err(|_| {
-                        Error::Config("bootstrap token is malformed: it is not ASCII".into())
-                    })?;
-                    seal_token = Some(SecretString::new(t.to_string()));
-                }
-                "--token-file" if sealing => {
-                    let file = value(&mut it)?;
-                    if file.is_empty() {
-                        return Err(usage("--token-file needs a file name".into()));
-                    }
-                    seal_token_file = Some(PathBuf::from(file));
-                }
-                _ => {
-                    return Err(usage(format!(
-                        "unknown option {}",
-                        shown_arg(flag.as_bytes())
-                    )))
-                }
-            }
-        }
-        // The token: for `seal`, --token or --token-file, else the
-        // environment as for a run; `seal` keeps it in its action.
-        let token_text = match (seal_token, seal_token_file) {
-            (Some(_), Some(_)) => {
-                return Err(usage("--token and --token-file exclude each other".into()))
-            }
-            (Some(t), None) => Some(t),
-            (None, Some(path)) => Some(read_token_file(
-                "--token-file",
-                &path,
-                fetch_timeout(&env_get)?,
-            )?),
-            (None, None) if matches!(action, Action::Help | Action::Version) => None,
-            (None, None) => token_from_env(&env, &env_get)?,
+    /// The flags over the knobs, the token, and the action with its mode.
+    fn new(flags: Flags, knobs: Knobs, env: Vec<(OsString, SecretBytes)>) -> Result<Config> {
+        let Flags {
+            seal,
+            asked,
+            supervise,
+            signal_child_only,
+            require,
+            inputs,
+            watch,
+            seal_options,
+            out,
+            token,
+            token_file,
+            command,
+        } = flags;
+        let environ = Environ(&env);
+        let token = token_source(token, token_file, asked, &environ)?;
+        let supervise = knobs.supervise || supervise;
+        let none = || Mode::Local {
+            inputs: Inputs::default(),
+            dotenv_disabled: knobs.dotenv_disabled,
         };
-        let mut token = None;
-        if sealing && !matches!(action, Action::Help | Action::Version) {
-            let out = out.ok_or_else(|| usage("seal needs --out BUNDLE".into()))?;
-            if seal.json && !seal.list {
-                return Err(usage("--json goes with --list".into()));
-            }
-            action = Action::Seal(SealArgs {
-                out,
-                token: token_text,
-                options: std::mem::take(&mut seal),
-                inputs: Inputs {
-                    files: std::mem::take(&mut secrets_files),
-                    flags: std::mem::take(&mut secrets_flags),
-                    mounts: std::mem::take(&mut secret_mounts),
-                },
-            });
-        } else if let Some(t) = token_text {
-            token = Some(Token::parse(t.expose())?);
-        }
-        if matches!(action, Action::Run) && command.is_empty() {
-            return Err(usage("no command given".into()));
-        }
-
-        let token_env = env
-            .iter()
-            .any(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty());
-        let token_file = env_get("LIVEKIT_BOOTSTRAP_TOKEN_FILE").filter(|v| !v.is_empty());
-        let watch = match &knobs[0].1 {
-            Some(every) if matches!(action, Action::Run) => {
-                let get = |i: usize| knobs[i].1.as_ref();
-                let every = seconds(knobs[0].0, every, MIN_WATCH.as_secs_f64())?;
-                let on_update = match get(1).map(|v| v.to_string_lossy().trim().to_string()) {
-                    None => OnUpdate::Restart,
-                    Some(p) if p == "restart" => OnUpdate::Restart,
-                    Some(p) if p == "exit" => OnUpdate::Exit,
-                    Some(p) if p == "overlap" => OnUpdate::Overlap,
-                    Some(_) => {
-                        return Err(Error::Usage(format!(
-                            "{} must be restart, exit or overlap",
-                            knobs[1].0
-                        )))
-                    }
+        let (action, mode) = match asked {
+            Asked::Help => (Action::Help, none()),
+            Asked::Version => (Action::Version, none()),
+            _ if seal => {
+                let out = out.ok_or_else(|| usage_error("seal needs --out BUNDLE".into()))?;
+                if seal_options.json && !seal_options.list {
+                    return Err(usage_error("--json goes with --list".into()));
+                }
+                let args = SealArgs {
+                    out,
+                    token,
+                    options: seal_options,
+                    inputs,
                 };
-                let secs = |i: usize, default: Duration| {
-                    get(i).map_or(Ok(default), |v| seconds(knobs[i].0, v, 0.0))
+                (Action::Seal(args), none())
+            }
+            asked => {
+                let token = token.map(|t| Token::parse(t.expose())).transpose()?;
+                let action = match asked {
+                    Asked::List => Action::List,
+                    Asked::Check => Action::Check,
+                    _ => Action::Run,
                 };
-                let health_port = match get(4) {
-                    None => crate::health::DEFAULT_PORT,
-                    Some(v) => v
-                        .to_string_lossy()
-                        .trim()
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|p| *p > 0 && *p < u16::MAX)
-                        .ok_or_else(|| {
-                            Error::Usage(format!("{} must be a port number", knobs[4].0))
-                        })?,
+                let watch = match action {
+                    Action::Run if command.is_empty() => {
+                        return Err(usage_error("no command given".into()))
+                    }
+                    Action::Run => {
+                        let mut knobs = knobs.watch;
+                        for (knob, flag) in knobs.iter_mut().zip(watch) {
+                            if flag.is_some() {
+                                *knob = flag;
+                            }
+                        }
+                        let token_env = env.iter().any(|(n, v)| {
+                            n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty()
+                        });
+                        let token_file = environ.set("LIVEKIT_BOOTSTRAP_TOKEN_FILE");
+                        watch_config(&knobs, supervise, token_env, token_file)?
+                    }
+                    _ => None,
                 };
-                if !supervise {
-                    return Err(usage(
-                        "--watch needs --supervise (AGENT_INIT_SUPERVISE=1)".into(),
-                    ));
-                }
-                if token_env {
-                    return Err(Error::Config(
-                        "--watch reads the token again at each check, so it must come from LIVEKIT_BOOTSTRAP_TOKEN_FILE, not LIVEKIT_BOOTSTRAP_TOKEN".into(),
-                    ));
-                }
-                let token_file = token_file.clone().ok_or_else(|| {
-                    Error::Config(
-                        "--watch needs a bundle to watch: LIVEKIT_BOOTSTRAP_TOKEN_FILE and LIVEKIT_SECRETS_URL".into(),
-                    )
-                })?;
-                Some(WatchConfig {
-                    every,
-                    on_update,
-                    spread: secs(2, Duration::ZERO)?,
-                    drain: secs(3, DEFAULT_DRAIN)?,
-                    health_port,
-                    settle: secs(5, Duration::ZERO)?,
-                    token_file: PathBuf::from(token_file),
-                })
+                let mode = mode(token, watch, inputs, knobs.dotenv_disabled, &environ)?;
+                (action, mode)
             }
-            _ => None,
         };
-
-        let url = env_get("LIVEKIT_SECRETS_URL").filter(|v| !v.is_empty());
-        let fetch = match (&token, url) {
-            (Some(_), Some(url)) => {
-                // A URL is ASCII; mangling a non-UTF-8 byte into U+FFFD would
-                // fetch a path nobody named. A file:// path with such bytes is
-                // written percent-encoded.
-                let url = url.to_str().ok_or_else(|| {
-                    Error::Config(
-                        "LIVEKIT_SECRETS_URL is not UTF-8 (percent-encode the bytes of a file:// path)"
-                            .into(),
-                    )
-                })?;
-                let url = SecretsUrl::parse(url)?;
-                let deadline = fetch_timeout(&env_get)?;
-                let max_bundle = match env_get("AGENT_INIT_MAX_BUNDLE") {
-                    None => DEFAULT_MAX_BUNDLE,
-                    Some(v) => v
-                        .to_string_lossy()
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            Error::Config("AGENT_INIT_MAX_BUNDLE must be a number of bytes above 0".into())
-                        })?,
-                };
-                Some(FetchOptions {
-                    url,
-                    ca_file: env_get("AGENT_INIT_CA_FILE")
-                        .filter(|v| !v.is_empty())
-                        .map(PathBuf::from),
-                    deadline,
-                    max_bundle,
-                })
-            }
-            (Some(_), None) => {
-                return Err(Error::Config(
-                    "a bootstrap token is set but LIVEKIT_SECRETS_URL is not".into(),
-                ))
-            }
-            (None, Some(_)) if matches!(action, Action::Run | Action::List | Action::Check) => {
-                return Err(Error::Config(
-                    "LIVEKIT_SECRETS_URL is set but no bootstrap token (LIVEKIT_BOOTSTRAP_TOKEN or LIVEKIT_BOOTSTRAP_TOKEN_FILE)".into(),
-                ))
-            }
-            (None, _) => None,
-        };
-        if token.is_some()
-            && (!secrets_files.is_empty() || !secrets_flags.is_empty() || !secret_mounts.is_empty())
-        {
-            return Err(usage(
-                "--secrets-file, --secrets and --secret-mount are for local mode; with a bootstrap token the bundle is the only source".into(),
-            ));
-        }
-        let secrets_dir = env_get(crate::files::DIR_VAR).filter(|v| !v.is_empty());
-        let mode = match (token, fetch) {
-            (Some(token), Some(fetch)) => Mode::Production {
-                token,
-                fetch,
-                watch,
-            },
-            _ => Mode::Local {
-                inputs: Inputs {
-                    files: secrets_files,
-                    flags: secrets_flags,
-                    mounts: secret_mounts,
-                },
-                dotenv_disabled,
-            },
-        };
-
+        let mut all_required = knobs.require;
+        all_required.extend(require);
+        let secrets_dir = environ.set(crate::files::DIR_VAR);
         let inherited = env
             .into_iter()
             .filter(|(n, _)| !n.is_empty() && !crate::protocol::rules::is_stripped(n))
@@ -767,11 +1349,10 @@ impl Config {
             action,
             command,
             supervise,
-            signal_child_only,
-            require,
+            signal_child_only: knobs.signal_child_only || signal_child_only,
+            require: all_required,
             mode,
             secrets_dir,
-            log_level: level,
             inherited,
         })
     }
@@ -795,6 +1376,17 @@ mod tests {
         v.iter()
             .map(|(a, b)| (a.into(), SecretBytes::new(b.as_bytes().to_vec())))
             .collect()
+    }
+    /// The configuration as `run` reads it: `AGENT_INIT_LOG` first, then the rest.
+    fn as_run_reads(args: Vec<SecretBytes>, env: Vec<(OsString, SecretBytes)>) -> Result<Config> {
+        log_level(&env)?;
+        Config::parse(args, env)
+    }
+    fn words(v: &[&'static str]) -> Vec<&'static [u8]> {
+        v.iter().map(|s| s.as_bytes()).collect()
+    }
+    fn flags(v: &[&str]) -> Result<Flags> {
+        Flags::parse(argv(v))
     }
     /// The local inputs of a config that must be in local mode.
     fn local(c: &Config) -> (&Inputs, bool) {
@@ -1070,7 +1662,7 @@ mod tests {
             vec![("AGENT_INIT_LOG", "chatty")],
         ];
         for env in cases {
-            let e = Config::parse(argv(&["true"]), envs(&env)).unwrap_err();
+            let e = as_run_reads(argv(&["true"]), envs(&env)).unwrap_err();
             assert_eq!(e.exit_code(), 78, "{env:?}: {e}");
             assert!(!e.to_string().contains("AAECAw"), "{e}");
         }
@@ -1223,5 +1815,475 @@ mod tests {
             local(&c).0.files,
             [PathBuf::from("a.env"), PathBuf::from("b.env")]
         );
+    }
+
+    // The log level.
+
+    #[test]
+    fn agent_init_log_gives_the_level_and_an_unknown_one_is_78_and_parsing_sets_none() {
+        assert!(matches!(log_level(&[]), Ok(Level::Info)));
+        let e = envs(&[("AGENT_INIT_LOG", "debug")]);
+        assert!(matches!(log_level(&e), Ok(Level::Debug)));
+        let e = envs(&[("AGENT_INIT_LOG", "chatty")]);
+        let err = log_level(&e).unwrap_err();
+        assert_eq!(err.exit_code(), 78);
+        assert!(err.to_string().contains("AGENT_INIT_LOG"), "{err}");
+        // Config::parse leaves the level to `run`: it does not read it.
+        assert!(Config::parse(argv(&["true"]), e).is_ok());
+    }
+
+    #[test]
+    fn a_bad_log_level_is_reported_before_a_bad_command_line() {
+        let e = as_run_reads(argv(&["--bogus"]), envs(&[("AGENT_INIT_LOG", "chatty")]));
+        assert_eq!(e.unwrap_err().exit_code(), 78);
+    }
+
+    // The knobs.
+
+    #[test]
+    fn knobs_default_to_off_with_no_names_and_no_watch() {
+        let k = Knobs::from_env(&Environ(&[])).unwrap();
+        assert!(!k.supervise && !k.signal_child_only && !k.dotenv_disabled);
+        assert!(k.require.is_empty());
+        assert!(k.watch.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn watch_knobs_come_from_their_variables_named_for_messages_and_empty_is_unset() {
+        let e = envs(&[
+            ("AGENT_INIT_WATCH", "30"),
+            ("AGENT_INIT_DRAIN_TIMEOUT", "7"),
+            ("AGENT_INIT_ON_UPDATE", ""),
+        ]);
+        let k = Knobs::from_env(&Environ(&e)).unwrap();
+        assert_eq!(
+            k.watch[Knob::Every as usize],
+            Some(("AGENT_INIT_WATCH", "30".into()))
+        );
+        assert_eq!(
+            k.watch[Knob::Drain as usize],
+            Some(("AGENT_INIT_DRAIN_TIMEOUT", "7".into()))
+        );
+        assert_eq!(k.watch[Knob::OnUpdate as usize], None);
+    }
+
+    #[test]
+    fn a_bad_switch_is_reported_before_bad_require_names() {
+        let e = envs(&[
+            ("AGENT_INIT_REQUIRE", "A-B"),
+            ("AGENT_INIT_SIGNAL_CHILD", "maybe"),
+        ]);
+        let err = Knobs::from_env(&Environ(&e)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("AGENT_INIT_SIGNAL_CHILD"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn require_names_skip_blanks_and_empty_items() {
+        assert_eq!(require_names(Some(" A ,,B,".into())).unwrap(), ["A", "B"]);
+        assert!(require_names(None).unwrap().is_empty());
+    }
+
+    // The option table and the grammar.
+
+    #[test]
+    fn an_option_is_a_switch_everywhere_or_nowhere_and_a_name_is_unique_per_command() {
+        for o in OPTIONS {
+            let short = o.short.map(|c| format!("-{c}"));
+            for n in std::iter::once(o.name).chain(short.as_deref()) {
+                for p in OPTIONS.iter().filter(|p| p.is(n)) {
+                    assert_eq!(o.takes == Takes::Nothing, p.takes == Takes::Nothing, "{n}");
+                    if !std::ptr::eq(o, p) {
+                        assert!(
+                            !o.commands.has(For::Run) || !p.commands.has(For::Run),
+                            "{n} twice for a run"
+                        );
+                        assert!(
+                            !o.commands.has(For::Seal) || !p.commands.has(For::Seal),
+                            "{n} twice for seal"
+                        );
+                    }
+                }
+            }
+            assert_eq!(o.takes == Takes::Nothing, o.value.is_empty(), "{}", o.name);
+        }
+    }
+
+    #[test]
+    fn each_option_s_help_names_its_variable() {
+        for o in OPTIONS {
+            if let Some(var) = o.env {
+                assert!(o.help.contains(var), "{}: {var}", o.name);
+            }
+        }
+        assert_eq!(var_of(Flag::Supervise), "AGENT_INIT_SUPERVISE");
+        assert_eq!(var_of(Flag::Secrets), "");
+    }
+
+    #[test]
+    fn help_lists_every_option_of_its_command_once_with_the_text_in_one_column() {
+        let help = usage();
+        let (run, seal) = help
+            .split_once("\nLocal mode precedence")
+            .expect("the seal paragraph");
+        let run = run.split_once("Options:\n").unwrap().1;
+        for o in OPTIONS {
+            let part = if o.commands == For::Seal { seal } else { run };
+            let first = o.help.split('\n').next().unwrap();
+            assert_eq!(part.matches(first).count(), 1, "{}", o.name);
+        }
+        // A name too long for the column gets a line of its own.
+        assert!(run.contains("  --secret-mount [VAR=]PATH\n                          local mode:"));
+        assert!(run.starts_with("  --supervise             stay as PID 1"));
+        assert!(run.contains("\n  -h, --help              this text\n"));
+        assert!(help.ends_with("the command's own status.\n"));
+    }
+
+    #[test]
+    fn the_lexer_splits_inline_and_separate_values_and_stops_at_the_command() {
+        let a = words(&[
+            "--require=A",
+            "--supervise",
+            "--secrets",
+            "K=v",
+            "py",
+            "--x",
+        ]);
+        let mut l = Lexer {
+            args: &a,
+            at: 0,
+            command: For::Run,
+        };
+        let mut next = || l.next().unwrap().unwrap();
+        assert!(
+            matches!(next(), Word::Opt { opt, value: Some((0, 10)) } if opt.flag == Flag::Require)
+        );
+        assert!(matches!(next(), Word::Opt { opt, value: None } if opt.flag == Flag::Supervise));
+        assert!(
+            matches!(next(), Word::Opt { opt, value: Some((3, 0)) } if opt.flag == Flag::Secrets)
+        );
+        assert!(matches!(
+            next(),
+            Word::Rest {
+                at: 4,
+                dashdash: false
+            }
+        ));
+        let a = words(&["--", "--supervise"]);
+        let mut l = Lexer {
+            args: &a,
+            at: 0,
+            command: For::Run,
+        };
+        assert!(matches!(
+            l.next(),
+            Some(Ok(Word::Rest {
+                at: 1,
+                dashdash: true
+            }))
+        ));
+    }
+
+    #[test]
+    fn the_lexer_knows_which_command_takes_an_option() {
+        for (args, command, msg) in [
+            (&["--out", "b"][..], For::Run, "unknown option --out"),
+            (
+                &["--supervise"][..],
+                For::Seal,
+                "unknown option --supervise",
+            ),
+            (
+                &["--supervise=1"][..],
+                For::Seal,
+                "--supervise takes no value",
+            ),
+            (
+                &["--overwrite=yes"][..],
+                For::Run,
+                "--overwrite takes no value",
+            ),
+            (&["--token"][..], For::Seal, "--token needs a value"),
+        ] {
+            let a = words(args);
+            let mut l = Lexer {
+                args: &a,
+                at: 0,
+                command,
+            };
+            let e = l.next().unwrap().unwrap_err();
+            assert_eq!(e.exit_code(), 64);
+            assert!(e.to_string().starts_with(msg), "{args:?}: {e}");
+        }
+    }
+
+    // The scrubbers' grammar.
+
+    fn tails(args: &[&'static str]) -> Vec<(usize, usize)> {
+        secret_arg_tails(&words(args))
+    }
+
+    #[test]
+    fn secrets_flag_values_are_found_up_to_the_command() {
+        assert_eq!(
+            tails(&[
+                "agent-init",
+                "--supervise",
+                "--secrets",
+                "A=x",
+                "--require",
+                "--secrets",
+                "--secrets=B=y=z",
+                "--secrets-file",
+                ".env",
+                "python",
+                "--secrets",
+                "C=not-ours",
+            ]),
+            // `--require` takes `--secrets` as its value; the command's own
+            // `--secrets` stays untouched.
+            vec![(3, 2), (6, 12)]
+        );
+        assert_eq!(
+            tails(&["agent-init", "--secrets", "NOEQUALS", "--", "--secrets=X"]),
+            vec![(2, 0)]
+        );
+        assert!(tails(&["agent-init", "--supervise", "sh", "--secrets=A=b"]).is_empty());
+    }
+
+    #[test]
+    fn secrets_after_any_option_with_a_value_are_found_in_a_run() {
+        // Every option that takes a value skips it, as the parser does: the
+        // value of --secret-mount or --watch is not the command.
+        assert_eq!(
+            tails(&[
+                "agent-init",
+                "--secret-mount",
+                "key.json",
+                "--on-update",
+                "exit",
+                "--secrets",
+                "A=x",
+                "--watch=5",
+                "--secrets=B=y",
+                "python",
+            ]),
+            vec![(6, 2), (8, 12)]
+        );
+    }
+
+    #[test]
+    fn token_and_secrets_values_are_found_in_seal_s_arguments() {
+        let a = [
+            "agent-init",
+            "seal",
+            "--token",
+            "T1",
+            "--secrets",
+            "A=v1",
+            "--out",
+            "--token",
+            "--token=T2",
+            "--secrets=B=v2",
+            "--token-file",
+            "--secrets",
+            "--secrets",
+        ];
+        // `--out --token` is a file called --token; `--token-file --secrets` one called --secrets.
+        assert_eq!(tails(&a), [(3, 0), (5, 2), (8, 8), (9, 12)],);
+        // seal takes only options: a `--` does not end them.
+        assert_eq!(
+            tails(&["agent-init", "seal", "--", "--token", "T"]),
+            [(4, 0)]
+        );
+    }
+
+    // The command line.
+
+    #[test]
+    fn flags_read_the_command_line_alone() {
+        let f = flags(&[
+            "--supervise",
+            "--require",
+            "A",
+            "--watch",
+            "9",
+            "--secret-mount",
+            "K=key.json",
+            "--",
+            "py",
+        ])
+        .unwrap();
+        assert!(f.supervise && !f.seal && f.asked == Asked::Run);
+        assert_eq!(f.require, ["A"]);
+        assert_eq!(f.watch[Knob::Every as usize], Some(("--watch", "9".into())));
+        assert_eq!(f.inputs.mounts[0].env.as_deref(), Some("K"));
+        assert_eq!(f.command, os(&["py"]));
+    }
+
+    #[test]
+    fn one_letter_names_are_the_help_and_version_switches() {
+        assert_eq!(flags(&["-h"]).unwrap().asked, Asked::Help);
+        assert_eq!(flags(&["seal", "-V"]).unwrap().asked, Asked::Version);
+        for bad in ["-v", "-hh", "--h", "-H"] {
+            let e = flags(&[bad, "x"]).unwrap_err();
+            assert!(e.to_string().starts_with("unknown option"), "{bad}: {e}");
+        }
+        // A lone `-` is a command's word, not an option.
+        assert_eq!(flags(&["-", "x"]).unwrap().command, os(&["-", "x"]));
+    }
+
+    #[test]
+    fn seal_flags_fill_seal_s_options_and_refuse_a_stray_argument() {
+        let f = flags(&[
+            "seal",
+            "--overwrite",
+            "--remove",
+            "OLD",
+            "--list",
+            "--json",
+            "--token",
+            TOKEN,
+            "--out",
+            "b.json",
+        ])
+        .unwrap();
+        assert!(f.seal);
+        assert_eq!(
+            f.seal_options,
+            SealOptions {
+                overwrite: true,
+                remove: vec!["OLD".into()],
+                list: true,
+                json: true
+            }
+        );
+        assert_eq!(f.token.unwrap().expose(), TOKEN);
+        assert_eq!(f.out, Some(PathBuf::from("b.json")));
+        let e = flags(&["seal", "stray"]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("seal: unexpected argument"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_name_is_a_usage_error() {
+        for args in [&["--secrets-file="][..], &["seal", "--token-file", ""][..]] {
+            let e = flags(args).unwrap_err();
+            assert_eq!(e.exit_code(), 64);
+            assert!(e.to_string().contains("needs a file name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_non_ascii_token_flag_is_78() {
+        let mut args = argv(&["seal", "--out", "b"]);
+        args.push(SecretBytes::new(b"--token=\xff".to_vec()));
+        assert_eq!(Flags::parse(args).unwrap_err().exit_code(), 78);
+    }
+
+    // The watch, the fetch and the mode.
+
+    fn knobs(v: &[(&'static str, &str)]) -> WatchKnobs {
+        let mut k = WatchKnobs::default();
+        for (name, value) in v {
+            let o = OPTIONS.iter().find(|o| o.is(name)).unwrap();
+            let Flag::Watch(knob) = o.flag else {
+                panic!("{name}")
+            };
+            k[knob as usize] = Some((name, value.into()));
+        }
+        k
+    }
+
+    #[test]
+    fn watch_config_has_defaults_and_names_the_knob_at_fault() {
+        let file = Some(OsString::from("/t"));
+        assert!(watch_config(&knobs(&[]), true, false, file.clone())
+            .unwrap()
+            .is_none());
+        let w = watch_config(&knobs(&[("--watch", "6")]), true, false, file.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.every, Duration::from_secs(6));
+        assert_eq!(w.on_update, OnUpdate::Restart);
+        assert_eq!(
+            (w.spread, w.drain, w.settle),
+            (Duration::ZERO, DEFAULT_DRAIN, Duration::ZERO)
+        );
+        assert_eq!(w.health_port, crate::health::DEFAULT_PORT);
+        assert_eq!(w.token_file, PathBuf::from("/t"));
+        let e = watch_config(
+            &knobs(&[("--watch", "6"), ("--rollout-spread", "-1")]),
+            true,
+            false,
+            file.clone(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--rollout-spread must be"), "{e}");
+    }
+
+    #[test]
+    fn watch_config_checks_its_values_before_supervise_and_the_token() {
+        // As before the split: a bad interval is reported first (64), then
+        // the missing --supervise (64), then where the token comes from (78).
+        let bad = knobs(&[("--watch", "1")]);
+        let e = watch_config(&bad, false, true, None).unwrap_err();
+        assert!(e.to_string().starts_with("--watch must be"), "{e}");
+        let good = knobs(&[("--watch", "5")]);
+        let e = watch_config(&good, false, true, None).unwrap_err();
+        assert!(e.to_string().contains("needs --supervise"), "{e}");
+        let e = watch_config(&good, true, true, None).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("not LIVEKIT_BOOTSTRAP_TOKEN"), "{e}");
+        let e = watch_config(&good, true, false, None).unwrap_err();
+        assert!(e.to_string().contains("needs a bundle to watch"), "{e}");
+    }
+
+    #[test]
+    fn fetch_options_read_their_knobs_with_defaults() {
+        let e = envs(&[]);
+        let f = fetch_options("https://x".into(), &Environ(&e)).unwrap();
+        assert_eq!(f.deadline, DEFAULT_TIMEOUT);
+        assert_eq!(f.max_bundle, DEFAULT_MAX_BUNDLE);
+        assert!(f.ca_file.is_none());
+        let e = envs(&[
+            ("AGENT_INIT_MAX_BUNDLE", "100"),
+            ("AGENT_INIT_CA_FILE", "/ca.pem"),
+        ]);
+        let f = fetch_options("file:///b.json".into(), &Environ(&e)).unwrap();
+        assert_eq!(f.max_bundle, 100);
+        assert_eq!(f.ca_file, Some(PathBuf::from("/ca.pem")));
+    }
+
+    #[test]
+    fn the_mode_is_production_with_a_token_and_local_without() {
+        let token = || Some(Token::parse(TOKEN).unwrap());
+        let url = envs(&[("LIVEKIT_SECRETS_URL", "file:///b.json")]);
+        let m = mode(token(), None, Inputs::default(), false, &Environ(&url)).unwrap();
+        assert!(m.is_production());
+        let m = mode(None, None, Inputs::default(), true, &Environ(&[])).unwrap();
+        assert!(matches!(
+            m,
+            Mode::Local {
+                dotenv_disabled: true,
+                ..
+            }
+        ));
+        // A token needs a URL, a URL needs a token, and a token takes no local input.
+        let e = mode(token(), None, Inputs::default(), false, &Environ(&[])).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        let e = mode(None, None, Inputs::default(), false, &Environ(&url)).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        let inputs = Inputs {
+            files: vec![PathBuf::from(".env")],
+            ..Inputs::default()
+        };
+        let e = mode(token(), None, inputs, false, &Environ(&url)).unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(e.to_string().contains("are for local mode"), "{e}");
     }
 }

@@ -66,12 +66,7 @@ impl Probe {
                 }
                 "--timeout" => {
                     let v = value()?;
-                    timeout = v
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-                        .map(Duration::from_secs_f64)
+                    timeout = crate::base::time::parse_seconds(&v, |s| s > 0.0 && s <= 3600.0)
                         .ok_or_else(|| {
                             bad(format!(
                                 "--timeout {} is not a number of seconds above 0",

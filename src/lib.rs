@@ -54,6 +54,7 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     // The token is copied; its bytes in the initial environment block go now,
     // so /proc/<pid>/environ does not show it during the fetch.
     sys::scrub_environ(|n| n == b"LIVEKIT_BOOTSTRAP_TOKEN");
+    base::log::set_level(config::log_level(&environ)?);
     let cfg = Config::parse(args, environ)?;
     match cfg.action {
         Action::Help => Ok(report::usage()),
@@ -62,6 +63,8 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
             // Nothing of the inherited environment is sealed: it goes before
             // anything is read.
             drop(cfg.inherited);
+            // `--token` and `--secrets` values leave /proc/PID/cmdline now.
+            sys::scrub_args(config::secret_arg_tails);
             local::seal::run(args)
         }
         Action::Run | Action::List | Action::Check => start_or_report(cfg, inherited),
@@ -80,7 +83,6 @@ fn start_or_report(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
         mode,
         secrets_dir: dir,
         inherited: environ,
-        log_level: _,
     } = cfg;
     let production = mode.is_production();
     let (environment, unlisted, files) = match mode {

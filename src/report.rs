@@ -14,7 +14,7 @@ use std::io::Write;
 
 /// `--help`: the usage on stdout.
 pub fn usage() -> i32 {
-    let _ = std::io::stdout().write_all(crate::config::USAGE.as_bytes());
+    let _ = std::io::stdout().write_all(crate::config::usage().as_bytes());
     0
 }
 

@@ -1,6 +1,7 @@
 //! Calendar arithmetic and the two date forms agent-init reads or writes:
 //! the HTTP date of `Retry-After` (IMF-fixdate, RFC 9110 §5.6.7) and the
-//! RFC 3339 UTC timestamps of PROTOCOL.md §6.2.
+//! RFC 3339 UTC timestamps of PROTOCOL.md §6.2; and durations as flags and
+//! variables write them ([`parse_seconds`]).
 //!
 //! Guarantees: [`parse_http_date`] accepts only IMF-fixdate with a
 //! four-digit year and in-range fields, and returns `None` (never panics or
@@ -100,6 +101,17 @@ pub fn rfc3339_now() -> String {
     rfc3339_at(secs)
 }
 
+/// A number of seconds as a flag or a variable writes it (blanks around it
+/// ignored), if finite and `ok` accepts it: one reading of a duration for
+/// agent-init's knobs, `health --timeout` and agent-secrets' `--timeout`.
+pub fn parse_seconds(text: &str, ok: impl Fn(f64) -> bool) -> Option<Duration> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && ok(*s))
+        .map(Duration::from_secs_f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +152,17 @@ mod tests {
             now.len() == 20 && now.ends_with('Z') && now.as_bytes()[10] == b'T',
             "{now}"
         );
+    }
+
+    #[test]
+    fn seconds_are_read_one_way_within_the_caller_s_bounds() {
+        assert_eq!(
+            parse_seconds(" 2.5 ", |s| s > 0.0),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_seconds("0", |s| s > 0.0), None);
+        assert_eq!(parse_seconds("inf", |_| true), None);
+        assert_eq!(parse_seconds("NaN", |_| true), None);
+        assert_eq!(parse_seconds("soon", |_| true), None);
     }
 }

@@ -168,7 +168,7 @@ pub fn supervise(
     // The child has its own copy now; agent-init keeps none.
     drop(env);
     sys::scrub_environ(|_| true);
-    sys::scrub_args(secret_arg_tails);
+    sys::scrub_args(crate::config::secret_arg_tails);
     sys::scrub_stack();
     let child = child.map_err(|e| spawn_error(&cmd.name, e))?;
     crate::debug!(
@@ -325,78 +325,5 @@ fn reap(child: Pid, status: &mut Option<i32>) -> Result<()> {
                 ))
             }
         }
-    }
-}
-
-/// The `--secrets KEY=VALUE` values on agent-init's own command line, as
-/// (argument index, offset of the value): wiped from the argument block once
-/// the child runs, so a long-lived PID 1 does not show them in
-/// `/proc/1/cmdline`. Follows the option grammar of `Config::parse`: options
-/// end at `--` or at the command's first word.
-fn secret_arg_tails(args: &[&[u8]]) -> Vec<(usize, usize)> {
-    let value_at = |a: &[u8], from: usize| {
-        a[from..]
-            .iter()
-            .position(|&b| b == b'=')
-            .map_or(from, |eq| from + eq + 1)
-    };
-    let mut out = Vec::new();
-    let mut i = 1;
-    while let Some(&a) = args.get(i) {
-        if a == b"--" || a == b"-" || !a.starts_with(b"-") {
-            break;
-        }
-        if a == b"--secrets" {
-            if let Some(&v) = args.get(i + 1) {
-                out.push((i + 1, value_at(v, 0)));
-            }
-            i += 2;
-            continue;
-        }
-        if a.starts_with(b"--secrets=") {
-            out.push((i, value_at(a, "--secrets=".len())));
-        } else if matches!(a, b"--require" | b"--secrets-file" | b"--out" | b"--token") {
-            i += 1;
-        }
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tails(args: &[&str]) -> Vec<(usize, usize)> {
-        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        secret_arg_tails(&a)
-    }
-
-    #[test]
-    fn secrets_flag_values_are_found_up_to_the_command() {
-        assert_eq!(
-            tails(&[
-                "agent-init",
-                "--supervise",
-                "--secrets",
-                "A=x",
-                "--require",
-                "--secrets",
-                "--secrets=B=y=z",
-                "--secrets-file",
-                ".env",
-                "python",
-                "--secrets",
-                "C=not-ours",
-            ]),
-            // `--require` takes `--secrets` as its value; the command's own
-            // `--secrets` stays untouched.
-            vec![(3, 2), (6, 12)]
-        );
-        assert_eq!(
-            tails(&["agent-init", "--secrets", "NOEQUALS", "--", "--secrets=X"]),
-            vec![(2, 0)]
-        );
-        assert!(tails(&["agent-init", "--supervise", "sh", "--secrets=A=b"]).is_empty());
     }
 }

@@ -57,8 +57,6 @@ pub struct SealOptions {
 /// only then is the bundle written. A bundle sealed for a token nobody
 /// received would make the next start fail with 65.
 pub fn run(args: SealArgs) -> Result<i32> {
-    // `--token` and `--secrets` values leave /proc/PID/cmdline now.
-    crate::sys::scrub_args(secret_arg_tails);
     let SealArgs {
         out,
         token,
@@ -280,41 +278,6 @@ fn deliver(mut bytes: &[u8]) -> std::result::Result<(), nix::errno::Errno> {
     Ok(())
 }
 
-/// The values of `--token` and `--secrets` in seal's own arguments
-/// (argv[0] first): for each, its index and the offset its value starts at.
-fn secret_arg_tails(args: &[&[u8]]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut i = 1;
-    while let Some(&a) = args.get(i) {
-        match a {
-            b"--token" | b"--secrets" => {
-                if args.get(i + 1).is_some() {
-                    // `--secrets NAME=VALUE` keeps its name; a token goes whole.
-                    let v = args[i + 1];
-                    let from = match a {
-                        b"--secrets" => v.iter().position(|&b| b == b'=').map_or(0, |eq| eq + 1),
-                        _ => 0,
-                    };
-                    out.push((i + 1, from));
-                }
-                i += 1;
-            }
-            _ if a.starts_with(b"--token=") => out.push((i, "--token=".len())),
-            _ if a.starts_with(b"--secrets=") => {
-                let v = &a["--secrets=".len()..];
-                let eq = v.iter().position(|&b| b == b'=').map_or(0, |eq| eq + 1);
-                out.push((i, "--secrets=".len() + eq));
-            }
-            b"--secrets-file" | b"--out" | b"--token-file" | b"--remove" | b"--secret-mount" => {
-                i += 1
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out
-}
-
 /// Refuses an `--out` that exists and is not a regular file: renaming over
 /// `/dev/null` or `/dev/stdout` would turn them into bundle files for every
 /// process that shares them, and a symbolic link is refused for the same
@@ -447,30 +410,6 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn token_and_secrets_values_are_found_in_seal_s_arguments() {
-        let a: Vec<&[u8]> = [
-            "agent-init",
-            "seal",
-            "--token",
-            "T1",
-            "--secrets",
-            "A=v1",
-            "--out",
-            "--token",
-            "--token=T2",
-            "--secrets=B=v2",
-            "--token-file",
-            "--secrets",
-            "--secrets",
-        ]
-        .iter()
-        .map(|s| s.as_bytes())
-        .collect();
-        // `--out --token` is a file called --token; `--token-file --secrets` one called --secrets.
-        assert_eq!(secret_arg_tails(&a), [(3, 0), (5, 2), (8, 8), (9, 12)],);
     }
 
     #[test]

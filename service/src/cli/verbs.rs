@@ -113,12 +113,7 @@ pub(super) fn admin(p: &Parsed) -> Result<Admin> {
     let key = PathBuf::from(p.get("--admin-key-file").unwrap_or(DEFAULT_ADMIN_KEY_FILE));
     let deadline = match p.get("--timeout") {
         None => Duration::from_secs(60),
-        Some(t) => t
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-            .map(Duration::from_secs_f64)
+        Some(t) => agent_init::base::time::parse_seconds(t, |s| s > 0.0 && s <= 86_400.0)
             .ok_or_else(|| {
                 Error::Config(
                     "--timeout (AGENT_SECRETS_TIMEOUT) must be a number of seconds above 0".into(),

@@ -193,16 +193,11 @@ fn a_child_of_the_agent_reads_the_file_secret(lang: Lang, mode: Mode, shm: Shm) 
     }
 }
 
-crate::ignored_tests! {
-    "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)";
-    python_image_read_only_as_uid_10001_exec_a_child_of_the_agent_reads_the_file_secret_from_dev_shm
-        => a_child_of_the_agent_reads_the_file_secret(Lang::Python, Mode::Exec, Shm::Podmans);
-    python_image_read_only_as_uid_10001_supervise_the_file_secret_is_read_and_gone_after_the_command_exits
-        => a_child_of_the_agent_reads_the_file_secret(Lang::Python, Mode::Supervise, Shm::Hosts);
-    node_image_read_only_as_uid_10001_exec_a_child_of_the_agent_reads_the_file_secret_from_dev_shm
-        => a_child_of_the_agent_reads_the_file_secret(Lang::Node, Mode::Exec, Shm::Hosts);
-    node_image_read_only_as_uid_10001_supervise_the_file_secret_is_read_and_gone_after_the_command_exits
-        => a_child_of_the_agent_reads_the_file_secret(Lang::Node, Mode::Supervise, Shm::Hosts);
+crate::ignored_tests! { "needs root and podman (scripts/test.sh installs podman, runc, debootstrap)"; a_child_of_the_agent_reads_the_file_secret:
+    python_image_read_only_as_uid_10001_exec_a_child_of_the_agent_reads_the_file_secret_from_dev_shm(Lang::Python, Mode::Exec, Shm::Podmans);
+    python_image_read_only_as_uid_10001_supervise_the_file_secret_is_read_and_gone_after_the_command_exits(Lang::Python, Mode::Supervise, Shm::Hosts);
+    node_image_read_only_as_uid_10001_exec_a_child_of_the_agent_reads_the_file_secret_from_dev_shm(Lang::Node, Mode::Exec, Shm::Hosts);
+    node_image_read_only_as_uid_10001_supervise_the_file_secret_is_read_and_gone_after_the_command_exits(Lang::Node, Mode::Supervise, Shm::Hosts);
 }
 
 #[test]

@@ -140,14 +140,9 @@ fn real_worker_reads_the_file_secret(lang: Lang, mode: Mode) {
     assert_left_as_the_mode_says(&h, mode);
 }
 
-crate::ignored_tests! {
-    "needs root, podman and the example agents (scripts/test.sh installs them)";
-    real_python_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_exec
-        => real_worker_reads_the_file_secret(Lang::Python, Mode::Exec);
-    real_python_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_supervise
-        => real_worker_reads_the_file_secret(Lang::Python, Mode::Supervise);
-    real_node_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_exec
-        => real_worker_reads_the_file_secret(Lang::Node, Mode::Exec);
-    real_node_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_supervise
-        => real_worker_reads_the_file_secret(Lang::Node, Mode::Supervise);
+crate::ignored_tests! { "needs root, podman and the example agents (scripts/test.sh installs them)"; real_worker_reads_the_file_secret:
+    real_python_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_exec(Lang::Python, Mode::Exec);
+    real_python_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_supervise(Lang::Python, Mode::Supervise);
+    real_node_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_exec(Lang::Node, Mode::Exec);
+    real_node_worker_in_the_image_read_only_as_uid_10001_reads_the_credentials_file_in_a_job_process_supervise(Lang::Node, Mode::Supervise);
 }

@@ -28,7 +28,7 @@ pub struct Harness {
     pub forbidden: Forbidden,
     side: PathBuf,
     keep: bool,
-    /// More directories the run made, removed with its own.
+    /// More directories the run made, removed when it goes.
     also: Vec<PathBuf>,
 }
 
@@ -250,8 +250,9 @@ impl Harness {
         &self.side
     }
 
-    /// Removes the directory `path` (a files directory agent-init made, say)
-    /// along with the run's own.
+    /// Removes the directory `path` (a files directory agent-init made on
+    /// /dev/shm, say) when the harness goes, even after a failure: such a
+    /// directory holds secrets, in memory.
     pub fn remove_too(&mut self, path: impl Into<PathBuf>) {
         self.also.push(path.into());
     }
@@ -259,14 +260,15 @@ impl Harness {
 
 impl Drop for Harness {
     /// Removes the run's directories (a chroot holds a copy of the binary),
-    /// but keeps them when the test failed, for a look.
+    /// but keeps them when the test failed, for a look; removes those of
+    /// [`Harness::remove_too`] in any case.
     fn drop(&mut self) {
         if !self.keep && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
             let _ = std::fs::remove_dir_all(&self.side);
-            for p in &self.also {
-                let _ = std::fs::remove_dir_all(p);
-            }
+        }
+        for p in &self.also {
+            let _ = std::fs::remove_dir_all(p);
         }
     }
 }

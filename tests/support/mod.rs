@@ -187,16 +187,16 @@ pub fn wait_for<T>(
 }
 
 /// `#[test]` fns, each named for the behaviour it proves and each one call
-/// of a parameterized runner, all `#[ignore]`d for `reason` (scripts/test.sh
-/// runs them with `--include-ignored`):
-/// `ignored_tests! { "needs …"; name => runner(args); … }`.
+/// of the parameterized `runner`, all `#[ignore]`d for `reason`
+/// (scripts/test.sh runs them with `--include-ignored`):
+/// `ignored_tests! { "needs …"; runner: name(args…); … }`.
 #[macro_export]
 macro_rules! ignored_tests {
-    ($reason:tt; $($name:ident => $call:expr;)+) => {$(
+    ($reason:tt; $runner:ident: $($name:ident($($arg:expr),*);)+) => {$(
         #[test]
         #[ignore = $reason]
         fn $name() {
-            $call;
+            $runner($($arg),*);
         }
     )+};
 }

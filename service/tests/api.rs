@@ -64,29 +64,29 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
     bad("/v1/tokens/short", &[], &body1, "token ID");
     bad(&path, &[], b"{not json", "not JSON");
     bad(&path, &[], br#"{"bundle": {}}"#, "missing field");
-    let mut v: Value = serde_json::from_slice(&body1).unwrap();
-    v["auth_key_sha256"] = "abc".into();
-    bad(
-        &path,
-        &[],
-        &serde_json::to_vec(&v).unwrap(),
-        "auth_key_sha256",
-    );
+    // body1 with one member changed.
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut v: Value = serde_json::from_slice(&body1).unwrap();
+        edit(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let hash = edited(&|v| v["auth_key_sha256"] = "abc".into());
+    bad(&path, &[], &hash, "auth_key_sha256");
     // §10's manifest entries carry both dates (agent-init's Manifest type
     // allows them absent; the service does not).
-    let mut v: Value = serde_json::from_slice(&body1).unwrap();
-    v["manifest"]["secrets"] = serde_json::json!([
-        {"name": "A", "kind": "env", "created_at": "2026-12-01T10:00:00Z"}
-    ]);
+    let one_date = edited(&|v| {
+        v["manifest"]["secrets"] = serde_json::json!([
+            {"name": "A", "kind": "env", "created_at": "2026-12-01T10:00:00Z"}
+        ])
+    });
     bad(
         &path,
         &[],
-        &serde_json::to_vec(&v).unwrap(),
+        &one_date,
         "created_at and updated_at are required",
     );
-    let mut v: Value = serde_json::from_slice(&body1).unwrap();
-    v["bundle"]["format"] = "lkbt2".into();
-    bad(&path, &[], &serde_json::to_vec(&v).unwrap(), "format");
+    let format = edited(&|v| v["bundle"]["format"] = "lkbt2".into());
+    bad(&path, &[], &format, "format");
     bad(
         &path,
         &[("If-Match", "\"1\""), ("If-None-Match", "*")],
@@ -130,12 +130,7 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
     );
 
     // §4: 200 with the bundle as uploaded and the same ETag; 304 on it.
-    let fetched = server.request(
-        "GET",
-        "/v1/bundle",
-        &[("Authorization", &t.authorization())],
-        b"",
-    );
+    let fetched = server.fetch(&t.authorization(), &[]);
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.header("etag"), Some(etag1.as_str()));
     let uploaded: Value = serde_json::from_slice(&body1).unwrap();
@@ -145,48 +140,22 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
         plain.expose(),
         br#"{"secrets":[{"name":"A","value":"one"}]}"#
     );
-    let not_modified = server.request(
-        "GET",
-        "/v1/bundle",
-        &[
-            ("Authorization", &t.authorization()),
-            ("If-None-Match", &etag1),
-        ],
-        b"",
-    );
+    let not_modified = server.fetch(&t.authorization(), &[("If-None-Match", &etag1)]);
     assert_eq!(not_modified.status, 304);
     assert!(not_modified.body.is_empty());
-    let other = server.request(
-        "GET",
-        "/v1/bundle",
-        &[
-            ("Authorization", &t.authorization()),
-            ("If-None-Match", "\"0-other\""),
-        ],
-        b"",
-    );
+    let other = server.fetch(&t.authorization(), &[("If-None-Match", "\"0-other\"")]);
     assert_eq!(other.status, 200);
 
     // §4 401: an unknown ID and a wrong auth_key get the same answer.
     let stranger = TestToken::new();
-    let unknown = server.request(
-        "GET",
-        "/v1/bundle",
-        &[("Authorization", &stranger.authorization())],
-        b"",
-    );
+    let unknown = server.fetch(&stranger.authorization(), &[]);
     let wrong_key = format!(
         "Bearer lkbt1.{}.{}",
         t.id,
         b64u(&stranger.token.auth_key()[..])
     );
-    let wrong = server.request("GET", "/v1/bundle", &[("Authorization", &wrong_key)], b"");
-    let garbage = server.request(
-        "GET",
-        "/v1/bundle",
-        &[("Authorization", "Bearer lkbt1.x.y")],
-        b"",
-    );
+    let wrong = server.fetch(&wrong_key, &[]);
+    let garbage = server.fetch("Bearer lkbt1.x.y", &[]);
     for r in [&unknown, &wrong, &garbage] {
         assert_eq!((r.status, &r.body), (401, &unauth[0].body));
     }
@@ -220,15 +189,7 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
             .status,
         412
     );
-    let refetched = server.request(
-        "GET",
-        "/v1/bundle",
-        &[
-            ("Authorization", &t.authorization()),
-            ("If-None-Match", &etag1),
-        ],
-        b"",
-    );
+    let refetched = server.fetch(&t.authorization(), &[("If-None-Match", &etag1)]);
     assert_eq!(
         (refetched.status, refetched.header("etag")),
         (200, Some(etag2.as_str()))
@@ -266,12 +227,7 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
     let deleted = server.admin("DELETE", &path, &[], b"");
     assert_eq!(deleted.status, 204);
     assert!(deleted.body.is_empty());
-    let after = server.request(
-        "GET",
-        "/v1/bundle",
-        &[("Authorization", &t.authorization())],
-        b"",
-    );
+    let after = server.fetch(&t.authorization(), &[]);
     assert_eq!((after.status, &after.body), (401, &unauth[0].body));
     let o = server.admin("GET", &path, &[], b"").json();
     assert_eq!(o["revoked"], true);
@@ -296,13 +252,6 @@ fn every_status_of_the_protocol(db: Db, name: &str) {
     }
 }
 
-#[test]
-fn every_status_of_the_protocol_on_sqlite() {
-    every_status_of_the_protocol(Db::Sqlite, "status-sqlite");
-}
-
-#[test]
-#[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
-fn every_status_of_the_protocol_on_postgres() {
-    every_status_of_the_protocol(Db::postgres(), "status-pg");
+on_both_databases! {
+    |db| every_status_of_the_protocol(db, "status") => every_status_of_the_protocol_on_sqlite, every_status_of_the_protocol_on_postgres;
 }

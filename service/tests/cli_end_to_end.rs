@@ -49,6 +49,15 @@ fn start(name: &str, db: Db) -> Secrets {
     svc
 }
 
+/// A service on `db` and a working directory whose token (returned)
+/// [`base_inputs`] were created for.
+fn created(name: &str, db: Db) -> (Secrets, PathBuf, String) {
+    let svc = start(name, db);
+    let work = scratch(&format!("{name}-work"));
+    let token = svc.create(&work, &strs(&base_inputs()));
+    (svc, work, token)
+}
+
 /// agent-init with the token file in `cwd`, fetching from `svc`, running
 /// `extra`.
 fn agent(svc: &Secrets, cwd: &Path, extra: &[&str]) -> Output {
@@ -277,9 +286,7 @@ fn update_secrets_then_a_new_agent_init_sees_the_update_with_the_right_dates(db:
 }
 
 fn revoke_then_agent_init_exits_77_and_starts_nothing(db: Db) {
-    let svc = start("revoke", db);
-    let work = scratch("revoke-work");
-    let token = svc.create(&work, &strs(&base_inputs()));
+    let (svc, work, token) = created("revoke", db);
     let id = Token::parse(&token).unwrap().id_b64();
     assert_eq!(agent_env(&svc, &work), expected_env(&[]));
     let out = svc.cli(&work, "revoke", &[&id]);
@@ -344,9 +351,8 @@ fn fetch(
 }
 
 fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle(db: Db) {
-    let svc = start("etag", db);
-    let work = scratch("etag-work");
-    let token = Token::parse(&svc.create(&work, &strs(&base_inputs()))).unwrap();
+    let (svc, work, token) = created("etag", db);
+    let token = Token::parse(&token).unwrap();
     let (status, etag, body) = fetch(&svc, &token, None);
     assert_eq!(status, 200);
     let etag = etag.expect("a 200 carries an ETag");
@@ -369,9 +375,7 @@ fn a_matching_if_none_match_gets_304_until_update_secrets_changes_the_bundle(db:
 }
 
 fn concurrent_update_secrets_on_one_token_lose_no_update(db: Db) {
-    let svc = start("race", db);
-    let work = scratch("race-work");
-    svc.create(&work, &strs(&base_inputs()));
+    let (svc, work, _) = created("race", db);
     const N: usize = 4;
     let children: Vec<Child> = (0..N)
         .map(|i| {
@@ -409,9 +413,7 @@ fn concurrent_update_secrets_on_one_token_lose_no_update(db: Db) {
 }
 
 fn refusals_have_the_exit_code_of_their_class_and_leak_nothing(db: Db) {
-    let svc = start("refusals", db);
-    let work = scratch("refusals-work");
-    let token = svc.create(&work, &strs(&base_inputs()));
+    let (svc, work, token) = created("refusals", db);
     let id = Token::parse(&token).unwrap().id_b64();
     // A wrong admin key: 77.
     let wrong = work.join("wrong-key");
@@ -604,25 +606,6 @@ fn http_to_a_name_that_resolves_elsewhere_is_refused_before_anything_is_sent() {
         "no connection was tried: {err}"
     );
     assert_no_leak(&out, &[ADMIN_KEY]);
-}
-
-/// Each scenario runs against SQLite and against a real PostgreSQL server
-/// (scripts/test.sh starts one), with the same test body.
-macro_rules! on_both_databases {
-    ($($body:ident => $sqlite:ident, $postgres:ident;)*) => {
-        $(
-            #[test]
-            fn $sqlite() {
-                $body(Db::Sqlite);
-            }
-
-            #[test]
-            #[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
-            fn $postgres() {
-                $body(Db::postgres());
-            }
-        )*
-    };
 }
 
 on_both_databases! {

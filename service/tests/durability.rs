@@ -134,7 +134,9 @@ fn acknowledged_puts_survive_kill_9(db: Db, name: &str) {
                         None => ("If-None-Match", "*".to_string()),
                         Some(e) => ("If-Match", e.clone()),
                     };
-                    match s.try_admin("PUT", &path, &[(pre.0, &pre.1)], &body) {
+                    let auth = s.admin_authorization();
+                    let headers = [("Authorization", auth.as_str()), (pre.0, &pre.1)];
+                    match s.try_request("PUT", &path, &headers, &body) {
                         Ok(r) if r.status == 200 || r.status == 201 => {
                             assert_eq!(r.json()["version"], v);
                             state.lock().unwrap().get_mut(&t.id).unwrap().0 = v;
@@ -197,12 +199,7 @@ fn acknowledged_puts_survive_kill_9(db: Db, name: &str) {
             "the stored bundle is version {v}'s"
         );
         assert_eq!(row["manifest"]["secrets"][0]["name"], format!("V{v}"));
-        let fetched = restarted.request(
-            "GET",
-            "/v1/bundle",
-            &[("Authorization", &t.authorization())],
-            b"",
-        );
+        let fetched = restarted.fetch(&t.authorization(), &[]);
         assert_eq!(fetched.status, 200);
         let plain = agent_init::protocol::bundle::open(&t.token, &fetched.body)
             .expect("the bundle is whole");
@@ -211,13 +208,6 @@ fn acknowledged_puts_survive_kill_9(db: Db, name: &str) {
     }
 }
 
-#[test]
-fn acknowledged_puts_survive_kill_9_on_sqlite() {
-    acknowledged_puts_survive_kill_9(Db::Sqlite, "crash-sqlite");
-}
-
-#[test]
-#[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
-fn acknowledged_puts_survive_kill_9_on_postgres() {
-    acknowledged_puts_survive_kill_9(Db::postgres(), "crash-pg");
+on_both_databases! {
+    |db| acknowledged_puts_survive_kill_9(db, "crash") => acknowledged_puts_survive_kill_9_on_sqlite, acknowledged_puts_survive_kill_9_on_postgres;
 }

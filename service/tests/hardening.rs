@@ -47,12 +47,7 @@ fn the_service_never_holds_a_secret(db: Db, name: &str) {
     );
     assert_eq!(updated.status, 200);
     for _ in 0..3 {
-        let f = server.request(
-            "GET",
-            "/v1/bundle",
-            &[("Authorization", &t.authorization())],
-            b"",
-        );
+        let f = server.fetch(&t.authorization(), &[]);
         assert_eq!(f.status, 200);
         // The bundle really holds the values the scan looks for.
         let plain = agent_init::protocol::bundle::open(&t.token, &f.body).unwrap();
@@ -154,15 +149,17 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[test]
-fn the_service_never_holds_a_secret_on_sqlite() {
-    the_service_never_holds_a_secret(Db::Sqlite, "nosecret-sqlite");
+on_both_databases! {
+    |db| the_service_never_holds_a_secret(db, "nosecret") => the_service_never_holds_a_secret_on_sqlite, the_service_never_holds_a_secret_on_postgres;
 }
 
-#[test]
-#[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
-fn the_service_never_holds_a_secret_on_postgres() {
-    the_service_never_holds_a_secret(Db::postgres(), "nosecret-pg");
+/// Creates `t`'s token on `server` with a bundle sealing `plaintext`,
+/// whose manifest names `names`.
+fn create(server: &Server, t: &TestToken, plaintext: &str, names: &[&str]) {
+    let body = t.put_body(plaintext, names);
+    let path = format!("/v1/tokens/{}", t.id);
+    let created = server.admin("PUT", &path, &[("If-None-Match", "*")], &body);
+    assert_eq!(created.status, 201);
 }
 
 #[test]
@@ -174,20 +171,13 @@ fn tls_with_a_test_ca_serves_the_fetch_and_the_admin_api() {
     let server = Server::start(&dir, &opts);
     assert!(server.log_text().contains("listening on https://"));
     let t = TestToken::new();
-    let path = format!("/v1/tokens/{}", t.id);
-    let body = t.put_body(r#"{"secrets":[{"name":"A","value":"a"}]}"#, &["A"]);
-    assert_eq!(
-        server
-            .admin("PUT", &path, &[("If-None-Match", "*")], &body)
-            .status,
-        201
+    create(
+        &server,
+        &t,
+        r#"{"secrets":[{"name":"A","value":"a"}]}"#,
+        &["A"],
     );
-    let f = server.request(
-        "GET",
-        "/v1/bundle",
-        &[("Authorization", &t.authorization())],
-        b"",
-    );
+    let f = server.fetch(&t.authorization(), &[]);
     assert_eq!(f.status, 200);
     assert!(agent_init::protocol::bundle::open(&t.token, &f.body).is_ok());
     // Plain HTTP to the TLS port gets no HTTP answer.
@@ -226,13 +216,8 @@ fn plain_http_off_loopback_and_a_half_tls_configuration_are_refused_with_78() {
             .args(&args)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(78),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {err}");
         assert!(!err.contains("listening"), "{args:?}: {err}");
     }
     let out = std::process::Command::new(bin())
@@ -319,13 +304,7 @@ fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
     ];
     let server = Arc::new(Server::start(&dir, &opts));
     let t = Arc::new(TestToken::new());
-    let body = t.put_body(r#"{"secrets":[]}"#, &[]);
-    assert_eq!(
-        server
-            .admin("PUT", &format!("/v1/tokens/{}", t.id), &[], &body)
-            .status,
-        201
-    );
+    create(&server, &t, r#"{"secrets":[]}"#, &[]);
     let mut shed = 0;
     for _burst in 0..20 {
         let n = 48;
@@ -335,12 +314,7 @@ fn a_full_queue_answers_503_with_a_retry_after_and_the_rest_are_served() {
                 let (s, t, b) = (server.clone(), t.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     b.wait();
-                    s.request(
-                        "GET",
-                        "/v1/bundle",
-                        &[("Authorization", &t.authorization())],
-                        b"",
-                    )
+                    s.fetch(&t.authorization(), &[])
                 })
             })
             .collect();
@@ -385,13 +359,7 @@ fn a_burst_of_connects_is_held_by_the_backlog_while_the_service_is_busy() {
     let dir = scratch("backlog");
     let server = Server::start(&dir, &Options::sqlite());
     let t = TestToken::new();
-    let body = t.put_body(r#"{"secrets":[]}"#, &[]);
-    assert_eq!(
-        server
-            .admin("PUT", &format!("/v1/tokens/{}", t.id), &[], &body)
-            .status,
-        201
-    );
+    create(&server, &t, r#"{"secrets":[]}"#, &[]);
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
             .args([sig, &server.pid().to_string()])

@@ -64,11 +64,7 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.state.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
+        super::server::stop_accepting(&self.state.stop, self.addr, &mut self.accept);
     }
 }
 

@@ -294,12 +294,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.state.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
+        stop_accepting(&self.state.stop, self.addr, &mut self.accept);
+    }
+}
+
+/// Stops the accept loop of a listener on `addr`: sets `stop`, wakes the
+/// loop (blocked in accept) with a connection so it sees the flag, and
+/// waits for its thread.
+pub fn stop_accepting(stop: &AtomicBool, addr: SocketAddr, accept: &mut Option<JoinHandle<()>>) {
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect(addr);
+    if let Some(t) = accept.take() {
+        let _ = t.join();
     }
 }
 

@@ -61,6 +61,29 @@ impl Db {
     }
 }
 
+/// Each scenario as two tests with the same body: one on SQLite, and one on
+/// a real PostgreSQL server, `#[ignore]`d because it needs one (scripts/test.sh
+/// starts a throwaway cluster and runs it):
+/// `on_both_databases! { body => name_on_sqlite, name_on_postgres; … }`,
+/// where `body` is a function or closure taking the [`Db`].
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($body:expr => $sqlite:ident, $postgres:ident;)*) => {
+        $(
+            #[test]
+            fn $sqlite() {
+                ($body)($crate::support::Db::Sqlite);
+            }
+
+            #[test]
+            #[ignore = "needs PostgreSQL (scripts/test.sh starts a throwaway cluster)"]
+            fn $postgres() {
+                ($body)($crate::support::Db::postgres());
+            }
+        )*
+    };
+}
+
 /// A TLS identity for the service, from a CA made for the test.
 pub struct Tls {
     pub ca_pem: PathBuf,
@@ -234,10 +257,24 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap()
     }
 
+    /// The admin key's `Authorization` value.
+    pub fn admin_authorization(&self) -> String {
+        format!("Bearer {}", self.admin_key)
+    }
+
     /// One request with the admin key.
     pub fn admin(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        self.try_admin(method, path, headers, body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        let auth = self.admin_authorization();
+        let mut h = vec![("Authorization", auth.as_str())];
+        h.extend_from_slice(headers);
+        self.request(method, path, &h, body)
+    }
+
+    /// The §4 fetch: `GET /v1/bundle` with `authorization` and `headers`.
+    pub fn fetch(&self, authorization: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut h = vec![("Authorization", authorization)];
+        h.extend_from_slice(headers);
+        self.request("GET", "/v1/bundle", &h, b"")
     }
 
     /// One request on a fresh connection.
@@ -268,20 +305,6 @@ impl Server {
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
         self.try_raw(&bytes)
-    }
-
-    /// One request with the admin key; an error when the connection fails.
-    pub fn try_admin(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> std::io::Result<Resp> {
-        let auth = format!("Bearer {}", self.admin_key);
-        let mut h: Vec<(&str, &str)> = vec![("Authorization", auth.as_str())];
-        h.extend_from_slice(headers);
-        self.try_request(method, path, &h, body)
     }
 
     /// Sends `bytes` as they are and reads the answer.

@@ -47,18 +47,29 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// agent-init on the files vector's bundle, with file secrets in `files_dir`.
-fn on_vector(dir: &Path, files_dir: &Path) -> Run {
+/// Writes the files vector's bundle to `dir/bundle.json`; the environment
+/// that points agent-init at it with the vector's token.
+fn vector_env(dir: &Path) -> [(&'static str, String); 2] {
     let v = files_vector();
     let bundle = dir.join("bundle.json");
     std::fs::write(&bundle, v["bundle"].to_string()).unwrap();
-    Run::new(dir)
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
-        .env(
+    [
+        (
+            "LIVEKIT_BOOTSTRAP_TOKEN",
+            v["token"].as_str().unwrap().into(),
+        ),
+        (
             "LIVEKIT_SECRETS_URL",
             format!("file://{}", bundle.display()),
-        )
-        .env("AGENT_INIT_SECRETS_DIR", files_dir)
+        ),
+    ]
+}
+
+/// agent-init on the files vector's bundle, with file secrets in `files_dir`.
+fn on_vector(dir: &Path, files_dir: &Path) -> Run {
+    let mut run = Run::new(dir).env("AGENT_INIT_SECRETS_DIR", files_dir);
+    run.cmd.envs(vector_env(dir));
+    run
 }
 
 /// Checks a report against the vector: both files with their SHA-256 and
@@ -212,9 +223,7 @@ fn the_default_directory_is_refused_78_when_dev_shm_is_not_a_memory_file_system(
         .join("target")
         .join(format!("agent-init-test-disk-shm-{}", std::process::id()));
     std::fs::create_dir_all(&disk).unwrap();
-    let v = files_vector();
-    let bundle = dir.join("bundle.json");
-    std::fs::write(&bundle, v["bundle"].to_string()).unwrap();
+    let env = vector_env(&dir);
     let marker = dir.join("started");
     let script = format!(
         "mount --bind {} /dev/shm && exec {} -- touch {}",
@@ -226,11 +235,7 @@ fn the_default_directory_is_refused_78_when_dev_shm_is_not_a_memory_file_system(
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
-        .env(
-            "LIVEKIT_SECRETS_URL",
-            format!("file://{}", bundle.display()),
-        )
+        .envs(env)
         .output()
         .expect("unshare runs (root)");
     let err = stderr(&out);
@@ -256,8 +261,8 @@ fn as_uid_10001_the_files_are_its_own_and_another_user_cannot_read_or_list_them(
     let dir = scratch("files-uid");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let v = files_vector();
+    let env = vector_env(&dir);
     let bundle = dir.join("bundle.json");
-    std::fs::write(&bundle, v["bundle"].to_string()).unwrap();
     std::fs::set_permissions(&bundle, std::fs::Permissions::from_mode(0o644)).unwrap();
     let bin = dir.join("agent-init");
     std::fs::copy(support::bin(), &bin).unwrap();
@@ -289,11 +294,7 @@ fn as_uid_10001_the_files_are_its_own_and_another_user_cannot_read_or_list_them(
         .args(["--supervise", "--", "sh", "-c", &agent_script])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
-        .env(
-            "LIVEKIT_SECRETS_URL",
-            format!("file://{}", bundle.display()),
-        )
+        .envs(env)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("setpriv runs (root)");

@@ -62,18 +62,12 @@ fn check_in_empty_chroot(name: &str, host: &str, etc_file: &str, contents: &str)
         vec![Reply::ok(good_bundle())],
     );
     let mut f = fixture(name, &server.url_for_host(host), &ca);
-    // No libc, no loader, no nsswitch.conf: only what the test puts there.
-    let root = f.dir.join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy(support::bin(), root.join("agent-init")).unwrap();
-    std::fs::write(root.join("etc").join(etc_file), contents).unwrap();
-    std::fs::write(root.join("ca.pem"), ca.pem()).unwrap();
     f.set("AGENT_INIT_CA_FILE", "/ca.pem");
-    let args: Vec<OsString> = vec![root.into(), "/agent-init".into(), "--check".into()];
-    let out = f
-        .command(system_tool("chroot"), &args)
-        .output()
-        .expect("chroot runs");
+    let etc = format!("etc/{etc_file}");
+    let out = check_chrooted(
+        &f,
+        &[(&etc, contents.as_bytes()), ("ca.pem", ca.pem().as_bytes())],
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("check passed"), "{err}");
@@ -82,6 +76,22 @@ fn check_in_empty_chroot(name: &str, host: &str, etc_file: &str, contents: &str)
         server.requests()[0].header("Authorization"),
         bundle::vector_authorization()
     );
+}
+
+/// `agent-init --check` with `f`'s environment, chrooted into a fresh root
+/// that holds only the binary and `files` (paths in the root): no libc, no
+/// loader, no nsswitch.conf.
+fn check_chrooted(f: &Harness, files: &[(&str, &[u8])]) -> Output {
+    let root = f.dir.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy(support::bin(), root.join("agent-init")).unwrap();
+    for (path, content) in files {
+        std::fs::write(root.join(path), content).unwrap();
+    }
+    let args: Vec<OsString> = vec![root.into(), "/agent-init".into(), "--check".into()];
+    f.command(system_tool("chroot"), &args)
+        .output()
+        .expect("chroot runs")
 }
 
 #[test]
@@ -101,6 +111,43 @@ fn static_binary_resolves_from_etc_hosts_and_fetches_in_an_empty_chroot() {
 
 /// Held by each test that binds 127.0.0.1:53, so they take turns.
 static PORT_53: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A DNS responder on 127.0.0.1:53 (root), holding [`PORT_53`] while it runs.
+struct Dns {
+    _port_53: std::sync::MutexGuard<'static, ()>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Dns {
+    /// Answers A queries for `name` with `answer`.
+    fn start(name: &'static str, answer: [u8; 4]) -> Dns {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root for chroot and port 53"
+        );
+        let port_53 = PORT_53
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (thread, answered) = dns_responder(name, answer, stop.clone());
+        Dns {
+            _port_53: port_53,
+            stop,
+            thread,
+            answered,
+        }
+    }
+
+    /// Stops it; how many A queries for the name it answered.
+    fn stop(self) -> usize {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        self.answered.load(Ordering::Relaxed)
+    }
+}
 
 /// A DNS responder on 127.0.0.1:53 that answers A queries for `name` with
 /// `answer` (and other queries with no answer), counting the A queries it
@@ -166,15 +213,7 @@ fn dns_responder(
 #[test]
 #[ignore = "needs root: chroot and port 53"]
 fn static_binary_resolves_through_dns_in_an_empty_chroot() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for chroot and port 53"
-    );
-    let _port_53 = PORT_53
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (dns, answered) = dns_responder("secrets-dns.test", [127, 0, 0, 1], stop.clone());
+    let dns = Dns::start("secrets-dns.test", [127, 0, 0, 1]);
     // No /etc/hosts: the name can only come from the DNS responder.
     check_in_empty_chroot(
         "chroot-dns",
@@ -182,10 +221,8 @@ fn static_binary_resolves_through_dns_in_an_empty_chroot() {
         "resolv.conf",
         "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n",
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    dns.join().unwrap();
     assert!(
-        answered.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        dns.stop() >= 1,
         "the name was resolved through the DNS responder"
     );
 }
@@ -193,20 +230,12 @@ fn static_binary_resolves_through_dns_in_an_empty_chroot() {
 #[test]
 #[ignore = "needs root: chroot and port 53"]
 fn plain_http_to_localhost_dot_that_dns_answers_elsewhere_exits_78_sending_nothing() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for chroot and port 53"
-    );
-    let _port_53 = PORT_53
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // `localhost.` (trailing dot) matches no /etc/hosts line and goes to DNS.
     // The answer, 0.0.0.0, is not a loopback address, yet Linux delivers a
     // connect to it on this host: were the address not checked, the token
     // would reach this server in clear text.
     let server = Server::start_plain(vec![Reply::ok(good_bundle())]);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (dns, answered) = dns_responder("localhost", [0, 0, 0, 0], stop.clone());
+    let dns = Dns::start("localhost", [0, 0, 0, 0]);
     let ca = Ca::new("agent-init test CA");
     let mut f = fixture(
         "http-localhost-dot",
@@ -215,26 +244,14 @@ fn plain_http_to_localhost_dot_that_dns_answers_elsewhere_exits_78_sending_nothi
     );
     f.unset("AGENT_INIT_CA_FILE")
         .set("AGENT_INIT_TIMEOUT", IMPATIENT);
-    let root = f.dir.join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy(support::bin(), root.join("agent-init")).unwrap();
-    std::fs::write(
-        root.join("etc/resolv.conf"),
-        "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n",
-    )
-    .unwrap();
-    let args: Vec<OsString> = vec![root.into(), "/agent-init".into(), "--check".into()];
-    let out = f
-        .command(system_tool("chroot"), &args)
-        .output()
-        .expect("chroot runs");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    dns.join().unwrap();
+    let resolv = b"nameserver 127.0.0.1\noptions timeout:2 attempts:2\n";
+    let out = check_chrooted(&f, &[("etc/resolv.conf", resolv)]);
+    let answered = dns.stop();
     f.assert_failed(&out, 78);
     let err = stderr(&out);
     assert!(err.contains("not loopback"), "{err}");
     assert!(
-        answered.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        answered >= 1,
         "the name was resolved through the DNS responder"
     );
     assert_eq!(server.connections(), 0, "nothing was sent");

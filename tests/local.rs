@@ -680,10 +680,7 @@ fn seal_refuses_an_out_that_is_a_named_pipe_or_a_symbolic_link_and_leaves_it_alo
 #[test]
 #[ignore = "needs root: a private mount namespace"]
 fn seal_refuses_dev_null_and_dev_stdout_in_a_private_dev() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for a private mount namespace"
-    );
+    support::needs_root("a private mount namespace");
     let c = Harness::new("seal-dev");
     // A private /dev on a tmpfs, so the real one is never at risk.
     let script = r#"
@@ -1068,10 +1065,7 @@ fn python_dotenv_disabled_turns_off_the_default_files_but_not_an_explicit_one() 
 #[test]
 #[ignore = "needs root: a private mount namespace"]
 fn a_misplaced_name_value_command_shows_only_its_name_also_in_the_termination_log() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for a private mount namespace"
-    );
+    support::needs_root("a private mount namespace");
     let c = Harness::new("misplaced");
     let args: Vec<OsString> = ["OPENAI_API_KEY=sk-zq-misplaced-value", "python3", "-c", "1"]
         .iter()

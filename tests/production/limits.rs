@@ -12,10 +12,8 @@ fn running_out_of_file_descriptors_during_the_fetch_exits_70_at_once() {
     f.unset("AGENT_INIT_CA_FILE");
     // Standard input, output and error take the three descriptors allowed:
     // the socket cannot be made. Waiting would not help, so no retry.
-    let mut args: Vec<OsString> = vec!["--nofile=3".into(), support::bin().into()];
-    args.extend(f.capture());
     let out = f
-        .command(system_tool("prlimit"), &args)
+        .under("prlimit", &["--nofile=3"])
         .output()
         .expect("prlimit runs");
     f.assert_failed(&out, 70);
@@ -30,20 +28,21 @@ fn running_out_of_file_descriptors_during_the_fetch_exits_70_at_once() {
 /// recvfrom(2)), with its output.
 fn run_counting_received(f: &Harness) -> (u64, Output) {
     let log = f.dir.join("strace.log");
-    let mut args: Vec<OsString> = vec![
-        "-f".into(),
-        "-qq".into(),
-        "-e".into(),
-        "trace=recvfrom,recvmsg".into(),
-        "-e".into(),
-        "signal=none".into(),
-        "-o".into(),
-        log.clone().into(),
-        support::bin().into(),
-    ];
-    args.extend(f.capture());
+    let log_arg = log.display().to_string();
     let out = f
-        .command(system_tool("strace"), &args)
+        .under(
+            "strace",
+            &[
+                "-f",
+                "-qq",
+                "-e",
+                "trace=recvfrom,recvmsg",
+                "-e",
+                "signal=none",
+                "-o",
+                &log_arg,
+            ],
+        )
         .output()
         .expect("strace runs");
     let trace = std::fs::read_to_string(&log).expect("strace wrote its log");

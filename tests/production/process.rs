@@ -61,21 +61,11 @@ fn child_of(parent: u32) -> u32 {
 #[test]
 #[ignore = "needs root: unshare --pid"]
 fn sigterm_ends_agent_init_as_pid_1_of_a_new_pid_namespace() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for unshare --pid"
-    );
+    support::needs_root("unshare --pid");
     let (ca, server) = serve(vec![Reply::hang()]);
     let f = fixture("pid1", &server.url(), &ca);
-    let mut args: Vec<OsString> = vec![
-        "--pid".into(),
-        "--fork".into(),
-        "--mount-proc".into(),
-        support::bin().into(),
-    ];
-    args.extend(f.capture());
     let unshare = f
-        .command(system_tool("unshare"), &args)
+        .under("unshare", &["--pid", "--fork", "--mount-proc"])
         .spawn()
         .expect("unshare runs");
     let pid = child_of(unshare.id());
@@ -104,10 +94,7 @@ fn sigterm_ends_agent_init_as_pid_1_of_a_new_pid_namespace() {
 #[test]
 #[ignore = "needs root: a private mount namespace"]
 fn failure_reason_is_written_to_dev_termination_log() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for a private mount namespace"
-    );
+    support::needs_root("a private mount namespace");
     let (ca, server) = serve(vec![Reply::status(401)]);
     let f = fixture("termination-log", &server.url(), &ca);
     let (out, reason) = f.run_with_termination_log(&f.capture());

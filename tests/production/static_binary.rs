@@ -97,10 +97,7 @@ fn check_chrooted(f: &Harness, files: &[(&str, &[u8])]) -> Output {
 #[test]
 #[ignore = "needs root: chroot"]
 fn static_binary_resolves_from_etc_hosts_and_fetches_in_an_empty_chroot() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for chroot"
-    );
+    support::needs_root("chroot");
     check_in_empty_chroot(
         "chroot",
         "secrets.test",
@@ -123,10 +120,7 @@ struct Dns {
 impl Dns {
     /// Answers A queries for `name` with `answer`.
     fn start(name: &'static str, answer: [u8; 4]) -> Dns {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test needs root for chroot and port 53"
-        );
+        support::needs_root("chroot and port 53");
         let port_53 = PORT_53
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

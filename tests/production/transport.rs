@@ -74,10 +74,7 @@ fn plain_http_to_a_loopback_host_is_accepted() {
 #[test]
 #[ignore = "needs root: unshare --mount --net"]
 fn plain_http_to_localhost_that_etc_hosts_maps_elsewhere_exits_78_sending_nothing() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root for unshare --mount --net"
-    );
+    support::needs_root("unshare --mount --net");
     let ca = Ca::new("agent-init test CA");
     let mut f = fixture(
         "http-localhost-remapped",
@@ -89,20 +86,22 @@ fn plain_http_to_localhost_that_etc_hosts_maps_elsewhere_exits_78_sending_nothin
     let hosts = f.dir.join("hosts");
     std::fs::write(&hosts, "192.0.2.10 localhost\n").unwrap();
     f.set("AGENT_INIT_TIMEOUT", IMPATIENT);
-    let mut args: Vec<OsString> = vec![
-        "--mount".into(),
-        "--net".into(),
-        "--propagation".into(),
-        "private".into(),
-        "sh".into(),
-        "-c".into(),
-        "mount --bind \"$0\" /etc/hosts && exec \"$@\"".into(),
-        hosts.into(),
-        support::bin().into(),
-    ];
-    args.extend(f.capture());
+    let hosts = hosts.display().to_string();
+    let bind_hosts = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
     let out = f
-        .command(system_tool("unshare"), &args)
+        .under(
+            "unshare",
+            &[
+                "--mount",
+                "--net",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                bind_hosts,
+                &hosts,
+            ],
+        )
         .output()
         .expect("unshare runs");
     f.assert_failed(&out, 78);

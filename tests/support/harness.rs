@@ -166,6 +166,16 @@ impl Harness {
         self.agent().args(["seal"]).args(args).output()
     }
 
+    /// `tool args… agent-init capture…`: agent-init with the capture
+    /// command under a wrapper that execs it (prlimit, strace, unshare), with
+    /// this run's environment and directory.
+    pub fn under(&self, tool: &str, args: &[&str]) -> Command {
+        let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+        argv.push(bin().into());
+        argv.extend(self.capture());
+        self.command(super::system_tool(tool), &argv)
+    }
+
     /// `sh -c script sh args…` in a private mount namespace (root; with
     /// this run's environment and directory), so that the script may mount
     /// over `/dev` and the like without touching the real ones.

@@ -51,6 +51,17 @@ pub fn bin() -> PathBuf {
     workspace::agent_init()
 }
 
+/// Fails the test, saying so, unless it runs as root: a test that needs
+/// root (for `what`) is `#[ignore]`d and run by scripts/test.sh, never
+/// skipped.
+#[track_caller]
+pub fn needs_root(what: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root for {what}"
+    );
+}
+
 /// The full path of a system tool (the runs' PATH has no sbin directory).
 pub fn system_tool(name: &str) -> PathBuf {
     ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]

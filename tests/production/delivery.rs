@@ -93,15 +93,9 @@ fn livekit_name_among_the_secrets_is_dropped_with_a_warning_naming_it() {
     let (ca, server) = serve(vec![Reply::ok(sealed)]);
     let mut f = fixture("livekit-dropped", &server.url(), &ca);
     f.forbid(&["shadowing-secret-value"]);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
-    let err = stderr(&out);
-    assert!(
-        err.lines()
-            .any(|l| l.contains("warning") && l.contains("LIVEKIT_API_SECRET")),
-        "a warning names the dropped secret: {err}"
-    );
+    let out = run_ordinary(&f);
+    let what = "a warning names the dropped secret";
+    assert_a_line_has(&out, "warning", "LIVEKIT_API_SECRET", what);
 }
 
 #[test]
@@ -114,16 +108,9 @@ fn bootstrap_names_among_the_secrets_never_reach_the_command_and_are_named_in_a_
     let (ca, server) = serve(vec![Reply::ok(sealed)]);
     let mut f = fixture("bootstrap-dropped", &server.url(), &ca);
     f.forbid(&["stripped-secret-value-1", "stripped-secret-value-2"]);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
-    let err = stderr(&out);
+    let out = run_ordinary(&f);
     for name in ["AGENT_INIT_LOG", "LIVEKIT_SECRETS_URL"] {
-        assert!(
-            err.lines()
-                .any(|l| l.contains("warning") && l.contains(name)),
-            "a warning names {name}: {err}"
-        );
+        assert_a_line_has(&out, "warning", name, &format!("a warning names {name}"));
     }
 }
 
@@ -135,9 +122,7 @@ fn token_file_with_a_trailing_newline_works_and_is_not_passed_on() {
     std::fs::write(&token_file, format!("{}\n", bundle::vector_token_text())).unwrap();
     f.unset("LIVEKIT_BOOTSTRAP_TOKEN")
         .set("LIVEKIT_BOOTSTRAP_TOKEN_FILE", &token_file);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
+    run_ordinary(&f);
     assert_eq!(
         server.requests()[0].header("Authorization"),
         bundle::vector_authorization()
@@ -151,8 +136,6 @@ fn file_url_path_is_percent_decoded() {
     std::fs::write(dir.join("my bundle.json"), good_bundle()).unwrap();
     let url = format!("file://{}/my%20bundle%2Ejson", dir.display());
     let f = fixture("file-url-decoded", &url, &ca);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
+    run_ordinary(&f);
     let _ = std::fs::remove_dir_all(&dir);
 }

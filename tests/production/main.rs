@@ -121,6 +121,26 @@ fn expected_environment(extra: &[(&str, &str)]) -> Vec<Vec<u8>> {
     environment(&vars)
 }
 
+/// Runs `f` and asserts the ordinary success: exit 0, the command ran with
+/// exactly the ordinary bundle's environment, nothing forbidden printed.
+fn run_ordinary(f: &Harness) -> Output {
+    let out = f.run();
+    let env = f.assert_succeeded(&out);
+    assert_environment(&env, &expected_environment(&[]));
+    out
+}
+
+/// Asserts that one line of `out`'s stderr holds both `a` and `b`; `what`
+/// says what that line shows.
+#[track_caller]
+fn assert_a_line_has(out: &Output, a: &str, b: &str, what: &str) {
+    let err = stderr(out);
+    assert!(
+        err.lines().any(|l| l.contains(a) && l.contains(b)),
+        "{what}: {err}"
+    );
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

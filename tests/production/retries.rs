@@ -11,9 +11,7 @@ use super::*;
 fn retried_once_after(name: &str, first: Reply) -> (Output, Duration) {
     let (ca, server) = serve(vec![first, Reply::ok(good_bundle())]);
     let f = fixture(name, &server.url(), &ca);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
+    let out = run_ordinary(&f);
     let r = server.requests();
     assert_eq!(r.len(), 2);
     (out, r[1].at - r[0].at)
@@ -28,12 +26,8 @@ fn retry_after_seconds_on_503_is_honoured_before_the_200() {
     // At least the second asked for (the first jitter window alone is at
     // most 250 ms).
     assert!(gap >= Duration::from_millis(1000), "waited only {gap:?}");
-    let err = stderr(&out);
-    assert!(
-        err.lines()
-            .any(|l| l.contains("attempt 1") && l.contains("503")),
-        "one line per retry names the attempt and the status: {err}"
-    );
+    let what = "one line per retry names the attempt and the status";
+    assert_a_line_has(&out, "attempt 1", "503", what);
 }
 
 #[test]
@@ -60,9 +54,7 @@ fn retry_after_beyond_the_deadline_gives_up_at_once_with_69() {
 fn status_429_then_200_succeeds_after_one_retry() {
     let (ca, server) = serve(vec![Reply::status(429), Reply::ok(good_bundle())]);
     let f = fixture("429", &server.url(), &ca);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
+    run_ordinary(&f);
     assert_eq!(request_count(&server), 2);
 }
 
@@ -71,9 +63,7 @@ fn each_transient_status_is_retried_until_the_200() {
     for status in [408, 425, 500, 502, 504] {
         let (ca, server) = serve(vec![Reply::status(status), Reply::ok(good_bundle())]);
         let f = fixture(&format!("transient-{status}"), &server.url(), &ca);
-        let out = f.run();
-        let env = f.assert_succeeded(&out);
-        assert_environment(&env, &expected_environment(&[]));
+        run_ordinary(&f);
         assert_eq!(request_count(&server), 2, "HTTP {status}");
     }
 }
@@ -85,9 +75,7 @@ fn connection_closed_without_an_answer_is_retried() {
         Reply::ok(good_bundle()),
     ]);
     let f = fixture("closed-unanswered", &server.url(), &ca);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
+    run_ordinary(&f);
     assert_eq!(request_count(&server), 2);
 }
 
@@ -100,8 +88,6 @@ fn truncated_body_is_retried_and_a_full_one_then_succeeds() {
         Reply::ok(sealed),
     ]);
     let f = fixture("truncated-once", &server.url(), &ca);
-    let out = f.run();
-    let env = f.assert_succeeded(&out);
-    assert_environment(&env, &expected_environment(&[]));
+    run_ordinary(&f);
     assert_eq!(request_count(&server), 2);
 }

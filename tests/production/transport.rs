@@ -5,15 +5,21 @@
 
 use super::*;
 
-#[test]
-fn fetch_through_an_https_proxy_uses_connect() {
+/// A proxy, and a server with a certificate for `secrets.test`, a name only
+/// the proxy resolves (so a fetch that reaches the server went through it).
+fn proxy_and_server() -> (Proxy, Ca, Server) {
     let ca = Ca::new("agent-init test CA");
-    // A name only the proxy resolves: the client must leave it to the proxy.
     let server = Server::start(
         &ca.issue(&["secrets.test"], Validity::Good),
         vec![Reply::ok(good_bundle())],
     );
-    let proxy = Proxy::start();
+    (Proxy::start(), ca, server)
+}
+
+#[test]
+fn fetch_through_an_https_proxy_uses_connect() {
+    // The client must leave the name to the proxy.
+    let (proxy, ca, server) = proxy_and_server();
     let mut f = fixture("proxy", &server.url_for_host("secrets.test"), &ca);
     f.set("HTTPS_PROXY", proxy.url());
     let out = f.run();
@@ -60,9 +66,7 @@ fn plain_http_to_a_loopback_host_is_accepted() {
         let server = Server::start_plain(vec![Reply::ok(good_bundle())]);
         let ca = Ca::new("agent-init test CA");
         let f = fixture("http-loopback", &server.url_for_host(host), &ca);
-        let out = f.run();
-        let env = f.assert_succeeded(&out);
-        assert_environment(&env, &expected_environment(&[]));
+        run_ordinary(&f);
         assert_eq!(
             server.requests()[0].header("Authorization"),
             bundle::vector_authorization(),
@@ -113,14 +117,9 @@ fn plain_http_to_localhost_that_etc_hosts_maps_elsewhere_exits_78_sending_nothin
 
 #[test]
 fn https_url_never_uses_http_proxy() {
-    // A name only the proxy resolves: through the proxy the fetch would
-    // succeed; direct, the name does not resolve.
-    let ca = Ca::new("agent-init test CA");
-    let server = Server::start(
-        &ca.issue(&["secrets.test"], Validity::Good),
-        vec![Reply::ok(good_bundle())],
-    );
-    let proxy = Proxy::start();
+    // Through the proxy the fetch would succeed; direct, the name does not
+    // resolve.
+    let (proxy, ca, server) = proxy_and_server();
     let mut f = fixture(
         "http-proxy-ignored",
         &server.url_for_host("secrets.test"),
@@ -137,12 +136,7 @@ fn https_url_never_uses_http_proxy() {
 
 #[test]
 fn https_proxy_wins_over_all_proxy_and_lower_case_over_upper() {
-    let ca = Ca::new("agent-init test CA");
-    let server = Server::start(
-        &ca.issue(&["secrets.test"], Validity::Good),
-        vec![Reply::ok(good_bundle())],
-    );
-    let proxy = Proxy::start();
+    let (proxy, ca, server) = proxy_and_server();
     let dead = format!("http://127.0.0.1:{}", closed_port());
     for (good, others) in [
         ("HTTPS_PROXY", ["ALL_PROXY", "all_proxy"]),

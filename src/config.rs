@@ -1081,18 +1081,12 @@ impl Flags {
                 }
                 self.asked = asked;
             }
-            Flag::Require => {
-                let n = std::str::from_utf8(value)
-                    .ok()
-                    .filter(|n| crate::protocol::rules::check_name(n).is_ok())
-                    .ok_or_else(|| {
-                        usage_error(format!(
-                            "--require {} is not a valid variable name",
-                            shown_arg(value)
-                        ))
-                    })?;
-                self.require.push(n.to_string());
-            }
+            Flag::Require => self.require.push(checked(
+                value,
+                |n| crate::protocol::rules::check_name(n).is_ok(),
+                "is not a valid variable name",
+                name,
+            )?),
             Flag::SecretsFile | Flag::TokenFile if value.is_empty() => {
                 return Err(usage_error(format!("{name} needs a file name")))
             }
@@ -1110,18 +1104,12 @@ impl Flags {
             Flag::Token => self.token = Some(token_text(value)?),
             Flag::TokenFile => self.token_file = Some(PathBuf::from(plain())),
             Flag::Overwrite => self.seal_options.overwrite = true,
-            Flag::Remove => {
-                let n = std::str::from_utf8(value)
-                    .ok()
-                    .filter(|n| crate::protocol::rules::check_file_name(n).is_ok())
-                    .ok_or_else(|| {
-                        usage_error(format!(
-                            "--remove {} is not a secret's name",
-                            shown_arg(value)
-                        ))
-                    })?;
-                self.seal_options.remove.push(n.to_string());
-            }
+            Flag::Remove => self.seal_options.remove.push(checked(
+                value,
+                |n| crate::protocol::rules::check_file_name(n).is_ok(),
+                "is not a secret's name",
+                name,
+            )?),
             Flag::SealList => self.seal_options.list = true,
             Flag::Json => self.seal_options.json = true,
         }
@@ -1129,18 +1117,52 @@ impl Flags {
     }
 }
 
+/// The value of option `flag` as a name `ok` accepts, or a usage error that
+/// shows it as [`shown_arg`] does and says `why` not.
+fn checked(value: &[u8], ok: fn(&str) -> bool, why: &str, flag: &str) -> Result<String> {
+    std::str::from_utf8(value)
+        .ok()
+        .filter(|n| ok(n))
+        .map(String::from)
+        .ok_or_else(|| usage_error(format!("{flag} {} {why}", shown_arg(value))))
+}
+
 // ---------------------------------------------------------------------------
 // The configuration
 
-/// `--watch` and its knobs (flags over variables), or `None` without it.
-/// It needs supervise mode and a token from a file, which it reads again at
-/// each check (`token_env`: `LIVEKIT_BOOTSTRAP_TOKEN` is set instead).
-fn watch_config(
-    knobs: &WatchKnobs,
-    supervise: bool,
-    token_env: bool,
-    token_file: Option<OsString>,
-) -> Result<Option<WatchConfig>> {
+/// `seal`'s arguments: it needs `--out`, and `--json` needs `--list`.
+fn seal_args(
+    out: Option<PathBuf>,
+    token: Option<SecretString>,
+    options: SealOptions,
+    inputs: Inputs,
+) -> Result<SealArgs> {
+    let out = out.ok_or_else(|| usage_error("seal needs --out BUNDLE".into()))?;
+    if options.json && !options.list {
+        return Err(usage_error("--json goes with --list".into()));
+    }
+    Ok(SealArgs {
+        out,
+        token,
+        options,
+        inputs,
+    })
+}
+
+/// The watch knobs of `vars`, each overridden by its flag, if given.
+fn flags_over(mut vars: WatchKnobs, flags: WatchKnobs) -> WatchKnobs {
+    for (knob, flag) in vars.iter_mut().zip(flags) {
+        if flag.is_some() {
+            *knob = flag;
+        }
+    }
+    vars
+}
+
+/// `--watch` and its knobs, or `None` without it. It needs supervise mode
+/// and a token from a file (`LIVEKIT_BOOTSTRAP_TOKEN_FILE`), which it reads
+/// again at each check.
+fn watch_config(knobs: &WatchKnobs, supervise: bool, env: &Environ) -> Result<Option<WatchConfig>> {
     let Some((name, every)) = &knobs[Knob::Every as usize] else {
         return Ok(None);
     };
@@ -1174,12 +1196,16 @@ fn watch_config(
             "--watch needs --supervise (AGENT_INIT_SUPERVISE=1)".into(),
         ));
     }
+    let token_env = env
+        .0
+        .iter()
+        .any(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty());
     if token_env {
         return Err(Error::Config(
             "--watch reads the token again at each check, so it must come from LIVEKIT_BOOTSTRAP_TOKEN_FILE, not LIVEKIT_BOOTSTRAP_TOKEN".into(),
         ));
     }
-    let token_file = token_file.ok_or_else(|| {
+    let token_file = env.set("LIVEKIT_BOOTSTRAP_TOKEN_FILE").ok_or_else(|| {
         Error::Config(
             "--watch needs a bundle to watch: LIVEKIT_BOOTSTRAP_TOKEN_FILE and LIVEKIT_SECRETS_URL"
                 .into(),
@@ -1296,16 +1322,7 @@ impl Config {
             Asked::Help => (Action::Help, none()),
             Asked::Version => (Action::Version, none()),
             _ if seal => {
-                let out = out.ok_or_else(|| usage_error("seal needs --out BUNDLE".into()))?;
-                if seal_options.json && !seal_options.list {
-                    return Err(usage_error("--json goes with --list".into()));
-                }
-                let args = SealArgs {
-                    out,
-                    token,
-                    options: seal_options,
-                    inputs,
-                };
+                let args = seal_args(out, token, seal_options, inputs)?;
                 (Action::Seal(args), none())
             }
             asked => {
@@ -1320,17 +1337,8 @@ impl Config {
                         return Err(usage_error("no command given".into()))
                     }
                     Action::Run => {
-                        let mut knobs = knobs.watch;
-                        for (knob, flag) in knobs.iter_mut().zip(watch) {
-                            if flag.is_some() {
-                                *knob = flag;
-                            }
-                        }
-                        let token_env = env.iter().any(|(n, v)| {
-                            n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty()
-                        });
-                        let token_file = environ.set("LIVEKIT_BOOTSTRAP_TOKEN_FILE");
-                        watch_config(&knobs, supervise, token_env, token_file)?
+                        let knobs = flags_over(knobs.watch, watch);
+                        watch_config(&knobs, supervise, &environ)?
                     }
                     _ => None,
                 };
@@ -2201,11 +2209,10 @@ mod tests {
 
     #[test]
     fn watch_config_has_defaults_and_names_the_knob_at_fault() {
-        let file = Some(OsString::from("/t"));
-        assert!(watch_config(&knobs(&[]), true, false, file.clone())
-            .unwrap()
-            .is_none());
-        let w = watch_config(&knobs(&[("--watch", "6")]), true, false, file.clone())
+        let file = envs(&[("LIVEKIT_BOOTSTRAP_TOKEN_FILE", "/t")]);
+        let file = Environ(&file);
+        assert!(watch_config(&knobs(&[]), true, &file).unwrap().is_none());
+        let w = watch_config(&knobs(&[("--watch", "6")]), true, &file)
             .unwrap()
             .unwrap();
         assert_eq!(w.every, Duration::from_secs(6));
@@ -2216,13 +2223,8 @@ mod tests {
         );
         assert_eq!(w.health_port, crate::health::DEFAULT_PORT);
         assert_eq!(w.token_file, PathBuf::from("/t"));
-        let e = watch_config(
-            &knobs(&[("--watch", "6"), ("--rollout-spread", "-1")]),
-            true,
-            false,
-            file.clone(),
-        )
-        .unwrap_err();
+        let k = knobs(&[("--watch", "6"), ("--rollout-spread", "-1")]);
+        let e = watch_config(&k, true, &file).unwrap_err();
         assert!(e.to_string().starts_with("--rollout-spread must be"), "{e}");
     }
 
@@ -2230,17 +2232,45 @@ mod tests {
     fn watch_config_checks_its_values_before_supervise_and_the_token() {
         // As before the split: a bad interval is reported first (64), then
         // the missing --supervise (64), then where the token comes from (78).
+        let env = envs(&[("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN)]);
+        let token_env = Environ(&env);
         let bad = knobs(&[("--watch", "1")]);
-        let e = watch_config(&bad, false, true, None).unwrap_err();
+        let e = watch_config(&bad, false, &token_env).unwrap_err();
         assert!(e.to_string().starts_with("--watch must be"), "{e}");
         let good = knobs(&[("--watch", "5")]);
-        let e = watch_config(&good, false, true, None).unwrap_err();
+        let e = watch_config(&good, false, &token_env).unwrap_err();
         assert!(e.to_string().contains("needs --supervise"), "{e}");
-        let e = watch_config(&good, true, true, None).unwrap_err();
+        let e = watch_config(&good, true, &token_env).unwrap_err();
         assert_eq!(e.exit_code(), 78);
         assert!(e.to_string().contains("not LIVEKIT_BOOTSTRAP_TOKEN"), "{e}");
-        let e = watch_config(&good, true, false, None).unwrap_err();
+        let e = watch_config(&good, true, &Environ(&[])).unwrap_err();
         assert!(e.to_string().contains("needs a bundle to watch"), "{e}");
+    }
+
+    #[test]
+    fn watch_flags_override_their_variables_one_by_one() {
+        let mut vars = WatchKnobs::default();
+        vars[Knob::Every as usize] = Some(("AGENT_INIT_WATCH", "60".into()));
+        vars[Knob::OnUpdate as usize] = Some(("AGENT_INIT_ON_UPDATE", "exit".into()));
+        let k = flags_over(vars, knobs(&[("--watch", "5")]));
+        assert_eq!(k[Knob::Every as usize], Some(("--watch", "5".into())));
+        assert_eq!(
+            k[Knob::OnUpdate as usize],
+            Some(("AGENT_INIT_ON_UPDATE", "exit".into()))
+        );
+    }
+
+    #[test]
+    fn seal_needs_out_and_json_needs_list() {
+        let e =
+            super::seal_args(None, None, SealOptions::default(), Inputs::default()).unwrap_err();
+        assert!(e.to_string().starts_with("seal needs --out"), "{e}");
+        let json = SealOptions {
+            json: true,
+            ..SealOptions::default()
+        };
+        let e = super::seal_args(Some("b".into()), None, json, Inputs::default()).unwrap_err();
+        assert!(e.to_string().starts_with("--json goes with --list"), "{e}");
     }
 
     #[test]

@@ -140,9 +140,7 @@ enum For {
 impl Opt {
     fn is(&self, name: &str) -> bool {
         self.name == name
-            || self
-                .short
-                .is_some_and(|c| name.strip_prefix('-') == Some(c.encode_utf8(&mut [0; 4])))
+            || matches!((name.as_bytes(), self.short), ([b'-', c], Some(s)) if char::from(*c) == s)
     }
 }
 
@@ -225,7 +223,7 @@ const OPTIONS: &[Opt] = &[
         value: "",
         takes: Takes::Nothing,
         commands: For::Run,
-        env: Some("AGENT_INIT_SUPERVISE"),
+        env: Some(SUPERVISE_VAR),
         help: "stay as PID 1: forward signals, reap zombies (AGENT_INIT_SUPERVISE=1)",
         flag: Flag::Supervise,
     },
@@ -235,7 +233,7 @@ const OPTIONS: &[Opt] = &[
         value: "",
         takes: Takes::Nothing,
         commands: For::Run,
-        env: Some("AGENT_INIT_SIGNAL_CHILD"),
+        env: Some(SIGNAL_CHILD_VAR),
         help: "with --supervise, signal the child alone, not its process group\n\
                (AGENT_INIT_SIGNAL_CHILD=1)",
         flag: Flag::SignalChild,
@@ -246,7 +244,7 @@ const OPTIONS: &[Opt] = &[
         value: "NAME",
         takes: Takes::Value,
         commands: For::Run,
-        env: Some("AGENT_INIT_REQUIRE"),
+        env: Some(REQUIRE_VAR),
         help: "NAME must be set and non-empty (repeatable; AGENT_INIT_REQUIRE=A,B)",
         flag: Flag::Require,
     },
@@ -473,14 +471,11 @@ const OPTIONS: &[Opt] = &[
     },
 ];
 
-/// The variable of an option in [`OPTIONS`].
-fn var_of(flag: Flag) -> &'static str {
-    OPTIONS
-        .iter()
-        .find(|o| o.flag == flag)
-        .and_then(|o| o.env)
-        .unwrap_or_default()
-}
+/// The variables of the options that are not watch knobs (those are read
+/// through [`OPTIONS`]).
+const SUPERVISE_VAR: &str = "AGENT_INIT_SUPERVISE";
+const SIGNAL_CHILD_VAR: &str = "AGENT_INIT_SIGNAL_CHILD";
+const REQUIRE_VAR: &str = "AGENT_INIT_REQUIRE";
 
 const HELP_HEAD: &str = "\
 agent-init: the entrypoint of LiveKit agent containers
@@ -739,8 +734,11 @@ fn seconds(what: &str, v: &OsString, min: f64) -> Result<Duration> {
 /// `on` turn it on, `0`, `false`, `no`, `off` or empty (or unset) leave it
 /// off, in any ASCII case. Anything else is a 78 naming the variable, as an
 /// unknown `AGENT_INIT_LOG` level is, rather than a silent "off".
-fn switch(name: &str, v: Option<&OsString>) -> Result<bool> {
-    let Some(v) = v else { return Ok(false) };
+#[inline(never)]
+fn switch(name: &str, env: &Environ) -> Result<bool> {
+    let Some(v) = env.get(name) else {
+        return Ok(false);
+    };
     let v = v.as_bytes().to_ascii_lowercase();
     match v.as_slice() {
         b"1" | b"true" | b"yes" | b"on" => Ok(true),
@@ -839,13 +837,9 @@ impl Knobs {
     /// Unset or empty, a knob has its default: off, no names, dotenv files
     /// read, no watch.
     fn from_env(env: &Environ) -> Result<Knobs> {
-        let on = |flag: Flag| {
-            let name = var_of(flag);
-            switch(name, env.get(name).as_ref())
-        };
-        let supervise = on(Flag::Supervise)?;
-        let signal_child_only = on(Flag::SignalChild)?;
-        let require = require_names(env.get(var_of(Flag::Require)))?;
+        let supervise = switch(SUPERVISE_VAR, env)?;
+        let signal_child_only = switch(SIGNAL_CHILD_VAR, env)?;
+        let require = require_names(env.get(REQUIRE_VAR))?;
         let dotenv_disabled = env
             .get("PYTHON_DOTENV_DISABLED")
             .is_some_and(|v| crate::local::dotenv::disabled_by(v.as_bytes()));
@@ -1926,8 +1920,6 @@ mod tests {
                 assert!(o.help.contains(var), "{}: {var}", o.name);
             }
         }
-        assert_eq!(var_of(Flag::Supervise), "AGENT_INIT_SUPERVISE");
-        assert_eq!(var_of(Flag::Secrets), "");
     }
 
     #[test]

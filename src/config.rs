@@ -2100,6 +2100,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn odd_argument_vectors_give_tails_inside_their_arguments() {
+        assert!(tails(&[]).is_empty());
+        assert!(tails(&["agent-init"]).is_empty());
+        assert!(tails(&["agent-init", "seal"]).is_empty());
+        assert!(tails(&["agent-init", "--secrets"]).is_empty());
+        assert_eq!(tails(&["agent-init", "--secrets="]), [(1, 10)]);
+        assert_eq!(tails(&["agent-init", "seal", "--token="]), [(2, 8)]);
+        // A run's --token is not an option of a run: nothing is taken as its value.
+        assert!(tails(&["agent-init", "--token", "T", "sh"]).is_empty());
+        for args in [
+            &["agent-init", "--secrets=A=b", "--", "x"][..],
+            &["agent-init", "seal", "--secrets", "A=", "--token", "T"][..],
+        ] {
+            for (i, from) in tails(args) {
+                assert!(from <= args[i].len(), "{args:?}");
+            }
+        }
+    }
+
     // The command line.
 
     #[test]

@@ -11,7 +11,7 @@
 use crate::base::error::{Error, Result};
 use crate::base::sensitive::SecretBytes;
 use crate::protocol::rules::{is_stripped, LIVEKIT_NAMES};
-use crate::protocol::secrets::Secrets;
+use crate::protocol::secrets::{Secrets, Warning};
 use std::collections::HashMap;
 use std::ffi::{CStr, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -51,6 +51,17 @@ impl std::fmt::Display for Origin {
             Origin::SecretFile(name) => write!(f, "path of file secret {name}"),
         }
     }
+}
+
+/// Logs a warning of [`crate::protocol::secrets::parse_noting`]: a bundle
+/// secret the command will not get as written (a `LIVEKIT_*` name, a name §7
+/// never passes on). Whoever opens a bundle passes it; the protocol module
+/// does no I/O.
+pub fn warn_dropped(w: Warning<'_>) {
+    crate::base::log::write(
+        crate::base::log::Level::Warn,
+        format_args!("bundle secret {} {}", w.name(), w.reason()),
+    );
 }
 
 /// The variables of each loaded dotenv file, in file order.

@@ -218,6 +218,10 @@ fn the_protocol_does_no_io_and_reads_no_clock() {
         "Instant",
         "crate::sys",
         "crate::base::log",
+        "crate::error!",
+        "crate::warn!",
+        "crate::info!",
+        "crate::debug!",
     ];
     let mut found = Vec::new();
     for f in &files {

@@ -43,7 +43,8 @@ fn decode<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
 }
 
 fn quiet() {
-    // `secrets::parse` warns on stderr for dropped LIVEKIT_* names; a fuzzer
+    // Code under test may log (dotenv's and the config's warnings; the
+    // protocol returns its warnings as data and prints nothing); a fuzzer
     // printing millions of those lines measures the terminal, not the parser.
     agent_init::base::log::set_level(agent_init::base::log::Level::Error);
 }

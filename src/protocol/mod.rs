@@ -12,8 +12,9 @@
 //! | §6 names and values, §7 the platform variables and what is never passed on | [`rules`] |
 //! | §6.2 updating a bundle, and its dates | [`update`] |
 //!
-//! The one exception to "no I/O": [`secrets::parse`] logs a warning for a
-//! bundle secret that the platform's value or §7 overrides.
+//! Not even a log line: [`secrets::parse`] returns its warnings (a bundle
+//! secret that the platform's value or §7 overrides) as
+//! [`secrets::Warning`]s, and whoever opened the bundle prints them.
 
 pub mod bundle;
 pub mod rules;

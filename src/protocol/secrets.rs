@@ -7,7 +7,7 @@
 //! - every env secret ([`Secret`]) has a name of 1 to 70 ASCII letters,
 //!   digits and `_` and a value of at most 16 KiB without NUL, and none is
 //!   `LIVEKIT_URL`, `LIVEKIT_API_KEY` or `LIVEKIT_API_SECRET` (those are
-//!   dropped with a warning: the platform's value stands);
+//!   dropped with a [`Warning`]: the platform's value stands);
 //! - every file secret ([`FileSecret`]) has a file name of 1 to 70 ASCII
 //!   letters, digits, `.`, `_` and `-` not starting with `.`, content of at
 //!   most 1 MiB decoded from strict base64url into a zeroizing buffer, and an
@@ -120,6 +120,42 @@ pub struct Secrets {
     pub livekit: LiveKit,
 }
 
+/// A bundle secret that is accepted but does not reach the command as
+/// written. Its `Display` is the warning line, naming the secret, never its
+/// value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warning<'a> {
+    /// A `LIVEKIT_*` name (§7): dropped, the platform's value stands.
+    Platform(&'a str),
+    /// A name §7 never passes on: kept in the list, dropped by the merge.
+    NeverPassed(&'a str),
+}
+
+impl Warning<'_> {
+    /// The secret's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Warning::Platform(name) | Warning::NeverPassed(name) => name,
+        }
+    }
+
+    /// What happens to it, the end of the warning line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Warning::Platform(_) => "ignored: the platform provides it and its value stands",
+            Warning::NeverPassed(_) => {
+                "will not reach the command: agent-init never passes that name on"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bundle secret {} {}", self.name(), self.reason())
+    }
+}
+
 #[derive(Deserialize)]
 struct RawPlain {
     secrets: Vec<RawSecret>,
@@ -197,8 +233,17 @@ fn refuse(who: &str, why: &str) -> Error {
     Error::Refused(format!("bundle refused: {who}: {why}"))
 }
 
-/// Parses and checks a bundle plaintext.
+/// Parses and checks a bundle plaintext, dropping what it warns about
+/// unseen: [`parse_noting`] hands the warnings to the caller.
 pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
+    parse_noting(plaintext, &mut |_| {})
+}
+
+/// Parses and checks a bundle plaintext, and hands each [`Warning`] to
+/// `note`, in bundle order, once the whole bundle passed (a refused bundle
+/// gives none). Printing them is the caller's business: this module does no
+/// I/O.
+pub fn parse_noting(plaintext: &[u8], note: &mut dyn FnMut(Warning<'_>)) -> Result<Secrets> {
     // serde_json checks UTF-8 only in the strings it keeps; §6 says the whole
     // plaintext is UTF-8, unknown members included.
     let text = std::str::from_utf8(plaintext).map_err(|e| {
@@ -266,23 +311,6 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
         }
     }
     check(&out)?;
-    // Dropped only once the whole list passed: the warning is for a bundle that is used.
-    out.secrets.retain(|s| {
-        let platform = LIVEKIT_NAMES.contains(&s.name.as_str());
-        if platform {
-            crate::warn!(
-                "bundle secret {} ignored: the platform provides it and its value stands",
-                s.name
-            );
-        } else if is_stripped(std::ffi::OsStr::new(&s.name)) {
-            // Kept in the list (the merge drops it, §7), but never silently.
-            crate::warn!(
-                "bundle secret {} will not reach the command: agent-init never passes that name on",
-                s.name
-            );
-        }
-        !platform
-    });
     let lk = raw.livekit.unwrap_or(RawLiveKit {
         url: None,
         api_key: None,
@@ -300,6 +328,17 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
             )));
         }
     }
+    // Dropped only once the whole bundle passed: the warning is for a bundle that is used.
+    out.secrets.retain(|s| {
+        let platform = LIVEKIT_NAMES.contains(&s.name.as_str());
+        if platform {
+            note(Warning::Platform(&s.name));
+        } else if is_stripped(std::ffi::OsStr::new(&s.name)) {
+            // Kept in the list (the merge drops it, §7), but never silently.
+            note(Warning::NeverPassed(&s.name));
+        }
+        !platform
+    });
     Ok(out)
 }
 
@@ -618,6 +657,36 @@ mod tests {
         .unwrap();
         assert_eq!(s.secrets.len(), 1);
         assert_eq!(s.secrets[0].name, "OTHER");
+    }
+
+    /// What `parse_noting` makes of `secrets`, and the warning lines it hands out.
+    fn noted(secrets: &str) -> (Secrets, Vec<String>) {
+        let mut lines = Vec::new();
+        let s = parse_noting(&plain(secrets), &mut |w| lines.push(w.to_string())).unwrap();
+        (s, lines)
+    }
+
+    #[test]
+    fn warnings_go_to_the_caller_in_bundle_order_naming_no_value() {
+        let (s, lines) = noted(
+            "{\"name\": \"AGENT_INIT_LOG\", \"value\": \"v1\"}, {\"name\": \"LIVEKIT_API_KEY\", \"value\": \"v2\"}, {\"name\": \"FINE\", \"value\": \"v3\"}",
+        );
+        assert_eq!(
+            lines,
+            [
+                "bundle secret AGENT_INIT_LOG will not reach the command: agent-init never passes that name on",
+                "bundle secret LIVEKIT_API_KEY ignored: the platform provides it and its value stands",
+            ]
+        );
+        // The never-passed name stays in the list (the merge drops it, §7).
+        let names: Vec<&str> = s.secrets.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["AGENT_INIT_LOG", "FINE"]);
+        assert!(noted("{\"name\": \"FINE\", \"value\": \"v\"}").1.is_empty());
+        // A refused bundle warns about nothing, even after its secrets passed.
+        let mut any = false;
+        let nul = b"{\"secrets\": [{\"name\": \"LIVEKIT_URL\", \"value\": \"x\"}], \"livekit\": {\"url\": \"a\\u0000b\"}}";
+        assert!(parse_noting(nul, &mut |_| any = true).is_err());
+        assert!(!any);
     }
 
     #[test]

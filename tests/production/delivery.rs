@@ -95,7 +95,12 @@ fn livekit_name_among_the_secrets_is_dropped_with_a_warning_naming_it() {
     f.forbid(&["shadowing-secret-value"]);
     let out = run_ordinary(&f);
     let what = "a warning names the dropped secret";
-    assert_a_line_has(&out, "warning", "LIVEKIT_API_SECRET", what);
+    assert_a_line_has(
+        &out,
+        "agent-init: warning: bundle secret LIVEKIT_API_SECRET ",
+        "ignored: the platform provides it and its value stands",
+        what,
+    );
 }
 
 #[test]
@@ -110,7 +115,12 @@ fn bootstrap_names_among_the_secrets_never_reach_the_command_and_are_named_in_a_
     f.forbid(&["stripped-secret-value-1", "stripped-secret-value-2"]);
     let out = run_ordinary(&f);
     for name in ["AGENT_INIT_LOG", "LIVEKIT_SECRETS_URL"] {
-        assert_a_line_has(&out, "warning", name, &format!("a warning names {name}"));
+        assert_a_line_has(
+            &out,
+            &format!("agent-init: warning: bundle secret {name} "),
+            "will not reach the command: agent-init never passes that name on",
+            &format!("a warning names {name}"),
+        );
     }
 }
 

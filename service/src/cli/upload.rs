@@ -27,7 +27,10 @@ struct Sealed {
 fn seal(token: &Token, s: &Secrets, now: &str) -> Result<Sealed> {
     let plaintext = agent_init::protocol::secrets::to_plaintext(s);
     // The same checks agent-init applies when it opens: what is uploaded opens.
-    let checked = agent_init::protocol::secrets::parse(plaintext.expose())?;
+    let checked = agent_init::protocol::secrets::parse_noting(
+        plaintext.expose(),
+        &mut agent_init::env::warn_dropped,
+    )?;
     let sealed = agent_init::protocol::bundle::seal(token, plaintext.expose())?;
     drop(plaintext);
     let bundle: Bundle = serde_json::from_str(&sealed)
@@ -139,7 +142,10 @@ pub fn update(p: &Parsed) -> Result<i32> {
         let body =
             serde_json::to_vec(stored).map_err(|e| Error::Internal(format!("bundle JSON: {e}")))?;
         let plaintext = agent_init::protocol::bundle::open(&token, &body)?;
-        let old = agent_init::protocol::secrets::parse(plaintext.expose())?;
+        let old = agent_init::protocol::secrets::parse_noting(
+            plaintext.expose(),
+            &mut agent_init::env::warn_dropped,
+        )?;
         drop(plaintext);
         let now = agent_init::base::time::rfc3339_now();
         let merged = agent_init::protocol::update::merge(

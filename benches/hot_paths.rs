@@ -9,7 +9,7 @@
 use agent_init::base::sensitive::{SecretBytes, SecretString};
 use agent_init::env::Environment;
 use agent_init::protocol::bundle;
-use agent_init::protocol::secrets::{self, LiveKit, Secret, Secrets};
+use agent_init::protocol::secrets::{self, LiveKit, Plaintext, Secret};
 use agent_init::protocol::token::Token;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::ffi::OsString;
@@ -145,7 +145,7 @@ fn inherited() -> Vec<(OsString, SecretBytes)> {
 }
 
 fn environment(c: &mut Criterion) {
-    let secrets = Secrets {
+    let secrets = Plaintext {
         secrets: (0..20)
             .map(|i| Secret {
                 name: format!("BENCH_SECRET_{i:04}"),

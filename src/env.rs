@@ -11,7 +11,7 @@
 use crate::base::error::{Error, Result};
 use crate::base::sensitive::SecretBytes;
 use crate::protocol::rules::{is_stripped, LIVEKIT_NAMES};
-use crate::protocol::secrets::{Secrets, Warning};
+use crate::protocol::secrets::{Plaintext, Warning};
 use std::collections::HashMap;
 use std::ffi::{CStr, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -132,7 +132,7 @@ impl Environment {
     }
 
     /// Production (§7): bundle `livekit` > agent-init's LIVEKIT_* > bundle secrets > inherited.
-    pub fn production(inherited: Vec<(OsString, SecretBytes)>, secrets: Secrets) -> Environment {
+    pub fn production(inherited: Vec<(OsString, SecretBytes)>, secrets: Plaintext) -> Environment {
         let mut env = Environment::default();
         // A name twice in the environment: the first entry, as glibc's
         // getenv (and agent-init's own reads) take it.
@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn production_precedence_follows_section_7() {
-        let secrets = Secrets {
+        let secrets = Plaintext {
             secrets: vec![
                 Secret {
                     name: "SHARED".into(),
@@ -335,7 +335,7 @@ mod tests {
                 api_key: None,
                 api_secret: None,
             },
-            ..Secrets::default()
+            ..Plaintext::default()
         };
         let env = Environment::production(
             inh(&[
@@ -402,7 +402,7 @@ mod tests {
     fn a_name_twice_in_the_environment_keeps_its_first_entry_as_getenv_does() {
         let dup = || inh(&[("DUP", "first"), ("PATH", "/bin"), ("DUP", "second")]);
         let local = Environment::local(dup(), Vec::new(), Vec::new());
-        let prod = Environment::production(dup(), Secrets::default());
+        let prod = Environment::production(dup(), Plaintext::default());
         for env in [local, prod] {
             assert_eq!(val(&env, "DUP").as_deref(), Some("first"));
             assert_eq!(env.len(), 2);
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn missing_and_empty_required_names_are_config_errors() {
-        let env = Environment::production(inh(&[("A", ""), ("B", "x")]), Secrets::default());
+        let env = Environment::production(inh(&[("A", ""), ("B", "x")]), Plaintext::default());
         let e = env
             .check(&["A".into(), "B".into(), "C".into()], &[], 1 << 20)
             .unwrap_err();
@@ -437,7 +437,7 @@ mod tests {
         let big = "Q".repeat(60_000);
         let env = Environment::production(
             inh(&[("SMALL", "s"), ("BIG1", &big), ("BIG2", &big)]),
-            Secrets::default(),
+            Plaintext::default(),
         );
         let e = env.check(&[], &["true".into()], 100_000).unwrap_err();
         assert_eq!(e.exit_code(), 65);
@@ -453,14 +453,14 @@ mod tests {
     #[test]
     fn one_variable_over_max_arg_strlen_is_refused() {
         let big = "Q".repeat(MAX_ARG_STRLEN);
-        let env = Environment::production(inh(&[("HUGE", &big)]), Secrets::default());
+        let env = Environment::production(inh(&[("HUGE", &big)]), Plaintext::default());
         let e = env.check(&[], &["true".into()], usize::MAX).unwrap_err();
         assert!(e.to_string().contains("HUGE"), "{e}");
     }
 
     #[test]
     fn block_holds_exact_name_value_strings() {
-        let env = Environment::production(inh(&[("A", "x=y\nz"), ("B", "")]), Secrets::default());
+        let env = Environment::production(inh(&[("A", "x=y\nz"), ("B", "")]), Plaintext::default());
         let block = env.into_block();
         let strs: Vec<_> = block
             .c_strs()

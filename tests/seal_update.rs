@@ -5,7 +5,7 @@
 
 mod support;
 
-use agent_init::protocol::secrets::{self, Manifest, Secrets};
+use agent_init::protocol::secrets::{self, Manifest, Plaintext};
 use agent_init::protocol::token::Token;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -56,11 +56,11 @@ fn bundle_file(h: &Harness) -> PathBuf {
 }
 
 /// The secrets and the plaintext of the bundle at [`OUT`].
-fn open_bundle(h: &Harness, token: &Token) -> (Secrets, Vec<u8>) {
+fn open_bundle(h: &Harness, token: &Token) -> (Plaintext, Vec<u8>) {
     open(token, &bundle_file(h))
 }
 
-fn open(token: &Token, path: &Path) -> (Secrets, Vec<u8>) {
+fn open(token: &Token, path: &Path) -> (Plaintext, Vec<u8>) {
     let body = std::fs::read(path).unwrap();
     let plain = agent_init::protocol::bundle::open(token, &body).unwrap();
     (
@@ -70,7 +70,7 @@ fn open(token: &Token, path: &Path) -> (Secrets, Vec<u8>) {
 }
 
 /// `(name, kind, created_at, updated_at)` per secret, from the manifest.
-fn dates(s: &Secrets) -> Vec<(String, String, String, String)> {
+fn dates(s: &Plaintext) -> Vec<(String, String, String, String)> {
     let m: Manifest = secrets::manifest(s);
     m.secrets
         .into_iter()

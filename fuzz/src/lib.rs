@@ -178,7 +178,7 @@ fn string_literals(text: &[u8]) -> Vec<String> {
 }
 
 /// Panics unless `s` obeys every rule `secrets::parse` guarantees (§6).
-fn assert_obeys_section_6(s: &secrets::Secrets) {
+fn assert_obeys_section_6(s: &secrets::Plaintext) {
     let mut seen = std::collections::HashSet::new();
     for x in &s.secrets {
         assert!(check_name(&x.name).is_ok(), "accepted a bad name");

@@ -164,7 +164,7 @@ pub fn run(args: SealArgs) -> Result<i32> {
 }
 
 /// Reads and opens an existing bundle with the token that must open it.
-fn open_existing(out: &Path, token: &Token) -> Result<crate::protocol::secrets::Secrets> {
+fn open_existing(out: &Path, token: &Token) -> Result<crate::protocol::secrets::Plaintext> {
     let shown = out.display();
     let unreadable =
         |e: std::io::Error| Error::Config(format!("--out {shown}: {}", crate::sys::io_reason(&e)));

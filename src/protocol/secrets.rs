@@ -16,7 +16,7 @@
 //! - no name appears twice (whatever the kinds), and no file's `env` is
 //!   another secret's name or another file's `env`.
 //!
-//! [`check`] applies the same whole-list rules to a [`Secrets`] built in
+//! [`check`] applies the same whole-list rules to a [`Plaintext`] built in
 //! memory (the update merge does), [`to_plaintext`] writes the §6 JSON back,
 //! and [`manifest`] is the clear-text listing of PROTOCOL.md §10: names,
 //! kinds, `env` and dates, never a value. The same name and value rules apply
@@ -110,9 +110,10 @@ impl LiveKit {
     }
 }
 
-/// An opened, checked bundle plaintext.
+/// The plaintext of a bundle (PROTOCOL.md §6): opened and checked by
+/// [`parse`], or built in memory (the update merge) and checked by [`check`].
 #[derive(Debug, Clone, Default)]
-pub struct Secrets {
+pub struct Plaintext {
     /// Env secrets, in bundle order.
     pub secrets: Vec<Secret>,
     /// File secrets, in bundle order.
@@ -235,7 +236,7 @@ fn refuse(who: &str, why: &str) -> Error {
 
 /// Parses and checks a bundle plaintext, dropping what it warns about
 /// unseen: [`parse_noting`] hands the warnings to the caller.
-pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
+pub fn parse(plaintext: &[u8]) -> Result<Plaintext> {
     parse_noting(plaintext, &mut |_| {})
 }
 
@@ -243,7 +244,7 @@ pub fn parse(plaintext: &[u8]) -> Result<Secrets> {
 /// `note`, in bundle order, once the whole bundle passed (a refused bundle
 /// gives none). Printing them is the caller's business: this module does no
 /// I/O.
-pub fn parse_noting(plaintext: &[u8], note: &mut dyn FnMut(Warning<'_>)) -> Result<Secrets> {
+pub fn parse_noting(plaintext: &[u8], note: &mut dyn FnMut(Warning<'_>)) -> Result<Plaintext> {
     // serde_json checks UTF-8 only in the strings it keeps; §6 says the whole
     // plaintext is UTF-8, unknown members included.
     let text = std::str::from_utf8(plaintext).map_err(|e| {
@@ -264,7 +265,7 @@ pub fn parse_noting(plaintext: &[u8], note: &mut dyn FnMut(Warning<'_>)) -> Resu
             e.column()
         ))
     })?;
-    let mut out = Secrets::default();
+    let mut out = Plaintext::default();
     for (i, s) in raw.secrets.into_iter().enumerate() {
         let value = SecretString::new(s.value);
         let (created_at, updated_at) = (date(s.created_at), date(s.updated_at));
@@ -344,8 +345,8 @@ pub fn parse_noting(plaintext: &[u8], note: &mut dyn FnMut(Warning<'_>)) -> Resu
 
 /// Checks every rule of §6 and §6.1 on `s`: each secret's own rules, then the
 /// rules across the list (no name twice, no `env` that collides). [`parse`]
-/// ends with it; anything that builds a [`Secrets`] calls it before sealing.
-pub fn check(s: &Secrets) -> Result<()> {
+/// ends with it; anything that builds a [`Plaintext`] calls it before sealing.
+pub fn check(s: &Plaintext) -> Result<()> {
     let mut names: HashSet<&str> = HashSet::with_capacity(s.secrets.len() + s.files.len());
     let twice =
         |name: &str| Error::Refused(format!("bundle refused: {name} appears more than once"));
@@ -439,10 +440,10 @@ impl std::io::Write for Count {
 
 /// The §6 plaintext of `s`: env secrets (no `"kind"`, as before §6.1), then
 /// file secrets (`"kind": "file"`, content in base64url), then the `livekit`
-/// member when it has one. The same `Secrets` always gives the same bytes,
+/// member when it has one. The same `Plaintext` always gives the same bytes,
 /// written once into a zeroizing buffer of the exact size. It does not
 /// [`check`] `s`: opening the result does.
-pub fn to_plaintext(s: &Secrets) -> SecretBytes {
+pub fn to_plaintext(s: &Plaintext) -> SecretBytes {
     let encoded: Vec<SecretString> = s
         .files
         .iter()
@@ -506,7 +507,7 @@ pub struct ManifestEntry {
 
 /// The manifest of `s`: env secrets then files, in plaintext order. The
 /// `livekit` member is not a secret of the list and is not in it.
-pub fn manifest(s: &Secrets) -> Manifest {
+pub fn manifest(s: &Plaintext) -> Manifest {
     let env = s.secrets.iter().map(|x| ManifestEntry {
         name: x.name.clone(),
         kind: Kind::Env.as_str().into(),
@@ -660,7 +661,7 @@ mod tests {
     }
 
     /// What `parse_noting` makes of `secrets`, and the warning lines it hands out.
-    fn noted(secrets: &str) -> (Secrets, Vec<String>) {
+    fn noted(secrets: &str) -> (Plaintext, Vec<String>) {
         let mut lines = Vec::new();
         let s = parse_noting(&plain(secrets), &mut |w| lines.push(w.to_string())).unwrap();
         (s, lines)

@@ -3,7 +3,7 @@
 //!
 //! [`merge`] takes the old plaintext (already opened and checked, or none),
 //! the new inputs, the names to remove, whether to overwrite, and "now"; it
-//! returns the new [`Secrets`] and a row per secret saying what happened. It
+//! returns the new [`Plaintext`] and a row per secret saying what happened. It
 //! does no I/O and reads no clock, so the same arguments always give the same
 //! result, and [`crate::protocol::secrets::to_plaintext`] of it the same bytes.
 //!
@@ -25,7 +25,7 @@
 //! error (64): a typo in `--remove` must not leave the secret in place quietly.
 
 use super::rules::LiveKitName;
-use super::secrets::{FileSecret, Kind, Secret, Secrets};
+use super::secrets::{FileSecret, Kind, Plaintext, Secret};
 use crate::base::error::{Error, Result};
 use crate::base::sensitive::{SecretBytes, SecretString};
 use std::collections::HashMap;
@@ -105,7 +105,7 @@ pub struct Row {
 #[derive(Debug)]
 pub struct Merged {
     /// The new plaintext, checked against §6 and §6.1.
-    pub secrets: Secrets,
+    pub secrets: Plaintext,
     /// Env secrets, then files, then the `livekit` member, in plaintext order.
     pub rows: Vec<Row>,
     /// Names the old bundle had and the new one has not (`--remove`, or
@@ -121,7 +121,7 @@ fn usage(msg: String) -> Error {
 /// RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SSZ`); `remove` names secrets to
 /// delete, from the secret list or the `livekit` member.
 pub fn merge(
-    old: Option<Secrets>,
+    old: Option<Plaintext>,
     inputs: Vec<Input>,
     remove: &[String],
     overwrite: bool,
@@ -201,7 +201,7 @@ pub fn merge(
 }
 
 /// Puts one input into `s`, returning what changed. Dates follow §6.2.
-fn apply(s: &mut Secrets, name: String, value: Value, now: &str) -> Status {
+fn apply(s: &mut Plaintext, name: String, value: Value, now: &str) -> Status {
     if let (Value::Env(v), Some(n)) = (&value, LiveKitName::from_name(&name)) {
         let slot = s.livekit.slot(n);
         let status = match slot {
@@ -272,7 +272,7 @@ fn apply(s: &mut Secrets, name: String, value: Value, now: &str) -> Status {
 }
 
 /// One row per secret of `s`, in plaintext order.
-fn rows(s: &Secrets, given: &HashMap<String, (Status, String)>) -> Vec<Row> {
+fn rows(s: &Plaintext, given: &HashMap<String, (Status, String)>) -> Vec<Row> {
     let what = |name: &str, kept_origin: &str| -> (Status, String) {
         given
             .get(name)
@@ -345,7 +345,7 @@ mod tests {
         }
     }
     /// A bundle with A (env), B (env) and key.json (file, env KEY_FILE), all created T0, updated T1.
-    fn old() -> Secrets {
+    fn old() -> Plaintext {
         let plain = format!(
             r#"{{"secrets": [
                 {{"name": "A", "value": "a", "created_at": "{T0}", "updated_at": "{T1}"}},

@@ -10,7 +10,7 @@ use crate::api::{Bundle, Manifest, PutRequest, PutResponse, TokenResponse, TOKEN
 use crate::args::Parsed;
 use agent_init::base::error::{Error, Result};
 use agent_init::base::sensitive::SecretBytes;
-use agent_init::protocol::secrets::Secrets;
+use agent_init::protocol::secrets::Plaintext;
 use agent_init::protocol::token::Token;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ struct Sealed {
     count: usize,
 }
 
-fn seal(token: &Token, s: &Secrets, now: &str) -> Result<Sealed> {
+fn seal(token: &Token, s: &Plaintext, now: &str) -> Result<Sealed> {
     let plaintext = agent_init::protocol::secrets::to_plaintext(s);
     // The same checks agent-init applies when it opens: what is uploaded opens.
     let checked = agent_init::protocol::secrets::parse_noting(

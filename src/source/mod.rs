@@ -9,6 +9,8 @@
 
 mod file;
 mod https;
+mod retry;
+mod tls;
 
 pub use file::read_config;
 
@@ -19,9 +21,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use https::{
-    parse_retry_after, sort_transport_error, Backoff, Endpoint, Resolver, TransportFailure,
-};
+pub use https::{sort_transport_error, Endpoint, Resolver, TransportFailure};
+pub use retry::{parse_retry_after, Backoff};
 
 /// A secrets URL, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

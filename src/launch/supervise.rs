@@ -27,7 +27,7 @@
 use super::{exec_error, Command};
 use crate::base::error::{Error, Result};
 use crate::env::EnvBlock;
-use crate::sys::{self, Inherited, Prepared, Reaped, SpawnError, SpawnOptions};
+use crate::sys::{self, ChildStatus, Inherited, Prepared, Reaped, SpawnError, SpawnOptions};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
@@ -44,7 +44,7 @@ pub struct SuperviseOptions {
 pub(super) struct Generation {
     pub pid: Pid,
     /// Its status once reaped.
-    pub status: Option<i32>,
+    pub status: Option<ChildStatus>,
     /// 0 for the first, counting up.
     pub n: u32,
     /// The bundle it runs.
@@ -222,11 +222,12 @@ pub fn supervise(
             Some(sig) if sig == Signal::SIGCHLD as i32 => {
                 let was_running = status.is_none();
                 reap(child, &mut status)?;
-                if let (true, Some(code)) = (was_running, status) {
+                if let (true, Some(st)) = (was_running, status) {
                     // Killed by a stop its group got too (Ctrl-C on a terminal).
-                    stopping |= !opts.signal_child_only && is_stop(code - 128);
+                    stopping |= !opts.signal_child_only && st.signal().is_some_and(is_stop);
                     crate::debug!(
-                        "the command exited with status {code}{}",
+                        "the command exited with status {}{}",
+                        st.code(),
                         if stopping {
                             "; its process group is stopping, agent-init waits for it"
                         } else {
@@ -241,9 +242,9 @@ pub fn supervise(
                 job_stop(sig);
             }
         }
-        if let Some(code) = status {
+        if let Some(st) = status {
             if !stopping || !sys::group_exists(child.as_raw()) {
-                return Ok(code);
+                return Ok(st.code());
             }
         }
     }
@@ -308,12 +309,12 @@ fn owns_terminal() -> bool {
 
 /// Reaps every zombie (several may have raised one SIGCHLD), and records the
 /// main child's status in `status` when it is among them.
-fn reap(child: Pid, status: &mut Option<i32>) -> Result<()> {
+fn reap(child: Pid, status: &mut Option<ChildStatus>) -> Result<()> {
     loop {
         match sys::reap_one() {
-            Reaped::Child(pid, code) => {
+            Reaped::Child { pid, status: st } => {
                 if pid == child.as_raw() {
-                    *status = Some(code);
+                    *status = Some(st);
                 }
             }
             Reaped::NoneReady => return Ok(()),

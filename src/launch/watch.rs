@@ -36,7 +36,7 @@ use crate::env::{EnvBlock, Environment, Origin};
 use crate::files::{Plan, Written};
 use crate::protocol::token::Token;
 use crate::source::{self, FetchOptions};
-use crate::sys::{self, Inherited, Reaped, SpawnOptions};
+use crate::sys::{self, ChildStatus, Inherited, Reaped, SpawnOptions};
 use nix::sys::signal::{SigSet, Signal};
 use ring::rand::SecureRandom;
 use std::ffi::OsString;
@@ -407,7 +407,7 @@ pub fn run(
         let sig = sys::wait_signal_for(waited, wake.saturating_duration_since(now));
         match sig {
             Some(s) if s == Signal::SIGCHLD as i32 => {
-                while let Reaped::Child(pid, code) = sys::reap_one() {
+                while let Reaped::Child { pid, status } = sys::reap_one() {
                     let next = match &mut phase {
                         Phase::Starting { next, .. } => Some(next),
                         _ => None,
@@ -417,7 +417,7 @@ pub fn run(
                         .chain(drained.iter_mut())
                     {
                         if g.pid.as_raw() == pid {
-                            g.status = Some(code);
+                            g.status = Some(status);
                         }
                     }
                 }
@@ -486,7 +486,7 @@ pub fn run(
                     "generation {} (bundle {}) has drained (status {})",
                     g.n,
                     g.version,
-                    g.status.unwrap_or(0)
+                    g.status.map_or(0, ChildStatus::code)
                 );
             }
             !done
@@ -498,20 +498,20 @@ pub fn run(
                 _ => true,
             };
             if gone(&cur) && next_gone && drained.is_empty() {
-                return Ok(cur.status.unwrap_or(0));
+                return Ok(cur.status.map_or(0, ChildStatus::code));
             }
             continue;
         }
 
         let draining = matches!(phase, Phase::Draining { .. });
-        if let (Some(code), false) = (cur.status, draining) {
+        if let (Some(st), false) = (cur.status, draining) {
             // The serving generation ended on its own: as without --watch
             // (tini's rule), unless a stop its group got too ended it.
-            if !alone && is_stop(code - 128) && sys::group_exists(cur.pid.as_raw()) {
+            if !alone && st.signal().is_some_and(is_stop) && sys::group_exists(cur.pid.as_raw()) {
                 stopping = true;
                 continue;
             }
-            return Ok(code);
+            return Ok(st.code());
         }
 
         phase = match phase {
@@ -544,7 +544,7 @@ pub fn run(
                     "generation {} (bundle {}) has drained (status {})",
                     cur.n,
                     cur.version,
-                    cur.status.unwrap_or(0)
+                    cur.status.map_or(0, ChildStatus::code)
                 );
                 if w.cfg.on_update == OnUpdate::Exit {
                     crate::info!(
@@ -577,10 +577,10 @@ pub fn run(
                 mut ready_since,
             } => {
                 let port = w.port(next.n).unwrap_or(0);
-                if let Some(code) = next.status {
+                if let Some(st) = next.status {
                     crate::error!(
-                        "generation {} (bundle {}) exited with status {code} before it was ready on port {port}; generation {} keeps running",
-                        next.n, next.version, cur.n
+                        "generation {} (bundle {}) exited with status {} before it was ready on port {port}; generation {} keeps running",
+                        next.n, next.version, st.code(), cur.n
                     );
                     drained.push(next);
                     Phase::Idle {

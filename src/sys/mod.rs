@@ -16,8 +16,8 @@ mod signals;
 pub use alloc::{scrub_stack, WipingAlloc};
 pub use environ::{read_environ, remember_args, scrub_args, scrub_environ};
 pub use process::{
-    close_fds_above_stderr, exec, group_exists, reap_one, spawn, Prepared, Reaped, SpawnError,
-    SpawnOptions,
+    close_fds_above_stderr, exec, group_exists, reap_one, spawn, ChildStatus, Prepared, Reaped,
+    SpawnError, SpawnOptions,
 };
 pub use signals::{
     block_early_signals, default_action, harden, ignore, install_early_handlers,

@@ -173,11 +173,43 @@ pub fn group_exists(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 || Errno::last() == Errno::EPERM }
 }
 
+/// How a child ended, `WIFEXITED` and `WIFSIGNALED` kept apart (as tini
+/// keeps them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStatus {
+    /// It exited with this code.
+    Exited(i32),
+    /// Signal N killed it.
+    Killed(i32),
+}
+
+impl ChildStatus {
+    /// The status as a shell shows it, and as agent-init exits with it: the
+    /// code, or 128+N for signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            ChildStatus::Exited(code) => code,
+            ChildStatus::Killed(sig) => 128 + sig,
+        }
+    }
+
+    /// The signal the status reports as a shell reads it: the one that
+    /// killed the child, or N for an exit code of 128+N (what a shell or
+    /// launcher between agent-init and the agent exits with when a signal
+    /// killed the agent).
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ChildStatus::Killed(sig) => Some(sig),
+            ChildStatus::Exited(code) if code > 128 => Some(code - 128),
+            ChildStatus::Exited(_) => None,
+        }
+    }
+}
+
 /// What one non-blocking `waitpid(-1)` found.
 pub enum Reaped {
-    /// A child ended: its pid and its status as a shell shows it (the code,
-    /// or 128+N for signal N).
-    Child(i32, i32),
+    /// A child ended.
+    Child { pid: i32, status: ChildStatus },
     /// Children exist, none has ended.
     NoneReady,
     /// No child is left at all.
@@ -185,8 +217,8 @@ pub enum Reaped {
 }
 
 /// Reaps one ended child without blocking.
-/// Raw libc, not nix: the status is wanted as a shell shows it, also for a
-/// child killed by a real-time signal, which nix's `WaitStatus` cannot name.
+/// Raw libc, not nix: a child killed by a real-time signal is wanted too,
+/// which nix's `WaitStatus` cannot name.
 pub fn reap_one() -> Reaped {
     let mut status = 0;
     loop {
@@ -194,12 +226,12 @@ pub fn reap_one() -> Reaped {
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid > 0 {
             // Without WUNTRACED/WCONTINUED only ended children are reported.
-            let code = if libc::WIFSIGNALED(status) {
-                128 + libc::WTERMSIG(status)
+            let status = if libc::WIFSIGNALED(status) {
+                ChildStatus::Killed(libc::WTERMSIG(status))
             } else {
-                libc::WEXITSTATUS(status)
+                ChildStatus::Exited(libc::WEXITSTATUS(status))
             };
-            return Reaped::Child(pid, code);
+            return Reaped::Child { pid, status };
         }
         if pid == 0 {
             return Reaped::NoneReady;
@@ -208,5 +240,21 @@ pub fn reap_one() -> Reaped {
             Errno::EINTR => continue,
             _ => return Reaped::NoChildren,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChildStatus;
+
+    #[test]
+    fn a_child_status_reads_as_a_shell_shows_it() {
+        assert_eq!(ChildStatus::Exited(3).code(), 3);
+        assert_eq!(ChildStatus::Killed(15).code(), 143);
+        assert_eq!(ChildStatus::Killed(15).signal(), Some(15));
+        // A launcher that reports its child's death by SIGINT as 130.
+        assert_eq!(ChildStatus::Exited(130).signal(), Some(2));
+        assert_eq!(ChildStatus::Exited(128).signal(), None);
+        assert_eq!(ChildStatus::Exited(0).signal(), None);
     }
 }

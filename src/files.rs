@@ -62,6 +62,15 @@ pub struct Plan {
     sub: Option<String>,
 }
 
+/// The secrets directory's I/O failure: what was being done, and why (78).
+fn dir_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Config(format!(
+        "secrets directory {}: {what}: {}",
+        dir.display(),
+        crate::sys::io_reason(&e)
+    ))
+}
+
 impl Plan {
     /// Plans `files` (name, content) into the directory `setting` names (the
     /// value of `AGENT_INIT_SECRETS_DIR`), or the default. A setting that is
@@ -130,12 +139,7 @@ impl Plan {
     pub fn inspect(&self) -> Result<bool> {
         let dir = &self.dir;
         let shown = dir.display();
-        let fail = |what: &str, e: std::io::Error| {
-            Error::Config(format!(
-                "secrets directory {shown}: {what}: {}",
-                crate::sys::io_reason(&e)
-            ))
-        };
+        let fail = |what: &str, e: std::io::Error| dir_error(dir, what, e);
         let existing = match std::fs::symlink_metadata(dir) {
             Ok(m) => Some(m),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -199,13 +203,7 @@ impl Plan {
         }
         let exists = self.inspect()?;
         let dir = &self.dir;
-        let shown = dir.display();
-        let fail = |what: &str, e: std::io::Error| {
-            Error::Config(format!(
-                "secrets directory {shown}: {what}: {}",
-                crate::sys::io_reason(&e)
-            ))
-        };
+        let fail = |what: &str, e: std::io::Error| dir_error(dir, what, e);
         if !exists {
             std::fs::DirBuilder::new()
                 .mode(0o700)
@@ -251,7 +249,11 @@ impl Plan {
                 .map_err(|e| fail(&format!("cannot write {name}"), e))?;
             drop(content);
         }
-        crate::debug!("{} file secret(s) written to {shown}", written.files.len());
+        crate::debug!(
+            "{} file secret(s) written to {}",
+            written.files.len(),
+            dir.display()
+        );
         Ok(written)
     }
 }

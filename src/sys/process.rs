@@ -198,11 +198,8 @@ impl ChildStatus {
     /// launcher between agent-init and the agent exits with when a signal
     /// killed the agent).
     pub fn signal(self) -> Option<i32> {
-        match self {
-            ChildStatus::Killed(sig) => Some(sig),
-            ChildStatus::Exited(code) if code > 128 => Some(code - 128),
-            ChildStatus::Exited(_) => None,
-        }
+        let code = self.code();
+        (code > 128).then_some(code - 128)
     }
 }
 

@@ -58,10 +58,7 @@ impl std::fmt::Display for Origin {
 /// never passes on). Whoever opens a bundle passes it; the protocol module
 /// does no I/O.
 pub fn warn_dropped(w: Warning<'_>) {
-    crate::base::log::write(
-        crate::base::log::Level::Warn,
-        format_args!("bundle secret {} {}", w.name(), w.reason()),
-    );
+    crate::warn!("bundle secret {} {}", w.name(), w.reason());
 }
 
 /// The variables of each loaded dotenv file, in file order.

@@ -307,7 +307,7 @@ fn from_bundle(
     let plaintext = protocol::bundle::open(&token, body.expose())?;
     drop(body);
     drop(token);
-    let mut secrets = protocol::secrets::parse_noting(plaintext.expose(), &mut env::warn_dropped)?;
+    let mut secrets = protocol::secrets::parse_noting(plaintext.expose(), env::warn_dropped)?;
     drop(plaintext);
     crate::debug!(
         "bundle opened: {} secrets, {} files",

@@ -196,10 +196,8 @@ impl Watcher {
     #[inline(never)]
     pub fn prepare(&mut self, token: &Token, body: &[u8], n: Option<u32>) -> Result<Ready> {
         let plaintext = crate::protocol::bundle::open(token, body)?;
-        let mut secrets = crate::protocol::secrets::parse_noting(
-            plaintext.expose(),
-            &mut crate::env::warn_dropped,
-        )?;
+        let mut secrets =
+            crate::protocol::secrets::parse_noting(plaintext.expose(), crate::env::warn_dropped)?;
         drop(plaintext);
         let bundle_files = std::mem::take(&mut secrets.files);
         let plain = crate::protocol::bundle::open(token, self.inherited.as_bytes())?;

@@ -134,7 +134,7 @@ pub fn run(args: SealArgs) -> Result<i32> {
     }
     let plaintext = crate::protocol::secrets::to_plaintext(&merged.secrets);
     // The same checks the opener applies: a bundle seal writes, open accepts.
-    crate::protocol::secrets::parse_noting(plaintext.expose(), &mut crate::env::warn_dropped)?;
+    crate::protocol::secrets::parse_noting(plaintext.expose(), crate::env::warn_dropped)?;
     let sealed = bundle::seal(&token, plaintext.expose())?;
     drop(plaintext);
     // The AES key schedule and seal_key of the sealing lie in dead frames
@@ -181,7 +181,7 @@ fn open_existing(out: &Path, token: &Token) -> Result<crate::protocol::secrets::
             "--out {shown} cannot be updated with this token: {e}"
         ))
     })?;
-    crate::protocol::secrets::parse_noting(plain.expose(), &mut crate::env::warn_dropped)
+    crate::protocol::secrets::parse_noting(plain.expose(), crate::env::warn_dropped)
 }
 
 /// What changed, by count, with the removed names.

@@ -237,14 +237,14 @@ fn refuse(who: &str, why: &str) -> Error {
 /// Parses and checks a bundle plaintext, dropping what it warns about
 /// unseen: [`parse_noting`] hands the warnings to the caller.
 pub fn parse(plaintext: &[u8]) -> Result<Plaintext> {
-    parse_noting(plaintext, &mut |_| {})
+    parse_noting(plaintext, |_| {})
 }
 
 /// Parses and checks a bundle plaintext, and hands each [`Warning`] to
 /// `note`, in bundle order, once the whole bundle passed (a refused bundle
 /// gives none). Printing them is the caller's business: this module does no
 /// I/O.
-pub fn parse_noting(plaintext: &[u8], note: &mut dyn FnMut(Warning<'_>)) -> Result<Plaintext> {
+pub fn parse_noting(plaintext: &[u8], mut note: impl FnMut(Warning<'_>)) -> Result<Plaintext> {
     // serde_json checks UTF-8 only in the strings it keeps; §6 says the whole
     // plaintext is UTF-8, unknown members included.
     let text = std::str::from_utf8(plaintext).map_err(|e| {
@@ -663,7 +663,7 @@ mod tests {
     /// What `parse_noting` makes of `secrets`, and the warning lines it hands out.
     fn noted(secrets: &str) -> (Plaintext, Vec<String>) {
         let mut lines = Vec::new();
-        let s = parse_noting(&plain(secrets), &mut |w| lines.push(w.to_string())).unwrap();
+        let s = parse_noting(&plain(secrets), |w| lines.push(w.to_string())).unwrap();
         (s, lines)
     }
 
@@ -686,7 +686,7 @@ mod tests {
         // A refused bundle warns about nothing, even after its secrets passed.
         let mut any = false;
         let nul = b"{\"secrets\": [{\"name\": \"LIVEKIT_URL\", \"value\": \"x\"}], \"livekit\": {\"url\": \"a\\u0000b\"}}";
-        assert!(parse_noting(nul, &mut |_| any = true).is_err());
+        assert!(parse_noting(nul, |_| any = true).is_err());
         assert!(!any);
     }
 

@@ -29,7 +29,7 @@ fn seal(token: &Token, s: &Plaintext, now: &str) -> Result<Sealed> {
     // The same checks agent-init applies when it opens: what is uploaded opens.
     let checked = agent_init::protocol::secrets::parse_noting(
         plaintext.expose(),
-        &mut agent_init::env::warn_dropped,
+        agent_init::env::warn_dropped,
     )?;
     let sealed = agent_init::protocol::bundle::seal(token, plaintext.expose())?;
     drop(plaintext);
@@ -144,7 +144,7 @@ pub fn update(p: &Parsed) -> Result<i32> {
         let plaintext = agent_init::protocol::bundle::open(&token, &body)?;
         let old = agent_init::protocol::secrets::parse_noting(
             plaintext.expose(),
-            &mut agent_init::env::warn_dropped,
+            agent_init::env::warn_dropped,
         )?;
         drop(plaintext);
         let now = agent_init::base::time::rfc3339_now();

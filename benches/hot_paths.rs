@@ -201,7 +201,7 @@ fn environment(c: &mut Criterion) {
 }
 
 /// What every HTTPS run pays before its handshake: the built-in trust
-/// anchors copied into a rustls root store (src/source/https.rs, `root_store`).
+/// anchors copied into a rustls root store (src/source/tls.rs, `root_store`).
 fn tls_roots(c: &mut Criterion) {
     let mut g = c.benchmark_group("tls");
     g.bench_function("root_store_from_webpki_anchors", |b| {

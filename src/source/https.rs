@@ -13,13 +13,13 @@
 //! The waits between attempts are [`super::retry`]'s, the TLS under the
 //! request [`super::tls`]'s.
 
-use super::retry::{parse_retry_after, Backoff};
+use super::retry::{retry_after, with_retries, Attempt};
 use super::tls::{cert_reason, client_config, tls_cause, Tls};
 use super::FetchOptions;
 use crate::base::error::{Error, Result};
 use crate::base::sensitive::SecretBytes;
 use crate::protocol::token::Token;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector, NextTimeout, TcpConnector};
 
@@ -34,16 +34,13 @@ const CONNECT: Duration = Duration::from_secs(5);
 /// default is 128 KiB). Response heads larger than this are not accepted.
 const INPUT_BUFFER: usize = 16 << 10;
 
+/// What a fetch gives: the bundle and its ETag when the service sent a
+/// printable one; `None` for a 304 (the bundle named by `If-None-Match` is
+/// still current).
+type Fetched = Option<(SecretBytes, Option<String>)>;
+
 /// What one attempt came to.
-enum Outcome {
-    /// The bundle, and its ETag when the service sent a printable one.
-    Body(SecretBytes, Option<String>),
-    /// 304: the bundle named by `If-None-Match` is still current.
-    NotModified,
-    /// Worth another attempt: what happened, and the wait the server asked for.
-    Transient(String, Option<Duration>),
-    Fatal(Error),
-}
+type Outcome = Attempt<Fetched>;
 
 /// The proxy for `url`, as curl picks it: none for a loopback host (the
 /// proxy's loopback is not this container's, and plain `http://` is allowed
@@ -159,7 +156,7 @@ pub(super) fn fetch(
     opts: &FetchOptions,
     token: &Token,
     seen: Option<&str>,
-) -> Result<Option<(SecretBytes, Option<String>)>> {
+) -> Result<Fetched> {
     let start = Instant::now();
     let deadline = start + opts.deadline;
     let config = ureq::Agent::config_builder()
@@ -180,55 +177,30 @@ pub(super) fn fetch(
             .chain(Tls(client_config(opts, opts.deadline)?));
     let agent = ureq::Agent::with_parts(config, connector, Resolver::for_url(url));
     let auth = token.authorization();
-    let mut backoff = Backoff::default();
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(gave_up(attempt - 1, start, "deadline reached"));
-        }
-        let outcome = attempt_once(&agent, url, auth.expose(), seen, remaining, opts.max_bundle);
-        let (what, retry_after) = match outcome {
-            Outcome::Body(b, etag) => {
+    with_retries(
+        start,
+        deadline,
+        "AGENT_INIT_TIMEOUT",
+        |attempt, remaining| {
+            let outcome =
+                attempt_once(&agent, url, auth.expose(), seen, remaining, opts.max_bundle);
+            if let Attempt::Done(Some((b, _))) = &outcome {
                 crate::debug!("fetched {} bytes in attempt {attempt}", b.len());
-                return Ok(Some((b, etag)));
             }
-            Outcome::NotModified => return Ok(None),
-            Outcome::Fatal(e) => return Err(e),
-            Outcome::Transient(what, ra) => (what, ra),
-        };
-        let jitter = backoff.next_wait();
-        // Retry-After is the earliest time to come back, not a meeting time:
-        // a fleet told "1" and obeying it exactly returns as one wave every
-        // second (docs/HARDENING.md, the storm). The jitter on top spreads it.
-        let wait = retry_after.map_or(jitter, |ra| ra.saturating_add(jitter));
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if wait >= remaining {
-            return Err(gave_up(
-                attempt,
-                start,
-                &format!("last: {what}; the next try would pass the deadline"),
-            ));
-        }
-        crate::info!(
-            "attempt {attempt} failed ({what}); retrying in {:.3}s{}",
-            wait.as_secs_f64(),
-            if retry_after.is_some() {
-                " (Retry-After, plus jitter)"
-            } else {
-                ""
-            }
-        );
-        std::thread::sleep(wait);
-    }
-}
-
-fn gave_up(attempts: u32, start: Instant, why: &str) -> Error {
-    Error::Unavailable(format!(
-        "secrets service unavailable: gave up after {attempts} attempt(s) in {:.1}s ({why}); AGENT_INIT_TIMEOUT sets the deadline",
-        start.elapsed().as_secs_f64()
-    ))
+            outcome
+        },
+        |attempt, what, wait, asked| {
+            crate::info!(
+                "attempt {attempt} failed ({what}); retrying in {:.3}s{}",
+                wait.as_secs_f64(),
+                if asked {
+                    " (Retry-After, plus jitter)"
+                } else {
+                    ""
+                }
+            );
+        },
+    )
 }
 
 fn attempt_once(
@@ -257,48 +229,38 @@ fn attempt_once(
     let status = resp.status().as_u16();
     match status {
         200 => {}
-        304 if seen.is_some() => return Outcome::NotModified,
+        304 if seen.is_some() => return Attempt::Done(None),
         401 | 403 => {
-            return Outcome::Fatal(Error::Denied(format!(
+            return Attempt::Fatal(Error::Denied(format!(
                 "the secrets service refused the bootstrap token (HTTP {status}): it is unknown, revoked or expired"
             )))
         }
         404 => {
-            return Outcome::Fatal(Error::Config(
+            return Attempt::Fatal(Error::Config(
                 "LIVEKIT_SECRETS_URL: the secrets service has nothing at this URL (HTTP 404)".into(),
             ))
         }
         408 | 425 | 429 | 500 | 502 | 503 | 504 => {
-            let ra = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            return Outcome::Transient(format!("HTTP {status}"), ra);
+            return Attempt::Transient(format!("HTTP {status}"), retry_after(resp.headers()));
         }
         _ => {
-            return Outcome::Fatal(Error::Unavailable(format!(
+            return Attempt::Fatal(Error::Unavailable(format!(
                 "the secrets service answered HTTP {status}, which agent-init does not expect"
             )))
         }
     }
     if let Some(len) = resp.body().content_length() {
         if len > cap {
-            return Outcome::Fatal(too_big(cap));
+            return Attempt::Fatal(too_big(cap));
         }
     }
     let mut body = SecretBytes::new(Vec::new());
     match resp.body_mut().with_config().limit(cap).read_to_vec() {
         Ok(v) => body = SecretBytes::new(v),
-        Err(ureq::Error::BodyExceedsLimit(_)) => return Outcome::Fatal(too_big(cap)),
+        Err(ureq::Error::BodyExceedsLimit(_)) => return Attempt::Fatal(too_big(cap)),
         Err(e) => {
             drop(body);
-            return match classify(e) {
-                Outcome::Transient(what, _) => {
-                    Outcome::Transient(format!("body cut short: {what}"), None)
-                }
-                other => other,
-            };
+            return Attempt::body_cut_short(sort_transport_error(e, &AGENT_INIT));
         }
     }
     // An ETag is echoed in If-None-Match and printed: printable ASCII only.
@@ -308,7 +270,7 @@ fn attempt_once(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| (0x21..0x7f).contains(&b)))
         .map(str::to_string);
-    Outcome::Body(body, etag)
+    Attempt::Done(Some((body, etag)))
 }
 
 fn too_big(cap: u64) -> Error {
@@ -319,10 +281,7 @@ fn too_big(cap: u64) -> Error {
 
 /// Sorts a transport error into "try again" or "stop now", naming its class only.
 fn classify(e: ureq::Error) -> Outcome {
-    match sort_transport_error(e, &AGENT_INIT) {
-        TransportFailure::Transient(what) => Outcome::Transient(what, None),
-        TransportFailure::Fatal(e) => Outcome::Fatal(e),
-    }
+    sort_transport_error(e, &AGENT_INIT).into()
 }
 
 /// agent-init's names for its own fetch.
@@ -413,7 +372,7 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
         match classify(ureq::Error::Io(io)) {
-            Outcome::Fatal(e) => {
+            Attempt::Fatal(e) => {
                 assert_eq!(e.exit_code(), 78);
                 assert!(e.to_string().contains("unknown issuer"), "{e}");
             }
@@ -422,7 +381,7 @@ mod tests {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(matches!(
             classify(ureq::Error::Io(refused)),
-            Outcome::Transient(..)
+            Attempt::Transient(..)
         ));
     }
 

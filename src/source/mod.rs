@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use https::{sort_transport_error, Endpoint, Resolver, TransportFailure};
-pub use retry::{parse_retry_after, Backoff};
+pub use retry::{parse_retry_after, retry_after, with_retries, Attempt, Backoff};
 
 /// A secrets URL, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

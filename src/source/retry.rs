@@ -8,8 +8,10 @@
 //! to a `Retry-After` (never earlier) and keeps every wait inside its
 //! deadline.
 
+use super::TransportFailure;
+use crate::base::error::{Error, Result};
 use ring::rand::SecureRandom;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// First backoff window.
 const BASE: Duration = Duration::from_millis(250);
@@ -62,6 +64,96 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let at = crate::base::time::parse_http_date(v)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The wait a response's `Retry-After` asks for, if it has one that parses.
+pub fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// What one attempt came to, for [`with_retries`].
+pub enum Attempt<T> {
+    /// The answer: no more attempts.
+    Done(T),
+    /// Worth another attempt: what happened, and the wait the server asked for.
+    Transient(String, Option<Duration>),
+    /// Not worth another attempt.
+    Fatal(Error),
+}
+
+impl<T> From<TransportFailure> for Attempt<T> {
+    fn from(f: TransportFailure) -> Self {
+        match f {
+            TransportFailure::Transient(what) => Attempt::Transient(what, None),
+            TransportFailure::Fatal(e) => Attempt::Fatal(e),
+        }
+    }
+}
+
+impl<T> Attempt<T> {
+    /// A transport failure while the body was being read: a transient one
+    /// says so, and has no `Retry-After` (the status line had none to give).
+    pub fn body_cut_short(f: TransportFailure) -> Self {
+        match f {
+            TransportFailure::Transient(what) => {
+                Attempt::Transient(format!("body cut short: {what}"), None)
+            }
+            TransportFailure::Fatal(e) => Attempt::Fatal(e),
+        }
+    }
+}
+
+/// Runs `attempt` (its number, from 1, and the time left) until it is done
+/// or fatal, waiting between attempts with [`Backoff`] (on top of a
+/// `Retry-After`, never instead of it). It gives up, 69, when `deadline` is
+/// reached or the next wait would pass it; the message names how many
+/// attempts ran since `start`, the last failure, and `timeout_var`, the knob
+/// that sets the deadline. `retrying` hears of each wait before it is slept:
+/// the attempt's number, what failed, the wait and whether the server asked
+/// for one.
+pub fn with_retries<T>(
+    start: Instant,
+    deadline: Instant,
+    timeout_var: &str,
+    mut attempt: impl FnMut(u32, Duration) -> Attempt<T>,
+    mut retrying: impl FnMut(u32, &str, Duration, bool),
+) -> Result<T> {
+    let gave_up = |attempts: u32, why: &str| {
+        Error::Unavailable(format!(
+            "secrets service unavailable: gave up after {attempts} attempt(s) in {:.1}s ({why}); {timeout_var} sets the deadline",
+            start.elapsed().as_secs_f64()
+        ))
+    };
+    let mut backoff = Backoff::default();
+    let mut n = 0u32;
+    loop {
+        n += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(gave_up(n - 1, "deadline reached"));
+        }
+        let (what, retry_after) = match attempt(n, remaining) {
+            Attempt::Done(v) => return Ok(v),
+            Attempt::Fatal(e) => return Err(e),
+            Attempt::Transient(what, ra) => (what, ra),
+        };
+        let jitter = backoff.next_wait();
+        // Retry-After is the earliest time to come back, not a meeting time:
+        // a fleet told "1" and obeying it exactly returns as one wave every
+        // second (docs/HARDENING.md, the storm). The jitter on top spreads it.
+        let wait = retry_after.map_or(jitter, |ra| ra.saturating_add(jitter));
+        if wait >= deadline.saturating_duration_since(Instant::now()) {
+            return Err(gave_up(
+                n,
+                &format!("last: {what}; the next try would pass the deadline"),
+            ));
+        }
+        retrying(n, &what, wait, retry_after.is_some());
+        std::thread::sleep(wait);
+    }
 }
 
 #[cfg(test)]

@@ -15,11 +15,11 @@
 use agent_init::base::error::{Error, Result};
 use agent_init::base::sensitive::SecretString;
 use agent_init::source::{
-    is_loopback_url, parse_retry_after, sort_transport_error, Backoff, Endpoint, Resolver,
-    SecretsUrl, TransportFailure,
+    is_loopback_url, retry_after, sort_transport_error, with_retries, Attempt, Endpoint, Resolver,
+    SecretsUrl,
 };
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// One attempt's own limit, inside the overall deadline.
@@ -124,11 +124,7 @@ pub struct Admin {
 }
 
 /// What one attempt came to.
-enum Outcome {
-    Reply(Reply),
-    Transient(String, Option<Duration>),
-    Fatal(Error),
-}
+type Outcome = Attempt<Reply>;
 
 impl Admin {
     /// A client for `base`, presenting the admin key read from `key_file`.
@@ -208,35 +204,18 @@ impl Admin {
         let start = Instant::now();
         let deadline = start + self.deadline;
         let url = format!("{}{path}", self.base.0);
-        let mut backoff = Backoff::default();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(gave_up(attempt - 1, start, "deadline reached"));
-            }
-            let (what, retry_after) =
-                match self.attempt(method, &url, headers, body, remaining, cap) {
-                    Outcome::Reply(r) => return Ok(r),
-                    Outcome::Fatal(e) => return Err(e),
-                    Outcome::Transient(what, ra) => (what, ra),
-                };
-            let jitter = backoff.next_wait();
-            let wait = retry_after.map_or(jitter, |ra| ra.saturating_add(jitter));
-            if wait >= deadline.saturating_duration_since(Instant::now()) {
-                return Err(gave_up(
-                    attempt,
-                    start,
-                    &format!("last: {what}; the next try would pass the deadline"),
-                ));
-            }
-            crate::cli::note(&format!(
-                "{method} {path}: attempt {attempt} failed ({what}); retrying in {:.3}s",
-                wait.as_secs_f64()
-            ));
-            std::thread::sleep(wait);
-        }
+        with_retries(
+            start,
+            deadline,
+            "AGENT_SECRETS_TIMEOUT",
+            |_, remaining| self.attempt(method, &url, headers, body, remaining, cap),
+            |attempt, what, wait, _| {
+                crate::cli::note(&format!(
+                    "{method} {path}: attempt {attempt} failed ({what}); retrying in {:.3}s",
+                    wait.as_secs_f64()
+                ))
+            },
+        )
     }
 
     fn attempt(
@@ -289,24 +268,14 @@ impl Admin {
         };
         let status = resp.status().as_u16();
         if matches!(status, 408 | 425 | 429 | 500 | 502 | 503 | 504) {
-            let ra = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            return Outcome::Transient(format!("HTTP {status}"), ra);
+            return Attempt::Transient(format!("HTTP {status}"), retry_after(resp.headers()));
         }
         match resp.body_mut().with_config().limit(cap).read_to_vec() {
-            Ok(body) => Outcome::Reply(Reply { status, body }),
-            Err(ureq::Error::BodyExceedsLimit(_)) => Outcome::Fatal(Error::Unavailable(format!(
+            Ok(body) => Attempt::Done(Reply { status, body }),
+            Err(ureq::Error::BodyExceedsLimit(_)) => Attempt::Fatal(Error::Unavailable(format!(
                 "the secrets service answered with a body over {cap} bytes"
             ))),
-            Err(e) => match classify(e) {
-                Outcome::Transient(what, _) => {
-                    Outcome::Transient(format!("body cut short: {what}"), None)
-                }
-                other => other,
-            },
+            Err(e) => Attempt::body_cut_short(sort_transport_error(e, &CLI)),
         }
     }
 }
@@ -359,26 +328,18 @@ fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {
     Ok(RootCerts::Specific(std::sync::Arc::new(certs)))
 }
 
-fn gave_up(attempts: u32, start: Instant, why: &str) -> Error {
-    Error::Unavailable(format!(
-        "secrets service unavailable: gave up after {attempts} attempt(s) in {:.1}s ({why}); AGENT_SECRETS_TIMEOUT sets the deadline",
-        start.elapsed().as_secs_f64()
-    ))
-}
+/// The CLI's names in agent-init's transport error table.
+const CLI: Endpoint = Endpoint {
+    url: SERVICE,
+    check: "--service and --ca-file",
+    proxies: "HTTPS_PROXY/HTTP_PROXY/ALL_PROXY",
+    doing: "talking to the secrets service",
+};
 
 /// Sorts a transport error into "try again" or "stop now": agent-init's
 /// table, with the CLI's names.
 fn classify(e: ureq::Error) -> Outcome {
-    const CLI: Endpoint = Endpoint {
-        url: SERVICE,
-        check: "--service and --ca-file",
-        proxies: "HTTPS_PROXY/HTTP_PROXY/ALL_PROXY",
-        doing: "talking to the secrets service",
-    };
-    match sort_transport_error(e, &CLI) {
-        TransportFailure::Transient(what) => Outcome::Transient(what, None),
-        TransportFailure::Fatal(e) => Outcome::Fatal(e),
-    }
+    sort_transport_error(e, &CLI).into()
 }
 
 #[cfg(test)]
@@ -392,7 +353,7 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
         match classify(ureq::Error::Io(io)) {
-            Outcome::Fatal(e) => {
+            Attempt::Fatal(e) => {
                 assert_eq!(e.exit_code(), 78);
                 let m = e.to_string();
                 assert!(m.contains("unknown issuer"), "{m}");
@@ -401,7 +362,7 @@ mod tests {
             _ => panic!("a certificate error must not be retried"),
         }
         match classify(ureq::Error::BadUri("x".into())) {
-            Outcome::Fatal(e) => assert!(
+            Attempt::Fatal(e) => assert!(
                 e.to_string()
                     .contains("--service (AGENT_SECRETS_URL) is not a valid URL"),
                 "{e}"

@@ -370,6 +370,11 @@ mod tests {
             })
             .collect()
     }
+    /// `inputs` merged onto `old` (`None`: a new bundle) at `NOW`, removing
+    /// nothing, not overwriting.
+    fn give(old: Option<Plaintext>, inputs: Vec<Input>) -> Result<Merged> {
+        merge(old, inputs, &[], false, NOW)
+    }
     fn row(
         n: &str,
         k: &'static str,
@@ -382,14 +387,7 @@ mod tests {
 
     #[test]
     fn a_new_bundle_stamps_every_secret_now() {
-        let m = merge(
-            None,
-            vec![env("A", "a"), file("k.pem", b"\x00\xff", None)],
-            &[],
-            false,
-            NOW,
-        )
-        .unwrap();
+        let m = give(None, vec![env("A", "a"), file("k.pem", b"\x00\xff", None)]).unwrap();
         assert_eq!(
             table(&m),
             [
@@ -402,7 +400,7 @@ mod tests {
 
     #[test]
     fn update_adds_updates_keeps_and_leaves_unchanged_with_section_6_2_dates() {
-        let m = merge(
+        let m = give(
             Some(old()),
             vec![
                 env("A", "a"),
@@ -410,9 +408,6 @@ mod tests {
                 env("C", "c"),
                 file("key.json", b"{}", Some("KEY_FILE")),
             ],
-            &[],
-            false,
-            NOW,
         )
         .unwrap();
         assert_eq!(
@@ -431,7 +426,7 @@ mod tests {
 
     #[test]
     fn secrets_not_given_are_kept_as_they_were() {
-        let m = merge(Some(old()), vec![env("C", "c")], &[], false, NOW).unwrap();
+        let m = give(Some(old()), vec![env("C", "c")]).unwrap();
         assert_eq!(
             table(&m),
             [
@@ -452,21 +447,14 @@ mod tests {
             file("key.json", b"{}", Some("OTHER_FILE")),
             file("key.json", b"{}", None),
         ] {
-            let m = merge(Some(old()), vec![input], &[], false, NOW).unwrap();
+            let m = give(Some(old()), vec![input]).unwrap();
             assert_eq!(table(&m)[2], row("key.json", "file", "updated", T0, NOW));
         }
     }
 
     #[test]
     fn a_kind_change_is_an_update_that_keeps_created_at() {
-        let m = merge(
-            Some(old()),
-            vec![file("A", b"now a file", Some("A_PATH"))],
-            &[],
-            false,
-            NOW,
-        )
-        .unwrap();
+        let m = give(Some(old()), vec![file("A", b"now a file", Some("A_PATH"))]).unwrap();
         assert_eq!(
             table(&m),
             [
@@ -533,12 +521,9 @@ mod tests {
 
     #[test]
     fn livekit_inputs_go_into_the_livekit_member() {
-        let m = merge(
+        let m = give(
             Some(old()),
             vec![env("LIVEKIT_URL", "wss://old"), env("LIVEKIT_API_KEY", "k")],
-            &[],
-            false,
-            NOW,
         )
         .unwrap();
         let lk: Vec<_> = m
@@ -583,24 +568,10 @@ mod tests {
     #[test]
     fn a_result_that_breaks_section_6_1_is_refused_65() {
         // A file's env may not be another secret's name.
-        let e = merge(
-            Some(old()),
-            vec![file("f.txt", b"x", Some("A"))],
-            &[],
-            false,
-            NOW,
-        )
-        .unwrap_err();
+        let e = give(Some(old()), vec![file("f.txt", b"x", Some("A"))]).unwrap_err();
         assert_eq!(e.exit_code(), 65);
         assert!(e.to_string().contains("f.txt"), "{e}");
-        let e = merge(
-            None,
-            vec![file("f.txt", b"x", Some("LIVEKIT_API_SECRET"))],
-            &[],
-            false,
-            NOW,
-        )
-        .unwrap_err();
+        let e = give(None, vec![file("f.txt", b"x", Some("LIVEKIT_API_SECRET"))]).unwrap_err();
         assert_eq!(e.exit_code(), 65);
     }
 

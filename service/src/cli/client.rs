@@ -347,27 +347,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_certificate_that_does_not_verify_stops_with_78_naming_the_clis_flags() {
-        let io = std::io::Error::new(
+    fn a_certificate_that_does_not_verify_or_a_bad_url_stops_with_78_naming_the_clis_flags() {
+        // A failed handshake, in the shape ureq reports it.
+        let handshake = ureq::Error::Io(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
-        match classify(ureq::Error::Io(io)) {
-            Attempt::Fatal(e) => {
-                assert_eq!(e.exit_code(), 78);
-                let m = e.to_string();
-                assert!(m.contains("unknown issuer"), "{m}");
-                assert!(m.contains("check --service and --ca-file"), "{m}");
-            }
-            _ => panic!("a certificate error must not be retried"),
-        }
-        match classify(ureq::Error::BadUri("x".into())) {
-            Attempt::Fatal(e) => assert!(
-                e.to_string()
-                    .contains("--service (AGENT_SECRETS_URL) is not a valid URL"),
-                "{e}"
+        ));
+        let cases: [(ureq::Error, &[&str]); 2] = [
+            (
+                handshake,
+                &["unknown issuer", "check --service and --ca-file"],
             ),
-            _ => panic!("a bad URL must not be retried"),
+            (
+                ureq::Error::BadUri("x".into()),
+                &["--service (AGENT_SECRETS_URL) is not a valid URL"],
+            ),
+        ];
+        for (error, wanted) in cases {
+            let Attempt::Fatal(e) = classify(error) else {
+                panic!("{wanted:?}: not to be retried");
+            };
+            assert_eq!(e.exit_code(), 78, "{e}");
+            for w in wanted {
+                assert!(e.to_string().contains(w), "{e}");
+            }
         }
     }
 

@@ -332,11 +332,16 @@ pub fn parse_noting(plaintext: &[u8], mut note: impl FnMut(Warning<'_>)) -> Resu
     // Dropped only once the whole bundle passed: the warning is for a bundle that is used.
     out.secrets.retain(|s| {
         let platform = LIVEKIT_NAMES.contains(&s.name.as_str());
-        if platform {
-            note(Warning::Platform(&s.name));
+        let warning = if platform {
+            Some(Warning::Platform(&s.name))
         } else if is_stripped(std::ffi::OsStr::new(&s.name)) {
             // Kept in the list (the merge drops it, §7), but never silently.
-            note(Warning::NeverPassed(&s.name));
+            Some(Warning::NeverPassed(&s.name))
+        } else {
+            None
+        };
+        if let Some(w) = warning {
+            note(w);
         }
         !platform
     });

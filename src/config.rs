@@ -18,11 +18,12 @@ use crate::base::error::{Error, Result};
 use crate::base::log::Level;
 use crate::base::sensitive::{SecretBytes, SecretString};
 use crate::base::time::parse_seconds;
+use crate::launch::{OnUpdate, WatchConfig, DEFAULT_DRAIN, MIN_WATCH};
 use crate::local::inputs::Inputs;
 use crate::local::seal::{SealArgs, SealOptions};
 use crate::protocol::bundle::DEFAULT_MAX_BUNDLE;
 use crate::protocol::token::Token;
-use crate::source::{FetchOptions, SecretsUrl};
+use crate::source::{read_token_file, token_text, FetchOptions, SecretsUrl};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -30,11 +31,6 @@ use std::time::Duration;
 
 /// Default overall deadline for the fetch.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// The shortest `--watch` interval (PROTOCOL.md §4).
-pub const MIN_WATCH: Duration = Duration::from_secs(5);
-/// LiveKit's own drain timeout, in both SDKs.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(3600);
-
 /// What agent-init was asked to do.
 #[derive(Debug)]
 pub enum Action {
@@ -94,36 +90,6 @@ pub struct Config {
     pub secrets_dir: Option<OsString>,
     /// agent-init's environment, minus the variables it never passes on.
     pub inherited: Vec<(OsString, SecretBytes)>,
-}
-
-/// How a running agent is replaced when its bundle changes (`--on-update`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnUpdate {
-    /// Drain the agent (one SIGTERM, then SIGKILL after the drain timeout),
-    /// then start it again with the new environment.
-    Restart,
-    /// Drain the agent, then exit (status [`crate::launch::EXIT_UPDATED`]).
-    Exit,
-    /// Start the new generation, wait until it is ready, then drain the old one.
-    Overlap,
-}
-
-/// The knobs of `--watch`.
-#[derive(Debug, Clone)]
-pub struct WatchConfig {
-    /// How often the source is checked (at least [`MIN_WATCH`]), plus jitter.
-    pub every: Duration,
-    pub on_update: OnUpdate,
-    /// A roll starts after a random delay in `[0, spread]`.
-    pub spread: Duration,
-    /// How long a draining generation may take before it is killed.
-    pub drain: Duration,
-    /// `overlap`: the health ports the generations take turns on (`port`, `port + 1`).
-    pub health_port: u16,
-    /// `overlap`: how long after the new generation's first 200 the old one is stopped.
-    pub settle: Duration,
-    /// The token is read again from here at each check; never kept.
-    pub token_file: PathBuf,
 }
 
 // ---------------------------------------------------------------------------
@@ -601,9 +567,9 @@ enum Word {
         opt: &'static Opt,
         value: Option<(usize, usize)>,
     },
-    /// Not an option: the command from argument `at` on (`dashdash`: after
-    /// a `--`, which is not part of it).
-    Rest { at: usize, dashdash: bool },
+    /// Not an option: the command from argument `at` on (after a `--`,
+    /// which is not part of it).
+    Rest { at: usize },
 }
 
 /// The option grammar over arguments (without `argv[0]`): `--name=value`,
@@ -660,15 +626,9 @@ impl Iterator for Lexer<'_> {
         let arg = *self.args.get(i)?;
         self.at += 1;
         Some(if arg == b"--" {
-            Ok(Word::Rest {
-                at: i + 1,
-                dashdash: true,
-            })
+            Ok(Word::Rest { at: i + 1 })
         } else if arg == b"-" || !arg.starts_with(b"-") {
-            Ok(Word::Rest {
-                at: i,
-                dashdash: false,
-            })
+            Ok(Word::Rest { at: i })
         } else {
             self.option(i)
         })
@@ -678,7 +638,7 @@ impl Iterator for Lexer<'_> {
 /// The secret values on agent-init's own command line (`argv[0]` first), as
 /// (argument index, offset of the value): the whole of a `--token`, the
 /// VALUE of `--secrets NAME=VALUE`. Wiped from the argument block once they
-/// are copied (by `seal`, and by supervise mode once the child runs), so
+/// are copied (by `run`, right after the parse), so
 /// `/proc/PID/cmdline` does not show them. A run's options end at its
 /// command; `seal` takes nothing but options, so all of its arguments are
 /// read as options (after a `--` too).
@@ -774,13 +734,6 @@ fn secret_arg(bytes: &SecretBytes) -> Result<(String, SecretBytes)> {
     crate::protocol::rules::check_value(value)
         .map_err(|why| Error::Refused(format!("--secrets {name}: {why}")))?;
     Ok((name, SecretBytes::new(value.as_bytes().to_vec())))
-}
-
-/// A token's text, which must be ASCII to be one.
-fn token_text(bytes: &[u8]) -> Result<SecretString> {
-    std::str::from_utf8(bytes)
-        .map(|t| SecretString::new(t.to_string()))
-        .map_err(|_| Error::Config("bootstrap token is malformed: it is not ASCII".into()))
 }
 
 // ---------------------------------------------------------------------------
@@ -910,32 +863,6 @@ fn token_from_env(env: &Environ) -> Result<Option<SecretString>> {
     }
 }
 
-/// Reads a token file (`what` names the variable or flag that gave it): at
-/// most [`crate::protocol::token::MAX_TOKEN_FILE`] bytes, within `timeout` (a FIFO
-/// with no writer or a hung mount is 78 once it passes).
-/// Like ssh for a private key, warns when other users may read or write it;
-/// group access is fine (Kubernetes mounts secrets for an `fsGroup`).
-pub(crate) fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Result<SecretString> {
-    let (bytes, mode) =
-        crate::source::read_config(what, path, crate::protocol::token::MAX_TOKEN_FILE, timeout)?;
-    // Once per process: `--watch` re-reads the file at every check, and the
-    // same line every few seconds would bury the log.
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if mode & 0o006 != 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        let how = match mode & 0o006 {
-            0o004 => "readable",
-            0o002 => "writable",
-            _ => "readable and writable",
-        };
-        crate::warn!(
-            "{what} {}: the token file is {how} by other users (mode {:04o})",
-            path.display(),
-            mode & 0o7777
-        );
-    }
-    token_text(bytes.expose())
-}
-
 /// `AGENT_INIT_TIMEOUT`: the fetch deadline, which the token file's read is
 /// held to as well.
 fn fetch_timeout(env: &Environ) -> Result<Duration> {
@@ -1037,11 +964,13 @@ impl Flags {
                     let value = value.map(|(i, from)| &words[i][from..]);
                     flags.take(opt, value.unwrap_or_default())?;
                 }
-                Word::Rest { at, dashdash } => {
-                    if seal && !dashdash {
+                Word::Rest { at } => {
+                    // `seal` runs no command: an argument that is not an
+                    // option, after a `--` too, is a mistake, not ignored.
+                    if let Some(arg) = words.get(at).filter(|_| seal) {
                         return Err(usage_error(format!(
                             "seal: unexpected argument {}",
-                            shown_arg(words[at])
+                            shown_arg(arg)
                         )));
                     }
                     flags.command = words[at..].iter().map(|a| plain(a)).collect();
@@ -1964,26 +1893,14 @@ mod tests {
         assert!(
             matches!(next(), Word::Opt { opt, value: Some((3, 0)) } if opt.flag == Flag::Secrets)
         );
-        assert!(matches!(
-            next(),
-            Word::Rest {
-                at: 4,
-                dashdash: false
-            }
-        ));
+        assert!(matches!(next(), Word::Rest { at: 4 }));
         let a = words(&["--", "--supervise"]);
         let mut l = Lexer {
             args: &a,
             at: 0,
             command: For::Run,
         };
-        assert!(matches!(
-            l.next(),
-            Some(Ok(Word::Rest {
-                at: 1,
-                dashdash: true
-            }))
-        ));
+        assert!(matches!(l.next(), Some(Ok(Word::Rest { at: 1 }))));
     }
 
     #[test]
@@ -2182,11 +2099,19 @@ mod tests {
         );
         assert_eq!(f.token.unwrap().expose(), TOKEN);
         assert_eq!(f.out, Some(PathBuf::from("b.json")));
-        let e = flags(&["seal", "stray"]).unwrap_err();
-        assert!(
-            e.to_string().starts_with("seal: unexpected argument"),
-            "{e}"
-        );
+        for stray in [
+            &["seal", "stray"][..],
+            &["seal", "--out", "b.json", "--", "x"][..],
+        ] {
+            let e = flags(stray).unwrap_err();
+            assert_eq!(e.exit_code(), 64, "{stray:?}");
+            assert!(
+                e.to_string().starts_with("seal: unexpected argument"),
+                "{e}"
+            );
+        }
+        // A `--` with nothing after it is no argument.
+        assert!(flags(&["seal", "--out", "b.json", "--"]).unwrap().seal);
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     sys::scrub_environ(|n| n == b"LIVEKIT_BOOTSTRAP_TOKEN");
     base::log::set_level(config::log_level(&environ)?);
     let cfg = Config::parse(args, environ)?;
+    // `--token` and `--secrets` values are copied: they leave
+    // /proc/PID/cmdline now, before a fetch, a seal or a supervised agent's
+    // lifetime (an exec replaces the block anyway).
+    sys::scrub_args(config::secret_arg_tails);
     match cfg.action {
         Action::Help => Ok(report::usage()),
         Action::Version => Ok(report::version()),
@@ -63,8 +67,6 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
             // Nothing of the inherited environment is sealed: it goes before
             // anything is read.
             drop(cfg.inherited);
-            // `--token` and `--secrets` values leave /proc/PID/cmdline now.
-            sys::scrub_args(config::secret_arg_tails);
             local::seal::run(args)
         }
         Action::Run | Action::List | Action::Check => start_or_report(cfg, inherited),
@@ -236,7 +238,7 @@ fn start(
 /// watcher that keeps agent-init's own environment sealed with the token.
 #[inline(never)]
 fn watch_first(
-    w: config::WatchConfig,
+    w: launch::WatchConfig,
     token: protocol::token::Token,
     fetch: source::FetchOptions,
     command: Vec<OsString>,
@@ -276,9 +278,9 @@ fn watch_first(
         watcher.version(),
         every.as_secs(),
         match policy {
-            config::OnUpdate::Restart => "restart",
-            config::OnUpdate::Exit => "exit",
-            config::OnUpdate::Overlap => "overlap",
+            launch::OnUpdate::Restart => "restart",
+            launch::OnUpdate::Exit => "exit",
+            launch::OnUpdate::Overlap => "overlap",
         },
         port.map_or(String::new(), |p| format!(", {}={p}", launch::PORT_VAR))
     );

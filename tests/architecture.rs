@@ -21,13 +21,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "launch",
         &[
-            "base", "protocol", "source", "env", "files", "health", "sys", "config",
+            "base", "protocol", "source", "env", "files", "health", "sys",
         ],
     ),
     (
         "config",
         &[
-            "base", "protocol", "source", "local", "files", "health", "sys",
+            "base", "protocol", "source", "local", "files", "health", "launch", "sys",
         ],
     ),
     ("report", &["base", "config", "env", "files", "launch"]),

@@ -17,7 +17,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use supervise::{supervise, SuperviseOptions};
-pub use watch::{Ready, Watcher, EXIT_UPDATED, PORT_VAR};
+pub use watch::{
+    OnUpdate, Ready, WatchConfig, Watcher, DEFAULT_DRAIN, EXIT_UPDATED, MIN_WATCH, PORT_VAR,
+};
 
 /// The PATH used when the environment has none (Docker's default).
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

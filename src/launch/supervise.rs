@@ -168,7 +168,6 @@ pub fn supervise(
     // The child has its own copy now; agent-init keeps none.
     drop(env);
     sys::scrub_environ(|_| true);
-    sys::scrub_args(crate::config::secret_arg_tails);
     sys::scrub_stack();
     let child = child.map_err(|e| spawn_error(&cmd.name, e))?;
     crate::debug!(

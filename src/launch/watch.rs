@@ -31,7 +31,6 @@ use super::supervise::{forward, is_stop, job_stop, start, Generation};
 use super::Command;
 use crate::base::error::{Error, Result};
 use crate::base::sensitive::SecretBytes;
-use crate::config::{OnUpdate, WatchConfig};
 use crate::env::{EnvBlock, Environment, Origin};
 use crate::files::{Plan, Written};
 use crate::protocol::token::Token;
@@ -41,7 +40,43 @@ use nix::sys::signal::{SigSet, Signal};
 use ring::rand::SecureRandom;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The shortest `--watch` interval (PROTOCOL.md §4).
+pub const MIN_WATCH: Duration = Duration::from_secs(5);
+/// LiveKit's own drain timeout, in both SDKs.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(3600);
+
+/// How a running agent is replaced when its bundle changes (`--on-update`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUpdate {
+    /// Drain the agent (one SIGTERM, then SIGKILL after the drain timeout),
+    /// then start it again with the new environment.
+    Restart,
+    /// Drain the agent, then exit (status [`super::EXIT_UPDATED`]).
+    Exit,
+    /// Start the new generation, wait until it is ready, then drain the old one.
+    Overlap,
+}
+
+/// The knobs of `--watch`.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// How often the source is checked (at least [`MIN_WATCH`]), plus jitter.
+    pub every: Duration,
+    pub on_update: OnUpdate,
+    /// A roll starts after a random delay in `[0, spread]`.
+    pub spread: Duration,
+    /// How long a draining generation may take before it is killed.
+    pub drain: Duration,
+    /// `overlap`: the health ports the generations take turns on (`port`, `port + 1`).
+    pub health_port: u16,
+    /// `overlap`: how long after the new generation's first 200 the old one is stopped.
+    pub settle: Duration,
+    /// The token is read again from here at each check; never kept.
+    pub token_file: PathBuf,
+}
 
 /// The status agent-init exits with after draining for `--on-update exit`
 /// (EX_TEMPFAIL: "try again"), so that an orchestrator starts a new container.
@@ -173,7 +208,7 @@ impl Watcher {
 
     /// Reads the token again; the caller drops it after the check.
     fn token(&self) -> Result<Token> {
-        let text = crate::config::read_token_file(
+        let text = source::read_token_file(
             "LIVEKIT_BOOTSTRAP_TOKEN_FILE",
             &self.cfg.token_file,
             CHECK_DEADLINE,

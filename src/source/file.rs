@@ -1,5 +1,5 @@
 //! Reading files that agent-init does not control: the `file://` bundle, the
-//! token file and the CA file. Each read has a size cap and a deadline.
+//! token file (read as a token by [`read_token_file`]) and the CA file. Each read has a size cap and a deadline.
 //!
 //! The read runs on a helper thread, so that a file that cannot be read to
 //! its end (a FIFO with no writer, a hung network mount, `/dev/zero` slowly)
@@ -8,7 +8,7 @@
 //! ever read.
 
 use crate::base::error::{Error, Result};
-use crate::base::sensitive::SecretBytes;
+use crate::base::sensitive::{SecretBytes, SecretString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -119,6 +119,38 @@ pub fn read_config(var: &str, path: &Path, cap: u64, timeout: Duration) -> Resul
             e.reason(cap, timeout)
         ))
     })
+}
+
+/// Reads a token file (`what` names the variable or flag that gave it): at
+/// most [`crate::protocol::token::MAX_TOKEN_FILE`] bytes, within `timeout` (a FIFO
+/// with no writer or a hung mount is 78 once it passes).
+/// Like ssh for a private key, warns when other users may read or write it;
+/// group access is fine (Kubernetes mounts secrets for an `fsGroup`).
+pub fn read_token_file(what: &str, path: &Path, timeout: Duration) -> Result<SecretString> {
+    let (bytes, mode) = read_config(what, path, crate::protocol::token::MAX_TOKEN_FILE, timeout)?;
+    // Once per process: `--watch` re-reads the file at every check, and the
+    // same line every few seconds would bury the log.
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if mode & 0o006 != 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let how = match mode & 0o006 {
+            0o004 => "readable",
+            0o002 => "writable",
+            _ => "readable and writable",
+        };
+        crate::warn!(
+            "{what} {}: the token file is {how} by other users (mode {:04o})",
+            path.display(),
+            mode & 0o7777
+        );
+    }
+    token_text(bytes.expose())
+}
+
+/// A token's text, which must be ASCII to be one.
+pub fn token_text(bytes: &[u8]) -> Result<SecretString> {
+    std::str::from_utf8(bytes)
+        .map(|t| SecretString::new(t.to_string()))
+        .map_err(|_| Error::Config("bootstrap token is malformed: it is not ASCII".into()))
 }
 
 #[cfg(test)]

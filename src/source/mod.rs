@@ -12,7 +12,7 @@ mod https;
 mod retry;
 mod tls;
 
-pub use file::read_config;
+pub use file::{read_config, read_token_file, token_text};
 
 use crate::base::error::{Error, Result};
 use crate::base::sensitive::SecretBytes;

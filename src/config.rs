@@ -18,6 +18,7 @@ use crate::base::error::{Error, Result};
 use crate::base::log::Level;
 use crate::base::sensitive::{SecretBytes, SecretString};
 use crate::base::time::parse_seconds;
+use crate::health::Probe;
 use crate::launch::{OnUpdate, WatchConfig, DEFAULT_DRAIN, MIN_WATCH};
 use crate::local::inputs::Inputs;
 use crate::local::seal::{SealArgs, SealOptions};
@@ -100,7 +101,10 @@ pub struct Config {
 enum For {
     Run,
     Seal,
+    /// A run and `seal`.
     Both,
+    /// `agent-init health`, which shares none of the others' options.
+    Health,
 }
 
 impl Opt {
@@ -161,6 +165,8 @@ enum Flag {
     Remove,
     SealList,
     Json,
+    Port,
+    ProbeTimeout,
 }
 
 /// One option: its names, what follows it, where it is accepted, the
@@ -435,6 +441,26 @@ const OPTIONS: &[Opt] = &[
         help: "with --list: the same as JSON",
         flag: Flag::Json,
     },
+    Opt {
+        name: "--port",
+        short: None,
+        value: "N",
+        takes: Takes::Value,
+        commands: For::Health,
+        env: None,
+        help: "the port (repeatable: the first 200 wins; default 8081)",
+        flag: Flag::Port,
+    },
+    Opt {
+        name: "--timeout",
+        short: None,
+        value: "SECONDS",
+        takes: Takes::Value,
+        commands: For::Health,
+        env: None,
+        help: "the whole probe's deadline (default 2)",
+        flag: Flag::ProbeTimeout,
+    },
 ];
 
 /// The variables of the options that are not watch knobs (those are read
@@ -476,12 +502,12 @@ With a token and an existing BUNDLE it updates it, as lk agent update-secrets do
 the given secrets are added or updated, every other one is kept with its dates.
 ";
 
-const HELP_TAIL: &str = "
+const HELP_HEALTH: &str = "
 health: GET http://127.0.0.1:PORT/ (a LiveKit worker's health server) for HEALTHCHECK
 and exec probes; exit 0 when a port answers 200, 1 otherwise; one line on stderr.
-  --port N                the port (repeatable: the first 200 wins; default 8081)
-  --timeout SECONDS       the whole probe's deadline (default 2)
+";
 
+const HELP_TAIL: &str = "
 Environment:
   LIVEKIT_BOOTSTRAP_TOKEN       the bootstrap token (lkbt1.ID.KEY); never passed on
   LIVEKIT_BOOTSTRAP_TOKEN_FILE  a file holding the token; never passed on
@@ -509,24 +535,26 @@ not found; otherwise the command's own status.
 /// The column an option's help text starts at.
 const HELP_COLUMN: usize = 26;
 
-/// `--help`: the fixed text around the two option lists, which are made from
-/// [`OPTIONS`].
+/// `--help`: the fixed text around the three option lists, which are made
+/// from [`OPTIONS`].
 pub fn usage() -> String {
     let mut text = String::from(HELP_HEAD);
     options_help(&mut text, For::Run);
     text.push_str(HELP_SEAL);
     options_help(&mut text, For::Seal);
+    text.push_str(HELP_HEALTH);
+    options_help(&mut text, For::Health);
     text.push_str(HELP_TAIL);
     text
 }
 
 /// The options listed under `command`'s part of `--help` (seal's part lists
-/// only seal's own), one per entry: names and value, the text from
+/// only seal's own, health's only health's), one per entry: names and value, the text from
 /// [`HELP_COLUMN`] on (on a line of its own after a long name).
 fn options_help(out: &mut String, command: For) {
     let listed = |o: &&Opt| match command {
-        For::Seal => o.commands == For::Seal,
-        _ => o.commands != For::Seal,
+        For::Seal | For::Health => o.commands == command,
+        For::Run | For::Both => !matches!(o.commands, For::Seal | For::Health),
     };
     for o in OPTIONS.iter().filter(listed).filter(|o| !o.help.is_empty()) {
         let start = out.len();
@@ -1035,9 +1063,72 @@ impl Flags {
             )?),
             Flag::SealList => self.seal_options.list = true,
             Flag::Json => self.seal_options.json = true,
+            // The lexer gives them to `health` alone.
+            Flag::Port | Flag::ProbeTimeout => {
+                return Err(usage_error(format!("unknown option {name}")))
+            }
         }
         Ok(())
     }
+}
+
+/// `agent-init health`'s arguments (after `health`), read with the same
+/// table and grammar; every fault is 64 and says `health:`. They hold no
+/// secret, and no environment is read.
+pub fn probe_args(args: &[SecretBytes]) -> Result<Probe> {
+    let words: Vec<&[u8]> = args.iter().map(|a| a.expose()).collect();
+    let bad = |m: String| Error::Usage(format!("health: {m} (see agent-init --help)"));
+    let lexer = Lexer {
+        args: &words,
+        at: 0,
+        command: For::Health,
+    };
+    let mut probe = Probe {
+        ports: Vec::new(),
+        timeout: crate::health::DEFAULT_TIMEOUT,
+    };
+    for word in lexer {
+        let (opt, value) = match word {
+            Ok(Word::Opt { opt, value }) => (opt, value.map(|(i, from)| &words[i][from..])),
+            Ok(Word::Rest { at }) => match words.get(at) {
+                Some(arg) => return Err(bad(format!("unknown argument {}", shown_arg(arg)))),
+                None => break,
+            },
+            Err(Error::Usage(m)) => return Err(Error::Usage(format!("health: {m}"))),
+            Err(e) => return Err(e),
+        };
+        let v = String::from_utf8_lossy(value.unwrap_or_default());
+        match opt.flag {
+            Flag::Port => {
+                probe
+                    .ports
+                    .push(
+                        v.trim()
+                            .parse::<u16>()
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "--port {} is not a port number",
+                                    shown_arg(v.as_bytes())
+                                ))
+                            })?,
+                    )
+            }
+            _ => {
+                probe.timeout = parse_seconds(&v, |s| s > 0.0 && s <= 3600.0).ok_or_else(|| {
+                    bad(format!(
+                        "--timeout {} is not a number of seconds above 0",
+                        shown_arg(v.as_bytes())
+                    ))
+                })?
+            }
+        }
+    }
+    if probe.ports.is_empty() {
+        probe.ports.push(crate::health::DEFAULT_PORT);
+    }
+    Ok(probe)
 }
 
 /// The value of option `flag` as a name `ok` accepts, or a usage error that
@@ -1858,8 +1949,16 @@ mod tests {
             .split_once("\nLocal mode precedence")
             .expect("the seal paragraph");
         let run = run.split_once("Options:\n").unwrap().1;
+        let (seal, health) = seal
+            .split_once("\nhealth: GET")
+            .expect("the health paragraph");
+        let health = health.split_once("\nEnvironment:").unwrap().0;
         for o in OPTIONS {
-            let part = if o.commands == For::Seal { seal } else { run };
+            let part = match o.commands {
+                For::Seal => seal,
+                For::Health => health,
+                For::Run | For::Both => run,
+            };
             let first = o.help.split('\n').next().unwrap();
             assert_eq!(part.matches(first).count(), 1, "{}", o.name);
         }
@@ -1867,6 +1966,8 @@ mod tests {
         assert!(run.contains("  --secret-mount [VAR=]PATH\n                          local mode:"));
         assert!(run.starts_with("  --supervise             stay as PID 1"));
         assert!(run.contains("\n  -h, --help              this text\n"));
+        assert!(health
+            .ends_with("\n  --timeout SECONDS       the whole probe's deadline (default 2)\n"));
         assert!(help.ends_with("the command's own status.\n"));
     }
 
@@ -2252,5 +2353,39 @@ mod tests {
         let e = mode(token(), None, inputs, false, &Environ(&url)).unwrap_err();
         assert_eq!(e.exit_code(), 64);
         assert!(e.to_string().contains("are for local mode"), "{e}");
+    }
+
+    #[test]
+    fn health_defaults_to_8081_and_two_seconds_and_takes_several_ports() {
+        let p = probe_args(&[]).unwrap();
+        assert_eq!((p.ports, p.timeout), (vec![8081], Duration::from_secs(2)));
+        let p = probe_args(&argv(&["--port", "8082", "--port=9", "--timeout=0.5"])).unwrap();
+        assert_eq!(p.ports, [8082, 9]);
+        assert_eq!(p.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn health_s_bad_arguments_are_usage_errors_that_say_health() {
+        for args in [
+            &["--port"][..],
+            &["--port", "0"][..],
+            &["--port", "65536"][..],
+            &["--timeout", "0"][..],
+            &["--timeout", "soon"][..],
+            &["--bogus"][..],
+            &["--supervise"][..],
+            &["--out=b.json"][..],
+            &["OPENAI_API_KEY=sk-probe"][..],
+            &["--", "x"][..],
+        ] {
+            let e = probe_args(&argv(args)).unwrap_err();
+            assert_eq!(e.exit_code(), 64, "{args:?}");
+            let m = e.to_string();
+            assert!(
+                m.starts_with("health: ") && m.ends_with("(see agent-init --help)"),
+                "{m}"
+            );
+            assert!(!m.contains("sk-probe"), "{m}");
+        }
     }
 }

@@ -16,8 +16,6 @@
 //! connecting, and 503 only after its connection attempts failed (about
 //! 130 s) or when its inference process died.
 
-use crate::base::error::{shown_arg, Error, Result};
-use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -27,7 +25,8 @@ pub const DEFAULT_PORT: u16 = 8081;
 /// The whole probe's deadline unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the probe was asked: the ports, in order, and the deadline.
+/// What the probe was asked: the ports, in order, and the deadline (read by
+/// [`crate::config::probe_args`]).
 #[derive(Debug, PartialEq)]
 pub struct Probe {
     pub ports: Vec<u16>,
@@ -35,59 +34,6 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Parses the arguments after `health`. A bad one is a usage error (64).
-    pub fn parse(args: &[OsString]) -> Result<Probe> {
-        let bad = |m: String| Error::Usage(format!("health: {m} (see agent-init --help)"));
-        let mut ports = Vec::new();
-        let mut timeout = DEFAULT_TIMEOUT;
-        let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
-        while let Some(arg) = it.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f.to_string(), Some(v.to_string())),
-                None => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| bad(format!("{flag} needs a value")))
-            };
-            match flag.as_str() {
-                "--port" => {
-                    let v = value()?;
-                    ports.push(v.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(
-                        || {
-                            bad(format!(
-                                "--port {} is not a port number",
-                                shown_arg(v.as_bytes())
-                            ))
-                        },
-                    )?);
-                }
-                "--timeout" => {
-                    let v = value()?;
-                    timeout = crate::base::time::parse_seconds(&v, |s| s > 0.0 && s <= 3600.0)
-                        .ok_or_else(|| {
-                            bad(format!(
-                                "--timeout {} is not a number of seconds above 0",
-                                shown_arg(v.as_bytes())
-                            ))
-                        })?;
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "unknown argument {}",
-                        shown_arg(arg.as_bytes())
-                    )))
-                }
-            }
-        }
-        if ports.is_empty() {
-            ports.push(DEFAULT_PORT);
-        }
-        Ok(Probe { ports, timeout })
-    }
-
     /// Probes each port in turn, inside the one deadline; returns the exit
     /// status (0: a port answered 200) after printing one line.
     pub fn run(&self) -> i32 {
@@ -159,46 +105,5 @@ fn io_why(e: &std::io::Error) -> String {
     match e.kind() {
         K::WouldBlock | K::TimedOut => "no answer before the deadline (--timeout)".into(),
         _ => crate::sys::io_reason(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn defaults_to_8081_and_two_seconds_and_takes_several_ports() {
-        assert_eq!(
-            Probe::parse(&[]).unwrap(),
-            Probe {
-                ports: vec![8081],
-                timeout: Duration::from_secs(2)
-            }
-        );
-        let p = Probe::parse(&os(&["--port", "8082", "--port=9", "--timeout=0.5"])).unwrap();
-        assert_eq!(p.ports, [8082, 9]);
-        assert_eq!(p.timeout, Duration::from_millis(500));
-    }
-
-    #[test]
-    fn bad_arguments_are_usage_errors() {
-        for args in [
-            &["--port"][..],
-            &["--port", "0"][..],
-            &["--port", "65536"][..],
-            &["--timeout", "0"][..],
-            &["--timeout", "soon"][..],
-            &["--bogus"][..],
-        ] {
-            assert_eq!(
-                Probe::parse(&os(args)).unwrap_err().exit_code(),
-                64,
-                "{args:?}"
-            );
-        }
     }
 }

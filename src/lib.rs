@@ -133,12 +133,7 @@ fn start_or_report(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
 
 /// `agent-init health ...`: the probe's arguments are no secret.
 fn probe(args: &[SecretBytes]) -> Result<i32> {
-    use std::os::unix::ffi::OsStringExt;
-    let args: Vec<OsString> = args
-        .iter()
-        .map(|a| OsString::from_vec(a.expose().to_vec()))
-        .collect();
-    Ok(health::Probe::parse(&args)?.run())
+    Ok(config::probe_args(args)?.run())
 }
 
 /// The names the command must receive: the three `LIVEKIT_*` in production

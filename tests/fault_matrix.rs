@@ -1211,10 +1211,15 @@ fn cases() -> Vec<Case> {
         case("seal", "NAME=VALUE given as a stray argument", 64, |d| {
             seal_scenario(d, &["OPENAI_API_KEY=sk-seal-stray-1b7e"]).forbid("sk-seal-stray-1b7e")
         }),
-        case("seal", "a command after --, which seal never runs", 64, |d| {
-            seal_scenario(d, &["--secrets", "A=seal-dashdash-4c1d", "--", "python"])
-                .forbid("seal-dashdash-4c1d")
-        }),
+        case(
+            "seal",
+            "a command after --, which seal never runs",
+            64,
+            |d| {
+                seal_scenario(d, &["--secrets", "A=seal-dashdash-4c1d", "--", "python"])
+                    .forbid("seal-dashdash-4c1d")
+            },
+        ),
         case("seal", "--out is a symbolic link", 78, |d| {
             let target = d.join("target.json");
             std::fs::write(&target, "keep").unwrap();

@@ -1,12 +1,14 @@
-//! When the fetch tries again (PROTOCOL.md §4): exponential backoff with
-//! full jitter, and the server's `Retry-After`.
+//! When a request to the secrets service is tried again (PROTOCOL.md §4):
+//! exponential backoff with full jitter, the server's `Retry-After`, and the
+//! one retry loop ([`with_retries`]) that agent-init's fetch and the
+//! agent-secrets CLI share.
 //!
 //! Guarantees: the n-th wait is never longer than `min(8 s, 250 ms * 2^n)`,
 //! even when the system's random source fails (only the jitter is lost); a
 //! `Retry-After` is read as delta-seconds (at most a day) or an IMF-fixdate,
-//! and anything else is ignored, never an error. The caller adds the jitter
-//! to a `Retry-After` (never earlier) and keeps every wait inside its
-//! deadline.
+//! and anything else is ignored, never an error. [`with_retries`] adds the
+//! jitter to a `Retry-After` (never comes back earlier), starts no attempt
+//! after the deadline and sleeps no wait that would pass it.
 
 use super::TransportFailure;
 use crate::base::error::{Error, Result};

@@ -44,6 +44,38 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `PATH` and `vars`: a whole environment of a run.
+fn with_path(vars: &[&str]) -> BTreeSet<String> {
+    let mut all = set(vars);
+    all.insert(PATH.to_string());
+    all
+}
+
+/// Runs `run` with the capture command after its arguments and asserts the
+/// command ran; its output and environment (as [`child_env`] reads it).
+fn ran(c: &Harness, run: Run) -> (Output, BTreeSet<String>) {
+    let out = run.args(c.capture()).output();
+    assert_ran(&out, c);
+    (out, child_env(c))
+}
+
+/// Asserts that `out` exited `code` and its stderr says `says`.
+#[track_caller]
+fn assert_exit_says(out: &Output, code: i32, says: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(says), "{err}");
+}
+
+/// Runs agent-init in `c` with `args` and the capture command, and asserts
+/// the refusal: exit `code`, nothing started, none of `secrets` printed.
+#[track_caller]
+fn refused(c: &Harness, args: &[&str], code: i32, secrets: &[&str]) -> Output {
+    let out = c.agent().args(args).args(c.capture()).output();
+    assert_failed_cleanly(&out, code, &c.marker, secrets);
+    out
+}
+
 fn assert_ran(out: &Output, case: &Harness) {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(out));
     assert!(
@@ -64,19 +96,17 @@ fn file_url(p: &Path) -> String {
 fn secrets_flags_beat_inherited_variables_and_files() {
     let c = Harness::new("flags-win");
     c.file("a.env", "SHARED=from-file\nONLY_FILE=f\n");
-    let out = c
-        .agent()
-        .env("SHARED", "from-env")
-        .env("ONLY_ENV", "e")
-        .args(["--secrets-file", "a.env", "--secrets", "SHARED=from-flag"])
-        .args(["--secrets=ONLY_FLAG=x=y"])
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
+    let (_, env) = ran(
+        &c,
+        c.agent()
+            .env("SHARED", "from-env")
+            .env("ONLY_ENV", "e")
+            .args(["--secrets-file", "a.env", "--secrets", "SHARED=from-flag"])
+            .args(["--secrets=ONLY_FLAG=x=y"]),
+    );
     assert_eq!(
-        child_env(&c),
-        set(&[
-            PATH,
+        env,
+        with_path(&[
             "SHARED=from-flag",
             "ONLY_FILE=f",
             "ONLY_ENV=e",
@@ -89,13 +119,9 @@ fn secrets_flags_beat_inherited_variables_and_files() {
 fn inherited_variables_beat_dotenv_files_like_docker_run_e_over_a_mounted_file() {
     let c = Harness::new("inherited-wins");
     c.file(".env.local", "A=from-file\nB=from-file\nC=${A}\n");
-    let out = c.agent().env("A", "from-env").args(c.capture()).output();
-    assert_ran(&out, &c);
+    let (_, env) = ran(&c, c.agent().env("A", "from-env"));
     // `${A}` sees what the command gets for A, as load_dotenv does.
-    assert_eq!(
-        child_env(&c),
-        set(&[PATH, "A=from-env", "B=from-file", "C=from-env"])
-    );
+    assert_eq!(env, with_path(&["A=from-env", "B=from-file", "C=from-env"]));
 }
 
 #[test]
@@ -103,16 +129,14 @@ fn later_secrets_files_beat_earlier_ones_and_interpolation_follows_the_same_orde
     let c = Harness::new("later-file-wins");
     c.file("one.env", "A=one\nB=one\nC=one\n");
     c.file("two.env", "B=two\nFROM_EARLIER=${C}\nFROM_SAME=${B}\n");
-    let out = c
-        .agent()
-        .args(["--secrets-file", "one.env", "--secrets-file", "two.env"])
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
+    let (_, env) = ran(
+        &c,
+        c.agent()
+            .args(["--secrets-file", "one.env", "--secrets-file", "two.env"]),
+    );
     assert_eq!(
-        child_env(&c),
-        set(&[
-            PATH,
+        env,
+        with_path(&[
             "A=one",
             "B=two",
             "C=one",
@@ -128,21 +152,16 @@ fn without_secrets_file_dot_env_then_dot_env_local_are_read_from_the_working_dir
     c.file(".env", "A=env\nB=env\n");
     c.file(".env.local", "B=local\nC=\"multi\nline\"\n");
     c.file(".env.production", "D=never-read\n");
-    let out = c.agent().args(c.capture()).output();
-    assert_ran(&out, &c);
-    assert_eq!(
-        child_env(&c),
-        set(&[PATH, "A=env", "B=local", "C=multi\nline"])
-    );
+    let (_, env) = ran(&c, c.agent());
+    assert_eq!(env, with_path(&["A=env", "B=local", "C=multi\nline"]));
 }
 
 #[test]
 fn a_missing_default_file_is_skipped() {
     let c = Harness::new("only-local");
     c.file(".env.local", "ONLY=local\n");
-    let out = c.agent().args(c.capture()).output();
-    assert_ran(&out, &c);
-    assert_eq!(child_env(&c), set(&[PATH, "ONLY=local"]));
+    let (_, env) = ran(&c, c.agent());
+    assert_eq!(env, with_path(&["ONLY=local"]));
 }
 
 #[test]
@@ -157,10 +176,9 @@ fn a_named_pipe_dot_env_local_is_read_like_a_file() {
     .unwrap();
     // Opening for writing blocks until agent-init opens the pipe to read.
     let writer = std::thread::spawn(move || std::fs::write(fifo, "FROM_PIPE=piped\n").unwrap());
-    let out = c.agent().args(c.capture()).output();
-    assert_ran(&out, &c);
+    let (_, env) = ran(&c, c.agent());
     writer.join().unwrap();
-    assert_eq!(child_env(&c), set(&[PATH, "FROM_PIPE=piped"]));
+    assert_eq!(env, with_path(&["FROM_PIPE=piped"]));
 }
 
 #[test]
@@ -168,13 +186,8 @@ fn secrets_file_flag_replaces_the_default_files() {
     let c = Harness::new("explicit-file");
     c.file(".env", "FROM_DEFAULT=1\n");
     c.file("other.env", "FROM_OTHER=2\n");
-    let out = c
-        .agent()
-        .args(["--secrets-file", "other.env"])
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
-    assert_eq!(child_env(&c), set(&[PATH, "FROM_OTHER=2"]));
+    let (_, env) = ran(&c, c.agent().args(["--secrets-file", "other.env"]));
+    assert_eq!(env, with_path(&["FROM_OTHER=2"]));
 }
 
 #[test]
@@ -184,12 +197,10 @@ fn livekit_values_from_files_are_the_platform_values() {
         ".env.local",
         "LIVEKIT_URL=wss://dev.livekit.cloud\nLIVEKIT_API_KEY=APIdev\nLIVEKIT_API_SECRET=devsecret\nOPENAI_API_KEY=sk-dev\n",
     );
-    let out = c.agent().args(c.capture()).output();
-    assert_ran(&out, &c);
+    let (out, env) = ran(&c, c.agent());
     assert_eq!(
-        child_env(&c),
-        set(&[
-            PATH,
+        env,
+        with_path(&[
             "LIVEKIT_URL=wss://dev.livekit.cloud",
             "LIVEKIT_API_KEY=APIdev",
             "LIVEKIT_API_SECRET=devsecret",
@@ -203,8 +214,7 @@ fn livekit_values_from_files_are_the_platform_values() {
 fn missing_livekit_values_locally_are_a_warning_naming_them_not_a_failure() {
     let c = Harness::new("livekit-missing");
     c.file(".env.local", "LIVEKIT_URL=wss://dev.livekit.cloud\n");
-    let out = c.agent().args(c.capture()).output();
-    assert_ran(&out, &c);
+    let (out, _) = ran(&c, c.agent());
     assert!(
         stderr(&out).contains("LIVEKIT_API_KEY, LIVEKIT_API_SECRET not set"),
         "{}",
@@ -219,14 +229,12 @@ fn with_a_token_dotenv_files_are_not_read_and_a_warning_names_them() {
     c.file(".env.local", "LIVEKIT_URL=wss://from-dotenv\n");
     let v = vector();
     let b = c.file("bundle.json", v["bundle"].to_string());
-    let out = c
-        .agent()
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
-        .env("LIVEKIT_SECRETS_URL", file_url(&b))
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
-    let env = child_env(&c);
+    let (out, env) = ran(
+        &c,
+        c.agent()
+            .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
+            .env("LIVEKIT_SECRETS_URL", file_url(&b)),
+    );
     assert!(env.iter().all(|v| !v.contains("dotenv")), "{env:?}");
     assert!(
         env.contains("LIVEKIT_URL=wss://example.livekit.cloud"),
@@ -409,6 +417,17 @@ fn sealed_secrets(token: &str, p: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// Asserts that the bundle `token` opens at `file` (in `c`'s directory)
+/// holds exactly the secrets `want`.
+#[track_caller]
+fn assert_sealed(c: &Harness, token: &str, file: &str, want: &[(&str, &str)]) {
+    assert_eq!(
+        sealed_secrets(token, &c.dir.join(file)),
+        pairs(want),
+        "{file}"
+    );
+}
+
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -435,16 +454,18 @@ fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() 
     );
     // A from the sealer's shell is neither sealed nor seen: B agrees with the A
     // the bundle holds, as production will open it.
-    assert_eq!(
-        sealed_secrets(&token, &c.dir.join("b.json")),
-        pairs(&[
+    assert_sealed(
+        &c,
+        &token,
+        "b.json",
+        &[
             ("A", "from-file"),
             ("B", "from-file"),
             ("C", "from-flag"),
             ("D", "from-earlier"),
             ("EARLIER", "from-earlier"),
             ("FLAG", "from-flag"),
-        ])
+        ],
     );
     // Run again with A and WHO in the shell: a ${WHO} that only the shell
     // knows is refused with FILE:LINE and the name, and nothing is written.
@@ -455,12 +476,7 @@ fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() 
         .env("A", "zq-inherited-a")
         .args(["seal", "--secrets-file", "shell.env", "--out", "shell.json"])
         .output();
-    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("shell.env:1: GREETING: ${WHO} is not sealed"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_says(&out, 65, "shell.env:1: GREETING: ${WHO} is not sealed");
     assert!(stdout(&out).is_empty(), "no token for a bundle not written");
     assert!(!c.dir.join("shell.json").exists());
     assert_no_leak(&out, &["zq-shell-value", "zq-inherited-a", "hello"]);
@@ -470,12 +486,7 @@ fn seal_interpolation_sees_only_what_it_seals_never_the_inherited_environment() 
         .agent()
         .args(["seal", "--secrets-file", "default.env", "--out", "d.json"])
         .output();
-    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("default.env:1: X: ${UNSET} is not sealed"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_says(&out, 65, "default.env:1: X: ${UNSET} is not sealed");
 }
 
 #[test]
@@ -483,17 +494,15 @@ fn the_known_answer_bundle_runs_through_the_binary_from_a_file_url() {
     let c = Harness::new("vector-runs");
     let v = vector();
     let b = c.file("bundle.json", v["bundle"].to_string());
-    let out = c
-        .agent()
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
-        .env("LIVEKIT_SECRETS_URL", file_url(&b))
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
+    let (_, env) = ran(
+        &c,
+        c.agent()
+            .env("LIVEKIT_BOOTSTRAP_TOKEN", v["token"].as_str().unwrap())
+            .env("LIVEKIT_SECRETS_URL", file_url(&b)),
+    );
     assert_eq!(
-        child_env(&c),
-        set(&[
-            PATH,
+        env,
+        with_path(&[
             "OPENAI_API_KEY=sk-test-1234",
             "MULTI_LINE=line one\nline two",
             "UNICODE_VALUE=h\u{e9}llo \u{2603}",
@@ -514,18 +523,16 @@ fn a_bundle_sealed_by_the_library_runs_through_the_binary_from_a_file_url() {
         "bundle.json",
         bundle::seal(&token, plain.as_bytes()).unwrap(),
     );
-    let out = c
-        .agent()
-        .env("LIVEKIT_BOOTSTRAP_TOKEN", token.encode().expose())
-        .env("LIVEKIT_SECRETS_URL", file_url(&b))
-        .env("KEPT", "inherited")
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
+    let (_, env) = ran(
+        &c,
+        c.agent()
+            .env("LIVEKIT_BOOTSTRAP_TOKEN", token.encode().expose())
+            .env("LIVEKIT_SECRETS_URL", file_url(&b))
+            .env("KEPT", "inherited"),
+    );
     assert_eq!(
-        child_env(&c),
-        set(&[
-            PATH,
+        env,
+        with_path(&[
             "KEPT=inherited",
             "LIB_SECRET=from the library",
             "LIVEKIT_URL=wss://lib",
@@ -564,17 +571,14 @@ fn resealing_with_token_gives_a_bundle_the_same_token_opens() {
         assert_eq!(doc["secrets"][0]["value"], value, "{file}");
     }
     // And the production path runs it.
-    let out = c
+    let run = c
         .agent()
         .env("LIVEKIT_BOOTSTRAP_TOKEN", &token)
-        .env("LIVEKIT_SECRETS_URL", file_url(&c.dir.join("second.json")))
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
+        .env("LIVEKIT_SECRETS_URL", file_url(&c.dir.join("second.json")));
+    let (_, env) = ran(&c, run);
     assert_eq!(
-        child_env(&c),
-        set(&[
-            PATH,
+        env,
+        with_path(&[
             "ROTATED=new",
             "LIVEKIT_URL=wss://u",
             "LIVEKIT_API_KEY=k",
@@ -612,8 +616,7 @@ fn seal_refuses_a_bad_dotenv_file_with_65_and_writes_nothing() {
         .args(["seal"])
         .args(["--secrets-file", "in.env", "--out", "b.json"])
         .output();
-    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
-    assert!(stderr(&out).contains("in.env:2:"), "{}", stderr(&out));
+    assert_exit_says(&out, 65, "in.env:2:");
     assert!(stdout(&out).is_empty(), "no token for a bundle not written");
     assert!(!c.dir.join("b.json").exists());
     assert_no_leak(&out, &["zq-good-value", "zq-pasted-secret-line"]);
@@ -671,10 +674,7 @@ fn seal_refuses_an_out_that_is_a_named_pipe_or_a_symbolic_link_and_leaves_it_alo
         &c,
         &["--secrets", "A=new", "--overwrite", "--out", "target.json"],
     );
-    assert_eq!(
-        sealed_secrets(&token, &c.dir.join("target.json")),
-        pairs(&[("A", "new")])
-    );
+    assert_sealed(&c, &token, "target.json", &[("A", "new")]);
 }
 
 #[test]
@@ -767,10 +767,7 @@ fn seal_that_cannot_print_its_token_fails_and_leaves_the_old_bundle_untouched() 
         );
         assert_eq!(others(&c.dir, &["b.json"]), Vec::<String>::new(), "{what}");
     }
-    assert_eq!(
-        sealed_secrets(&token, &c.dir.join("b.json")),
-        pairs(&[("A", "old")])
-    );
+    assert_sealed(&c, &token, "b.json", &[("A", "old")]);
 }
 
 #[test]
@@ -793,10 +790,7 @@ fn seal_takes_its_token_from_a_file_or_the_environment_like_a_run() {
     );
     assert_eq!(again, token);
     assert!(!stderr(&out).contains("other users"), "{}", stderr(&out));
-    assert_eq!(
-        sealed_secrets(&token, &c.dir.join("b.json")),
-        pairs(&[("A", "second")])
-    );
+    assert_sealed(&c, &token, "b.json", &[("A", "second")]);
     for (var, value) in [
         ("LIVEKIT_BOOTSTRAP_TOKEN_FILE", "agent.token".to_string()),
         ("LIVEKIT_BOOTSTRAP_TOKEN", token.clone()),
@@ -811,10 +805,7 @@ fn seal_takes_its_token_from_a_file_or_the_environment_like_a_run() {
         assert_eq!(out.status.code(), Some(0), "{var}: {}", stderr(&out));
         assert_eq!(stdout(&out), format!("{token}\n"), "{var}");
         assert!(!stderr(&out).contains(&token), "{var}");
-        assert_eq!(
-            sealed_secrets(&token, &c.dir.join("b.json")),
-            pairs(&[("A", "third")])
-        );
+        assert_sealed(&c, &token, "b.json", &[("A", "third")]);
     }
 }
 
@@ -949,16 +940,10 @@ fn a_wrapped_base64_value_is_warned_about_by_file_and_line_and_list_never_shows_
         ])
     );
     // The command gets what python-dotenv would give it.
-    let out = c
-        .agent()
-        .args(["--secrets-file", "wrapped.env"])
-        .args(c.capture())
-        .output();
-    assert_ran(&out, &c);
+    let (_, env) = ran(&c, c.agent().args(["--secrets-file", "wrapped.env"]));
     assert_eq!(
-        child_env(&c),
-        set(&[
-            PATH,
+        env,
+        with_path(&[
             &format!("GOOGLE_CREDENTIALS={first}"),
             &format!("{piece}=="),
             "AFTER=ok",
@@ -985,11 +970,10 @@ fn a_dotenv_expansion_bomb_is_refused_with_65_before_it_allocates() {
         .env_clear()
         .output()
         .expect("prlimit runs");
-    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("bomb.env:2: B: value is over the limit of 16384 bytes"),
-        "{}",
-        stderr(&out)
+    assert_exit_says(
+        &out,
+        65,
+        "bomb.env:2: B: value is over the limit of 16384 bytes",
     );
     assert!(stdout(&out).is_empty());
 }
@@ -1020,7 +1004,7 @@ sys.exit("execve failed: %d" % ctypes.get_errno())
         .unwrap();
     // The first AGENT_INIT_REQUIRE (DUP) is the one read, so the run passes.
     assert_ran(&out, &c);
-    assert_eq!(child_env(&c), set(&[PATH, "DUP=first"]));
+    assert_eq!(child_env(&c), with_path(&["DUP=first"]));
 }
 
 #[test]
@@ -1234,11 +1218,10 @@ fn a_line_that_is_not_an_assignment_exits_65_with_file_and_line_and_starts_nothi
         ".env.local",
         "GOOD=zq-good-value\n# a comment\nsk-proj-zq-pasted-secret-value\nLATER=zq-later-value\n",
     );
-    let out = c.agent().args(c.capture()).output();
-    assert_failed_cleanly(
-        &out,
+    let out = refused(
+        &c,
+        &[],
         65,
-        &c.marker,
         &[
             "zq-good-value",
             "sk-proj-zq-pasted-secret-value",
@@ -1252,36 +1235,31 @@ fn a_line_that_is_not_an_assignment_exits_65_with_file_and_line_and_starts_nothi
 fn a_name_section_6_refuses_exits_65_with_file_and_line_and_starts_nothing() {
     let c = Harness::new("refused-name");
     c.file("x.env", "OK=1\n\nMY-KEY=zq-hyphen-value\n");
-    let out = c
-        .agent()
-        .args(["--secrets-file", "x.env"])
-        .args(c.capture())
-        .output();
-    assert_failed_cleanly(&out, 65, &c.marker, &["zq-hyphen-value", "MY-KEY"]);
+    let out = refused(
+        &c,
+        &["--secrets-file", "x.env"],
+        65,
+        &["zq-hyphen-value", "MY-KEY"],
+    );
     assert!(stderr(&out).contains("x.env:3: "), "{}", stderr(&out));
 }
 
 #[test]
 fn a_missing_secrets_file_exits_78_and_starts_nothing() {
     let c = Harness::new("missing-file");
-    let out = c
-        .agent()
-        .args(["--secrets-file", "nope.env"])
-        .args(c.capture())
-        .output();
-    assert_failed_cleanly(&out, 78, &c.marker, &[]);
+    let out = refused(&c, &["--secrets-file", "nope.env"], 78, &[]);
     assert!(stderr(&out).contains("nope.env"), "{}", stderr(&out));
 }
 
 #[test]
 fn a_secrets_flag_with_a_bad_name_exits_64_without_echoing_it() {
     let c = Harness::new("bad-flag");
-    let out = c
-        .agent()
-        .args(["--secrets", "zq-bad.name=zq-flag-secret"])
-        .args(c.capture())
-        .output();
-    assert_failed_cleanly(&out, 64, &c.marker, &["zq-flag-secret", "zq-bad.name"]);
+    refused(
+        &c,
+        &["--secrets", "zq-bad.name=zq-flag-secret"],
+        64,
+        &["zq-flag-secret", "zq-bad.name"],
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use support::bundle::vector;
-use support::{assert_failed_cleanly, assert_no_leak, scratch, Harness, Run};
+use support::{
+    assert_exit_says, assert_failed_cleanly, assert_no_leak, assert_says, scratch, Harness, Run,
+};
 
 /// What every run passes on.
 const PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
@@ -57,14 +59,6 @@ fn ran(c: &Harness, run: Run) -> (Output, BTreeSet<String>) {
     let out = run.args(c.capture()).output();
     assert_ran(&out, c);
     (out, child_env(c))
-}
-
-/// Asserts that `out` exited `code` and its stderr says `says`.
-#[track_caller]
-fn assert_exit_says(out: &Output, code: i32, says: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "{err}");
-    assert!(err.contains(says), "{err}");
 }
 
 /// Runs agent-init in `c` with `args` and the capture command, and asserts
@@ -215,11 +209,7 @@ fn missing_livekit_values_locally_are_a_warning_naming_them_not_a_failure() {
     let c = Harness::new("livekit-missing");
     c.file(".env.local", "LIVEKIT_URL=wss://dev.livekit.cloud\n");
     let (out, _) = ran(&c, c.agent());
-    assert!(
-        stderr(&out).contains("LIVEKIT_API_KEY, LIVEKIT_API_SECRET not set"),
-        "{}",
-        stderr(&out)
-    );
+    assert_says(&out, "LIVEKIT_API_KEY, LIVEKIT_API_SECRET not set");
 }
 
 #[test]
@@ -240,11 +230,7 @@ fn with_a_token_dotenv_files_are_not_read_and_a_warning_names_them() {
         env.contains("LIVEKIT_URL=wss://example.livekit.cloud"),
         "{env:?}"
     );
-    assert!(
-        stderr(&out).contains(".env, .env.local"),
-        "{}",
-        stderr(&out)
-    );
+    assert_says(&out, ".env, .env.local");
 }
 
 // ---------------------------------------------------------------------------
@@ -650,10 +636,9 @@ fn seal_refuses_an_out_that_is_a_named_pipe_or_a_symbolic_link_and_leaves_it_alo
             .args(["seal", "--secrets", "A=zq-out-kind", "--out", out_path])
             .output();
         assert_eq!(out.status.code(), Some(78), "{out_path}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains(&format!("--out {out_path} is {kind}, not a regular file")),
-            "{}",
-            stderr(&out)
+        assert_says(
+            &out,
+            &format!("--out {out_path} is {kind}, not a regular file"),
         );
         assert!(stdout(&out).is_empty(), "no token for a bundle not written");
         assert_no_leak(&out, &["zq-out-kind"]);
@@ -1205,7 +1190,7 @@ fn check_fails_like_a_real_run_when_a_required_name_is_missing() {
         .args(c.capture())
         .output();
     assert_failed_cleanly(&out, 78, &c.marker, VALUES);
-    assert!(stderr(&out).contains("NOT_THERE"), "{}", stderr(&out));
+    assert_says(&out, "NOT_THERE");
 }
 
 // ---------------------------------------------------------------------------
@@ -1228,7 +1213,7 @@ fn a_line_that_is_not_an_assignment_exits_65_with_file_and_line_and_starts_nothi
             "zq-later-value",
         ],
     );
-    assert!(stderr(&out).contains(".env.local:3: "), "{}", stderr(&out));
+    assert_says(&out, ".env.local:3: ");
 }
 
 #[test]
@@ -1241,14 +1226,14 @@ fn a_name_section_6_refuses_exits_65_with_file_and_line_and_starts_nothing() {
         65,
         &["zq-hyphen-value", "MY-KEY"],
     );
-    assert!(stderr(&out).contains("x.env:3: "), "{}", stderr(&out));
+    assert_says(&out, "x.env:3: ");
 }
 
 #[test]
 fn a_missing_secrets_file_exits_78_and_starts_nothing() {
     let c = Harness::new("missing-file");
     let out = refused(&c, &["--secrets-file", "nope.env"], 78, &[]);
-    assert!(stderr(&out).contains("nope.env"), "{}", stderr(&out));
+    assert_says(&out, "nope.env");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use agent_init::protocol::token::Token;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::Harness;
+use support::{assert_exit_says, assert_says, Harness};
 
 const T0: &str = "2026-11-02T10:00:00Z";
 const T1: &str = "2026-11-20T08:30:00Z";
@@ -175,11 +175,7 @@ fn secrets_not_given_are_kept_with_their_dates_and_overwrite_drops_them() {
         opened.livekit.url.is_none(),
         "overwrite replaces the livekit member too"
     );
-    assert!(
-        stderr(&out).contains("removed B, C, key.pem, LIVEKIT_URL"),
-        "{}",
-        stderr(&out)
-    );
+    assert_says(&out, "removed B, C, key.pem, LIVEKIT_URL");
 }
 
 #[test]
@@ -191,12 +187,7 @@ fn remove_deletes_one_secret_and_an_absent_name_is_refused_64() {
     assert_eq!(dates(&opened), [row("A", "env", T0, T1)]);
     let before = std::fs::read(bundle_file(&h)).unwrap();
     let out = update(&h, &["--remove", "NOT_THERE"]);
-    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--remove NOT_THERE"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_says(&out, 64, "--remove NOT_THERE");
     assert!(stdout(&out).is_empty());
     assert_eq!(
         std::fs::read(bundle_file(&h)).unwrap(),
@@ -233,12 +224,7 @@ fn a_bundle_the_token_does_not_open_is_refused_65_and_left_alone() {
     h.file(TOKEN_FILE, other.encode().expose());
     let before = std::fs::read(bundle_file(&h)).unwrap();
     let out = update(&h, &["--secrets", "C=value-c-9c0d"]);
-    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("cannot be updated with this token"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_says(&out, 65, "cannot be updated with this token");
     assert!(stdout(&out).is_empty(), "no token printed");
     assert_eq!(std::fs::read(bundle_file(&h)).unwrap(), before);
     support::Forbidden::new()
@@ -264,12 +250,7 @@ fn without_a_token_an_existing_out_is_replaced_only_with_overwrite() {
             .output()
     };
     let out = run(&[]);
-    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--out bundle.json exists"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_says(&out, 64, "--out bundle.json exists");
     assert!(stdout(&out).is_empty());
     assert_eq!(std::fs::read(bundle_file(&h)).unwrap(), before);
     let out = run(&["--overwrite"]);
@@ -286,12 +267,7 @@ fn with_no_input_flag_seal_reads_the_lk_files_names_them_and_refuses_to_seal_not
     let h = Harness::new("seal-defaults");
     let run = || h.seal(&["--out", "b.json"]);
     let out = run();
-    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("none of .env, .env.local, .env.production"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_says(&out, 64, "none of .env, .env.local, .env.production");
     assert!(!h.dir.join("b.json").exists());
     h.file(".env", "A=from-env-1a1a\nB=from-env-2b2b\n");
     h.file(".env.production", "B=from-production-3c3c\n");

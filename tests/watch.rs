@@ -155,6 +155,18 @@ fn wait_events(h: &Harness, what: &str, kind: &str, n: usize) {
     assert_eq!(events(h, kind).len(), n, "{what}: {:?}", log(h));
 }
 
+/// A [`watched`] run whose agents drain for `drain` seconds, started with
+/// `flags`: once its first generation runs, the bundle is replaced with
+/// one whose FOO is `two`.
+fn rolled(name: &str, drain: &str, flags: &[&str]) -> (Harness, Running) {
+    let (mut h, _) = watched(name);
+    h.set("DRAIN", drain);
+    let init = start(&h, flags);
+    wait_events(&h, "the first generation", "start", 1);
+    write(&h, "two");
+    (h, init)
+}
+
 fn pids_started(h: &Harness) -> Vec<String> {
     events(h, "start")
         .into_iter()
@@ -164,11 +176,7 @@ fn pids_started(h: &Harness) -> Vec<String> {
 
 #[test]
 fn a_new_file_bundle_restarts_the_agent_once_with_the_new_environment() {
-    let (mut h, _) = watched("watch-restart");
-    h.set("DRAIN", "1");
-    let mut init = start(&h, &[]);
-    wait_events(&h, "the first generation", "start", 1);
-    write(&h, "two");
+    let (h, mut init) = rolled("watch-restart", "1", &[]);
     wait_events(&h, "the second generation", "start", 2);
     let starts = events(&h, "start");
     assert_eq!(starts[0][2], "one");
@@ -208,6 +216,17 @@ fn secrets_dir(name: &str) -> PathBuf {
     d
 }
 
+/// A [`watched`] run whose first bundle also holds the file secret
+/// `cred.json` with `content`, written under the secrets directory
+/// [`secrets_dir`]`(tag)`, which is returned.
+fn watched_with_file(name: &str, tag: &str, content: &[u8]) -> (Harness, PathBuf) {
+    let (mut h, _) = watched(name);
+    let dir = secrets_dir(tag);
+    write_file(&h, "one", content);
+    h.set("AGENT_INIT_SECRETS_DIR", dir.clone());
+    (h, dir)
+}
+
 /// The file names under `dir`, recursively, relative to it.
 fn tree(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -227,15 +246,9 @@ fn tree(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn file_secrets_roll_with_restart_the_new_generation_reads_the_new_file_and_they_go_at_the_end() {
-    let (mut h, _) = watched("watch-files-restart");
-    let dir = secrets_dir("restart");
-    let (one, two) = (
-        b"{\"key\": \"one\"}".as_slice(),
-        b"{\"key\": \"two\"}".as_slice(),
-    );
-    write_file(&h, "one", one);
+    let (one, two): (&[u8], &[u8]) = (b"{\"key\": \"one\"}", b"{\"key\": \"two\"}");
+    let (mut h, dir) = watched_with_file("watch-files-restart", "restart", one);
     h.set("DRAIN", "1");
-    h.set("AGENT_INIT_SECRETS_DIR", dir.clone());
     let mut init = start(&h, &[]);
     wait_events(&h, "the first generation", "start", 1);
     let path = dir.join("cred.json").display().to_string();
@@ -281,17 +294,11 @@ fn file_secrets_roll_with_restart_the_new_generation_reads_the_new_file_and_they
 
 #[test]
 fn file_secrets_under_overlap_go_in_a_directory_per_generation_removed_once_it_drains() {
-    let (mut h, _) = watched("watch-files-overlap");
-    let dir = secrets_dir("overlap");
-    let (one, two) = (
-        b"-----BEGIN one-----".as_slice(),
-        b"-----BEGIN two-----".as_slice(),
-    );
-    write_file(&h, "one", one);
+    let (one, two): (&[u8], &[u8]) = (b"-----BEGIN one-----", b"-----BEGIN two-----");
+    let (mut h, dir) = watched_with_file("watch-files-overlap", "overlap", one);
     let port = free_pair();
     let p = port.to_string();
     h.set("DRAIN", "2");
-    h.set("AGENT_INIT_SECRETS_DIR", dir.clone());
     let mut init = start(&h, &["--on-update", "overlap", "--health-port", &p]);
     wait_events(&h, "the first generation listening", "listening", 1);
     let first = events(&h, "start")[0].clone();
@@ -390,11 +397,7 @@ fn a_token_in_the_environment_is_refused_with_78_and_nothing_starts() {
 
 #[test]
 fn exit_policy_drains_the_agent_then_exits_75() {
-    let (mut h, _) = watched("watch-exit");
-    h.set("DRAIN", "1");
-    let mut init = start(&h, &["--on-update", "exit"]);
-    wait_events(&h, "the first generation", "start", 1);
-    write(&h, "two");
+    let (h, mut init) = rolled("watch-exit", "1", &["--on-update", "exit"]);
     assert_eq!(init.wait(), 75, "{:#?}", init.stderr());
     let log = log(&h);
     assert_eq!(events(&h, "start").len(), 1, "no new generation: {log:?}");
@@ -404,11 +407,7 @@ fn exit_policy_drains_the_agent_then_exits_75() {
 
 #[test]
 fn a_drain_past_the_drain_timeout_is_cut_by_sigkill() {
-    let (mut h, _) = watched("watch-kill");
-    h.set("DRAIN", "600");
-    let init = start(&h, &["--drain-timeout", "1"]);
-    wait_events(&h, "the first generation", "start", 1);
-    write(&h, "two");
+    let (h, init) = rolled("watch-kill", "600", &["--drain-timeout", "1"]);
     wait_events(&h, "the second generation", "start", 2);
     assert!(events(&h, "drained").is_empty(), "the drain was cut");
     assert!(init
@@ -419,11 +418,7 @@ fn a_drain_past_the_drain_timeout_is_cut_by_sigkill() {
 
 #[test]
 fn sigterm_during_a_drain_reaches_the_agent_once_and_nothing_restarts() {
-    let (mut h, _) = watched("watch-stop-mid-drain");
-    h.set("DRAIN", "3");
-    let mut init = start(&h, &[]);
-    wait_events(&h, "the first generation", "start", 1);
-    write(&h, "two");
+    let (h, mut init) = rolled("watch-stop-mid-drain", "3", &[]);
     wait_events(&h, "the roll's SIGTERM", "term", 1);
     init.sigterm();
     assert_eq!(init.wait(), 0, "the draining agent's own status");
@@ -583,17 +578,24 @@ fn over_https_the_check_sends_if_none_match_and_a_304_rolls_nothing() {
     assert_eq!(events(&h, "start").len(), 2);
 }
 
-/// The secrets `create` seals for the agent script, with `FOO`.
-fn service_inputs(value: &str) -> Vec<String> {
-    [
-        format!("FOO={value}"),
-        "LIVEKIT_URL=ws://127.0.0.1:1".into(),
-        "LIVEKIT_API_KEY=APIk".into(),
-        "LIVEKIT_API_SECRET=s-service".into(),
-    ]
-    .into_iter()
-    .flat_map(|s| ["--secrets".to_string(), s])
-    .collect()
+/// A [`watched`] run fetching from a real agent-secrets service, for whose
+/// new token (in the token file, and forbidden in output) `create` sealed
+/// the agent script's secrets with `FOO=one`.
+fn through_service(name: &str) -> (Harness, Secrets, Token) {
+    let (mut h, _) = watched(name);
+    let svc = Secrets::start(&support::scratch(&format!("{name}-svc")));
+    let inputs = [
+        "FOO=one",
+        "LIVEKIT_URL=ws://127.0.0.1:1",
+        "LIVEKIT_API_KEY=APIk",
+        "LIVEKIT_API_SECRET=s-service",
+    ];
+    let args: Vec<&str> = inputs.iter().flat_map(|s| ["--secrets", s]).collect();
+    let token = Token::parse(&svc.create(&h.dir, &args)).unwrap();
+    h.forbidden.add_token(&token);
+    h.set("LIVEKIT_SECRETS_URL", svc.bundle_url());
+    h.set("AGENT_INIT_CA_FILE", svc.ca.clone());
+    (h, svc, token)
 }
 
 /// Waits until the service's bundle fetches so far satisfy `done`.
@@ -608,12 +610,7 @@ fn wait_fetches(svc: &Secrets, done: impl Fn(&[(String, u16)]) -> bool) {
 #[test]
 #[ignore = "needs the agent-secrets binary (cargo build -p agent-secrets; scripts/test.sh runs it)"]
 fn through_agent_secrets_update_secrets_rolls_exactly_once_and_the_new_generation_sees_it() {
-    let (mut h, _) = watched("watch-service");
-    let svc = Secrets::start(&support::scratch("watch-service-svc"));
-    let args = service_inputs("one");
-    svc.create(&h.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    h.set("LIVEKIT_SECRETS_URL", svc.bundle_url());
-    h.set("AGENT_INIT_CA_FILE", svc.ca.clone());
+    let (mut h, svc, _) = through_service("watch-service");
     h.set("DRAIN", "1");
     let mut init = start(&h, &[]);
     wait_events(&h, "the first generation", "start", 1);
@@ -658,14 +655,7 @@ fn through_agent_secrets_update_secrets_rolls_exactly_once_and_the_new_generatio
 #[test]
 #[ignore = "needs the agent-secrets binary (cargo build -p agent-secrets; scripts/test.sh runs it)"]
 fn through_agent_secrets_a_revoked_token_is_no_change_and_the_agent_keeps_running() {
-    let (mut h, _) = watched("watch-revoke");
-    let svc = Secrets::start(&support::scratch("watch-revoke-svc"));
-    let args = service_inputs("one");
-    let token = svc.create(&h.dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let token = Token::parse(&token).unwrap();
-    h.forbidden.add_token(&token);
-    h.set("LIVEKIT_SECRETS_URL", svc.bundle_url());
-    h.set("AGENT_INIT_CA_FILE", svc.ca.clone());
+    let (h, svc, token) = through_service("watch-revoke");
     let mut init = start(&h, &[]);
     wait_events(&h, "the first generation", "start", 1);
     svc.revoke(&h.dir, &token.id_b64());

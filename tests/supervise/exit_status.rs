@@ -24,17 +24,8 @@ fn a_command_that_cannot_start_is_127_or_126_and_agent_init_does_not_hang() {
             ("/nonexistent/agent", 127, "No such file or directory"),
             ("/etc", 126, "Permission denied"),
         ] {
-            let mut c = command(&agent_argv(mode, &["--supervise"], &[cmd]));
-            c.stderr(Stdio::piped());
-            let mut child = c.spawn().unwrap();
-            let st = wait_guarded(&mut child, "spawn failure");
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let c = command(&agent_argv(mode, &["--supervise"], &[cmd]));
+            let (st, _, err) = output_guarded(c, "spawn failure");
             assert_eq!(st.code(), Some(code), "{mode:?}: {cmd}: {err}");
             assert!(err.contains(&format!("{cmd}: {why}")), "{mode:?}: {err}");
         }

@@ -7,11 +7,7 @@ use super::*;
 #[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn every_catchable_signal_reaches_a_handling_child_exactly_once_and_sigchld_never() {
     for mode in MODES {
-        let rec = Recorder::new("every-signal");
-        let argv = agent_argv(mode, &["--supervise"], &strs(&rec.argv()));
-        let mut agent = Agent::start(mode, command(&argv));
-        rec.wait_ready();
-        agent.wait_idle();
+        let (rec, mut agent) = recording(mode, "every-signal");
 
         let mut forwarded = Vec::new();
         for n in 1..=31 {
@@ -122,11 +118,7 @@ fn job_control_signals_and_sigcont_are_forwarded_once_and_pid1_keeps_running() {
     // each once, and the SIGCONT that resumes agent-init once. As PID 1 the
     // kernel drops the stop agent-init sends itself, so it keeps running.
     for mode in MODES {
-        let rec = Recorder::new("job-control");
-        let argv = agent_argv(mode, &["--supervise"], &strs(&rec.argv()));
-        let mut agent = Agent::start(mode, command(&argv));
-        rec.wait_ready();
-        agent.wait_idle();
+        let (rec, mut agent) = recording(mode, "job-control");
         let cont = Signal::SIGCONT as i32;
         for (k, n) in JOB_STOPS.into_iter().enumerate() {
             agent.signal(n);
@@ -175,11 +167,7 @@ fn fault_signals_are_never_forwarded_dropped_by_pid1_and_deadly_otherwise() {
     // action, so a real fault kills agent-init. Sent with kill, the kernel
     // drops them for a namespace's PID 1 (it has no handler), and they kill
     // agent-init when it is not PID 1.
-    let rec = Recorder::new("faults-pid1");
-    let argv = agent_argv(Pid1, &["--supervise"], &strs(&rec.argv()));
-    let mut agent = Agent::start(Pid1, command(&argv));
-    rec.wait_ready();
-    agent.wait_idle();
+    let (rec, mut agent) = recording(Pid1, "faults-pid1");
     for n in FAULTS {
         agent.signal(n);
     }
@@ -196,11 +184,7 @@ fn fault_signals_are_never_forwarded_dropped_by_pid1_and_deadly_otherwise() {
     assert_eq!(agent.wait().code(), Some(0));
 
     for n in FAULTS {
-        let rec = Recorder::new("faults-subreaper");
-        let argv = agent_argv(Subreaper, &["--supervise"], &strs(&rec.argv()));
-        let mut agent = Agent::start(Subreaper, command(&argv));
-        rec.wait_ready();
-        agent.wait_idle();
+        let (rec, mut agent) = recording(Subreaper, "faults-subreaper");
         agent.signal(n);
         let st = agent.wait();
         assert_eq!(st.signal(), Some(n), "agent-init dies of fault signal {n}");

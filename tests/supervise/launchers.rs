@@ -22,29 +22,33 @@ while True:
     time.sleep(1)
 ";
 
+/// agent-init in `mode` with `flags` running `sh -c '[DRAINER] & wait'`:
+/// once the drainer is ready and agent-init idle, a SIGTERM to agent-init;
+/// its exit code, and the drainer's log.
+fn stop_through_sh(mode: Mode, flags: &[&str], name: &str) -> (Option<i32>, String) {
+    let py = python().to_string_lossy().into_owned();
+    let log = support::scratch(name).join("log");
+    let script = format!("'{py}' -c \"$1\" '{}' & wait", log.display());
+    let argv = agent_argv(mode, flags, &["sh", "-c", &script, "sh", DRAINER]);
+    let mut agent = Agent::start(mode, command(&argv));
+    until("the agent to start", || {
+        fs::read_to_string(&log).is_ok_and(|l| l.contains("ready"))
+    });
+    agent.wait_idle();
+    agent.signal(Signal::SIGTERM as i32);
+    let code = agent.wait().code();
+    (code, fs::read_to_string(&log).unwrap())
+}
+
 #[test]
 #[ignore = "needs root: agent-init as PID 1 of a new PID namespace, and /proc of the non-dumpable agent-init"]
 fn a_launcher_killed_by_sigterm_does_not_cut_its_agents_drain_short() {
     // `sh` dies of SIGTERM inside `wait` at once, as pnpm does; the agent in
     // its group drains. agent-init exits with sh's status, only once the
     // group is empty: the drain is complete when it exits.
-    let py = python().to_string_lossy().into_owned();
     for mode in MODES {
-        let log = support::scratch("launcher").join("log");
-        let script = format!("'{py}' -c \"$1\" '{}' & wait", log.display());
-        let argv = agent_argv(
-            mode,
-            &["--supervise"],
-            &["sh", "-c", &script, "sh", DRAINER],
-        );
-        let mut agent = Agent::start(mode, command(&argv));
-        until("the agent to start", || {
-            fs::read_to_string(&log).is_ok_and(|l| l.contains("ready"))
-        });
-        agent.wait_idle();
-        agent.signal(Signal::SIGTERM as i32);
-        assert_eq!(agent.wait().code(), Some(143), "{mode:?}: sh's own status");
-        let l = fs::read_to_string(&log).unwrap();
+        let (code, l) = stop_through_sh(mode, &["--supervise"], "launcher");
+        assert_eq!(code, Some(143), "{mode:?}: sh's own status");
         assert!(
             l.contains("drained"),
             "{mode:?}: the agent finished draining: {l}"
@@ -52,21 +56,8 @@ fn a_launcher_killed_by_sigterm_does_not_cut_its_agents_drain_short() {
     }
     // The control: with --signal-child only sh is signalled, and agent-init
     // exits with it at once (as PID 1, taking the agent with it).
-    let log = support::scratch("launcher-child").join("log");
-    let script = format!("'{py}' -c \"$1\" '{}' & wait", log.display());
-    let argv = agent_argv(
-        Pid1,
-        &["--supervise", "--signal-child"],
-        &["sh", "-c", &script, "sh", DRAINER],
-    );
-    let mut agent = Agent::start(Pid1, command(&argv));
-    until("the agent to start", || {
-        fs::read_to_string(&log).is_ok_and(|l| l.contains("ready"))
-    });
-    agent.wait_idle();
-    agent.signal(Signal::SIGTERM as i32);
-    assert_eq!(agent.wait().code(), Some(143));
-    let l = fs::read_to_string(&log).unwrap();
+    let (code, l) = stop_through_sh(Pid1, &["--supervise", "--signal-child"], "launcher-child");
+    assert_eq!(code, Some(143));
     assert!(!l.contains("draining"), "the agent was not signalled: {l}");
 }
 

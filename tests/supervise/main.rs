@@ -181,6 +181,27 @@ fn wait_guarded(child: &mut Child, what: &str) -> ExitStatus {
     }
 }
 
+/// Runs `cmd` with stdout and stderr piped, hang-guarded as
+/// [`wait_guarded`]: its status, stdout and stderr.
+fn output_guarded(mut cmd: Command, what: &str) -> (ExitStatus, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let st = wait_guarded(&mut child, what);
+    (st, out.join().unwrap(), err.join().unwrap())
+}
+
 /// Runs `cmd` to completion under the hang guard.
 fn run(mut cmd: Command, what: &str) -> ExitStatus {
     let mut child = cmd.spawn().expect("spawn");
@@ -319,6 +340,17 @@ impl Drop for Agent {
             let _ = self.top.wait();
         }
     }
+}
+
+/// `agent-init --supervise` in `mode` running a [`Recorder`] named `name`,
+/// once the recorder is ready and agent-init idle in its signal loop.
+fn recording(mode: Mode, name: &str) -> (Recorder, Agent) {
+    let rec = Recorder::new(name);
+    let argv = agent_argv(mode, &["--supervise"], &strs(&rec.argv()));
+    let agent = Agent::start(mode, command(&argv));
+    rec.wait_ready();
+    agent.wait_idle();
+    (rec, agent)
 }
 
 /// The Python child that records each signal it receives

@@ -193,18 +193,8 @@ fn child_signal_state(
         flags,
         &["cat", "/proc/self/status", "/proc/self/limits"],
     );
-    let mut cmd = command(&argv);
-    cmd.stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let st = wait_guarded(&mut child, "cat /proc/self/status");
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!(st.code(), Some(0), "{mode:?} {flags:?}: {out}");
+    let (st, out, err) = output_guarded(command(&argv), "cat /proc/self/status");
+    assert_eq!(st.code(), Some(0), "{mode:?} {flags:?}: {out}{err}");
     (fs::read_to_string(&report).unwrap(), out)
 }
 

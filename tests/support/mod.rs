@@ -163,6 +163,21 @@ pub fn assert_failed_at(out: &Output, code: i32, marker: &Path, forbidden: &Forb
     );
 }
 
+/// Asserts that `out` exited `code` and its stderr says `says`.
+#[track_caller]
+pub fn assert_exit_says(out: &Output, code: i32, says: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(says), "{err}");
+}
+
+/// Asserts that `out`'s stderr says `says`.
+#[track_caller]
+pub fn assert_says(out: &Output, says: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(says), "{err}");
+}
+
 /// Asserts that none of `secrets` appears in stdout or stderr.
 pub fn assert_no_leak(out: &Output, secrets: &[&str]) {
     forbid(secrets).assert_not_printed(out);

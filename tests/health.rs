@@ -47,6 +47,15 @@ fn probe(args: &[&str]) -> (Output, Duration) {
     (out, t0.elapsed())
 }
 
+/// `probe(args)`, which must exit `code` with one stderr line that says `says`.
+#[track_caller]
+fn probe_says(args: &[&str], code: i32, says: &str) -> Output {
+    let (out, _) = probe(args);
+    assert_eq!(out.status.code(), Some(code), "{out:?}");
+    assert!(stderr_line(&out).contains(says), "{out:?}");
+    out
+}
+
 fn stderr_line(out: &Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(s.lines().count(), 1, "one line on stderr: {s:?}");
@@ -61,18 +70,14 @@ const UNAVAILABLE: &str =
 #[test]
 fn a_200_exits_0() {
     let port = serve(Some(OK)).to_string();
-    let (out, _) = probe(&["--port", &port]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(stderr_line(&out).contains("answered 200"));
+    let out = probe_says(&["--port", &port], 0, "answered 200");
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn a_503_exits_1_and_says_so() {
     let port = serve(Some(UNAVAILABLE)).to_string();
-    let (out, _) = probe(&["--port", &port]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_line(&out).contains("answered 503"));
+    probe_says(&["--port", &port], 1, "answered 503");
 }
 
 #[test]
@@ -84,9 +89,7 @@ fn nothing_listening_exits_1() {
         .unwrap()
         .port()
         .to_string();
-    let (out, _) = probe(&["--port", &port]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_line(&out).contains("refused"), "{:?}", out);
+    probe_says(&["--port", &port], 1, "refused");
 }
 
 #[test]
@@ -102,18 +105,18 @@ fn a_server_that_never_answers_exits_1_at_the_timeout() {
 #[test]
 fn something_that_is_not_http_exits_1() {
     let port = serve(Some("SSH-2.0-OpenSSH_9.2\r\n")).to_string();
-    let (out, _) = probe(&["--port", &port]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_line(&out).contains("not an HTTP answer"));
+    probe_says(&["--port", &port], 1, "not an HTTP answer");
 }
 
 #[test]
 fn with_several_ports_any_200_is_healthy_and_all_failures_are_named() {
     let down = serve(Some(UNAVAILABLE)).to_string();
     let up = serve(Some(OK)).to_string();
-    let (out, _) = probe(&["--port", &down, "--port", &up]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(stderr_line(&out).contains(&format!("127.0.0.1:{up} answered 200")));
+    probe_says(
+        &["--port", &down, "--port", &up],
+        0,
+        &format!("127.0.0.1:{up} answered 200"),
+    );
 
     let (out, _) = probe(&["--port", &down, "--port", &down]);
     assert_eq!(out.status.code(), Some(1));

@@ -107,8 +107,7 @@ fn job_control_sigtstp_sigttin_and_sigttou_stop_agent_init_and_its_child_and_sig
         });
         agent.wait_idle();
     }
-    agent.signal(Signal::SIGTERM as i32);
-    assert_eq!(agent.wait().code(), Some(143));
+    assert_eq!(agent.stop(), Some(143));
 }
 
 #[test]

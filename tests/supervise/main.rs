@@ -319,6 +319,12 @@ impl Agent {
         self.top.try_wait().unwrap().is_none()
     }
 
+    /// SIGTERM to agent-init, and its exit code once it has ended.
+    fn stop(&mut self) -> Option<i32> {
+        self.signal(Signal::SIGTERM as i32);
+        self.wait().code()
+    }
+
     /// agent-init's exit status (unshare passes it through).
     fn wait(&mut self) -> ExitStatus {
         let what = format!("agent-init ({:?})", self.mode);

@@ -47,8 +47,7 @@ fn agent_init_moves_to_root_and_closes_inherited_fds_while_the_child_keeps_both(
             "{mode:?}: the child keeps the working directory"
         );
         assert!(fds(child).contains(&5), "{mode:?}: the child keeps fd 5");
-        agent.signal(Signal::SIGTERM as i32);
-        assert_eq!(agent.wait().code(), Some(143));
+        assert_eq!(agent.stop(), Some(143));
     }
 }
 
@@ -285,7 +284,6 @@ fn agent_init_stays_non_dumpable_while_supervising() {
             !can_open_mem(agent.raw()),
             "{mode:?}: agent-init is non-dumpable"
         );
-        agent.signal(Signal::SIGTERM as i32);
-        assert_eq!(agent.wait().code(), Some(143));
+        assert_eq!(agent.stop(), Some(143));
     }
 }

@@ -1,14 +1,17 @@
 //! Configuration: the command line and agent-init's own environment, read once.
 //!
-//! After [`Config::parse`] returns, every flag and `AGENT_INIT_*` knob has
-//! been checked (a bad one is exit 64 for flags, 78 for the environment), and
-//! the bootstrap token, if any, has been loaded from `LIVEKIT_BOOTSTRAP_TOKEN`
-//! or the file `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names and parsed.
+//! After [`Invocation::parse`] returns, every flag and `AGENT_INIT_*` knob
+//! has been checked (a bad one is exit 64 for flags, 78 for the
+//! environment), and the bootstrap token, if any, has been loaded from
+//! `LIVEKIT_BOOTSTRAP_TOKEN` or the file `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names
+//! and parsed. The [`Invocation`] says what the command line carries: a run,
+//! `--list` or `--check` its [`Config`] (mode and inherited environment),
+//! `seal` its [`SealArgs`], `--help` and `--version` nothing.
 //!
 //! The parse is small steps, each a function with its own tests: the
 //! `AGENT_INIT_*` knobs ([`Knobs::from_env`]), the command line against the
 //! one option table [`OPTIONS`] ([`Flags::parse`], no environment), the
-//! token, and the [`Mode`] with its checks ([`Config::new`]). The same table
+//! token, and the [`Mode`] with its checks ([`Invocation::new`]). The same table
 //! prints `--help` ([`usage`]) and finds the secret values that are wiped
 //! from the argument block ([`secret_arg_tails`]). `AGENT_INIT_LOG` is read
 //! by [`log_level`], which `run` calls first: parsing sets nothing global.
@@ -32,8 +35,21 @@ use std::time::Duration;
 
 /// Default overall deadline for the fetch.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// What agent-init was asked to do.
+/// What a command line asks for. Only a run, `--list` and `--check` read
+/// the mode and keep the inherited environment ([`Config`]); `seal` has its
+/// own arguments, and `--help` and `--version` carry nothing.
 #[derive(Debug)]
+pub enum Invocation {
+    Help,
+    Version,
+    /// Seal secrets into a bundle file: `seal`'s own arguments.
+    Seal(SealArgs),
+    /// A run, `--list` or `--check`.
+    Run(Config),
+}
+
+/// What a [`Config`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Assemble the environment and run the command (exec or supervise).
     Run,
@@ -41,10 +57,6 @@ pub enum Action {
     List,
     /// Do everything up to the exec, run nothing.
     Check,
-    /// Seal secrets into a bundle file: `seal`'s own arguments.
-    Seal(SealArgs),
-    Help,
-    Version,
 }
 
 /// Where the secrets come from: the bundle a bootstrap token opens, or the
@@ -59,9 +71,7 @@ pub enum Mode {
         /// `--watch`: roll the agent when the bundle changes.
         watch: Option<WatchConfig>,
     },
-    /// No token: dotenv files, `--secrets` and `--secret-mount`. For `seal`,
-    /// `--help` and `--version` this is empty (seal's inputs are in its
-    /// [`SealArgs`]).
+    /// No token: dotenv files, `--secrets` and `--secret-mount`.
     Local {
         inputs: Inputs,
         /// `PYTHON_DOTENV_DISABLED` is true: `.env` and `.env.local` are not
@@ -77,7 +87,8 @@ impl Mode {
     }
 }
 
-/// Everything agent-init needs to know, from flags and environment.
+/// A run, `--list` or `--check`: everything it needs to know, from flags
+/// and environment.
 #[derive(Debug)]
 pub struct Config {
     pub action: Action,
@@ -1297,20 +1308,22 @@ fn token_source(
     }
 }
 
-impl Config {
+impl Invocation {
     /// Reads flags (without `argv[0]`) and the environment, both as `main`
     /// and [`crate::sys::read_environ`] give them: in zeroizing buffers.
     /// Only what is not secret leaves them as `OsString` (the command, file
     /// names, knob values); `--secrets` and `--token` values never do.
     /// `AGENT_INIT_LOG` is not read here (see [`log_level`]).
-    pub fn parse(args: Vec<SecretBytes>, env: Vec<(OsString, SecretBytes)>) -> Result<Config> {
+    pub fn parse(args: Vec<SecretBytes>, env: Vec<(OsString, SecretBytes)>) -> Result<Invocation> {
         let knobs = Knobs::from_env(&Environ(&env))?;
         let flags = Flags::parse(args)?;
-        Config::new(flags, knobs, env)
+        Invocation::new(flags, knobs, env)
     }
 
-    /// The flags over the knobs, the token, and the action with its mode.
-    fn new(flags: Flags, knobs: Knobs, env: Vec<(OsString, SecretBytes)>) -> Result<Config> {
+    /// The flags over the knobs, the token, and what is asked with its
+    /// mode. The environment is kept only for a run, `--list` or `--check`;
+    /// otherwise it drops here, wiped.
+    fn new(flags: Flags, knobs: Knobs, env: Vec<(OsString, SecretBytes)>) -> Result<Invocation> {
         let Flags {
             seal,
             asked,
@@ -1327,39 +1340,27 @@ impl Config {
         } = flags;
         let environ = Environ(&env);
         let token = token_source(token, token_file, asked, &environ)?;
+        let action = match asked {
+            Asked::Help => return Ok(Invocation::Help),
+            Asked::Version => return Ok(Invocation::Version),
+            _ if seal => return seal_args(out, token, seal_options, inputs).map(Invocation::Seal),
+            Asked::List => Action::List,
+            Asked::Check => Action::Check,
+            Asked::Run => Action::Run,
+        };
+        let token = token.map(|t| Token::parse(t.expose())).transpose()?;
         let supervise = knobs.supervise || supervise;
-        let none = || Mode::Local {
-            inputs: Inputs::default(),
-            dotenv_disabled: knobs.dotenv_disabled,
-        };
-        let (action, mode) = match asked {
-            Asked::Help => (Action::Help, none()),
-            Asked::Version => (Action::Version, none()),
-            _ if seal => {
-                let args = seal_args(out, token, seal_options, inputs)?;
-                (Action::Seal(args), none())
+        let watch = match action {
+            Action::Run if command.is_empty() => {
+                return Err(usage_error("no command given".into()))
             }
-            asked => {
-                let token = token.map(|t| Token::parse(t.expose())).transpose()?;
-                let action = match asked {
-                    Asked::List => Action::List,
-                    Asked::Check => Action::Check,
-                    _ => Action::Run,
-                };
-                let watch = match action {
-                    Action::Run if command.is_empty() => {
-                        return Err(usage_error("no command given".into()))
-                    }
-                    Action::Run => {
-                        let knobs = flags_over(knobs.watch, watch);
-                        watch_config(&knobs, supervise, &environ)?
-                    }
-                    _ => None,
-                };
-                let mode = mode(token, watch, inputs, knobs.dotenv_disabled, &environ)?;
-                (action, mode)
+            Action::Run => {
+                let knobs = flags_over(knobs.watch, watch);
+                watch_config(&knobs, supervise, &environ)?
             }
+            _ => None,
         };
+        let mode = mode(token, watch, inputs, knobs.dotenv_disabled, &environ)?;
         let mut all_required = knobs.require;
         all_required.extend(require);
         let secrets_dir = environ.set(crate::files::DIR_VAR);
@@ -1367,7 +1368,7 @@ impl Config {
             .into_iter()
             .filter(|(n, _)| !n.is_empty() && !crate::protocol::rules::is_stripped(n))
             .collect();
-        Ok(Config {
+        Ok(Invocation::Run(Config {
             action,
             command,
             supervise,
@@ -1376,7 +1377,7 @@ impl Config {
             mode,
             secrets_dir,
             inherited,
-        })
+        }))
     }
 }
 
@@ -1400,9 +1401,20 @@ mod tests {
             .collect()
     }
     /// The configuration as `run` reads it: `AGENT_INIT_LOG` first, then the rest.
-    fn as_run_reads(args: Vec<SecretBytes>, env: Vec<(OsString, SecretBytes)>) -> Result<Config> {
+    fn as_run_reads(
+        args: Vec<SecretBytes>,
+        env: Vec<(OsString, SecretBytes)>,
+    ) -> Result<Invocation> {
         log_level(&env)?;
-        Config::parse(args, env)
+        Invocation::parse(args, env)
+    }
+    /// The configuration of a command line that must be a run, `--list` or
+    /// `--check`.
+    fn config(args: Vec<SecretBytes>, env: Vec<(OsString, SecretBytes)>) -> Config {
+        match Invocation::parse(args, env) {
+            Ok(Invocation::Run(c)) => c,
+            other => panic!("not a run: {other:?}"),
+        }
     }
     fn words(v: &[&'static str]) -> Vec<&'static [u8]> {
         v.iter().map(|s| s.as_bytes()).collect()
@@ -1427,19 +1439,19 @@ mod tests {
             other => panic!("not production: {other:?}"),
         }
     }
-    fn seal_args(c: Config) -> SealArgs {
-        match c.action {
-            Action::Seal(args) => args,
+    fn seal_args(i: Invocation) -> SealArgs {
+        match i {
+            Invocation::Seal(args) => args,
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn command_follows_options_or_double_dash() {
-        let c = Config::parse(argv(&["--supervise", "python", "-u", "agent.py"]), vec![]).unwrap();
+        let c = config(argv(&["--supervise", "python", "-u", "agent.py"]), vec![]);
         assert!(c.supervise);
         assert_eq!(c.command, os(&["python", "-u", "agent.py"]));
-        let c = Config::parse(argv(&["--", "--weird", "x"]), vec![]).unwrap();
+        let c = config(argv(&["--", "--weird", "x"]), vec![]);
         assert_eq!(c.command, os(&["--weird", "x"]));
     }
 
@@ -1463,11 +1475,11 @@ mod tests {
                 ("Off", false),
                 ("", false),
             ] {
-                let c = Config::parse(argv(&["true"]), envs(&[(name, value)])).unwrap();
+                let c = config(argv(&["true"]), envs(&[(name, value)]));
                 assert_eq!(field(&c), on, "{name}={value}");
             }
             for value in ["maybe", "2", "enabled", "1 "] {
-                let e = Config::parse(argv(&["true"]), envs(&[(name, value)])).unwrap_err();
+                let e = Invocation::parse(argv(&["true"]), envs(&[(name, value)])).unwrap_err();
                 assert_eq!(e.exit_code(), 78, "{name}={value}: {e}");
                 assert!(e.to_string().contains(name), "{e}");
                 assert!(!e.to_string().contains(value), "{e}");
@@ -1492,7 +1504,7 @@ mod tests {
             &["seal", "--out", "b.json", "--overwrite=yes"][..],
             &["seal", "--out", "b.json", "cmd"][..],
         ] {
-            let e = Config::parse(argv(args), vec![]).unwrap_err();
+            let e = Invocation::parse(argv(args), vec![]).unwrap_err();
             assert_eq!(e.exit_code(), 64, "{args:?}");
         }
     }
@@ -1509,19 +1521,18 @@ mod tests {
                 let mut args = if seal { argv(&["seal"]) } else { vec![] };
                 args.push(SecretBytes::new(arg.to_vec()));
                 args.extend(argv(&["--", "true"]));
-                let e = Config::parse(args, vec![]).unwrap_err();
+                let e = Invocation::parse(args, vec![]).unwrap_err();
                 assert_eq!(e.exit_code(), 64, "{arg:?}: {e}");
             }
         }
         // A value may be anything: only the flag's name must be UTF-8.
-        let c = Config::parse(
+        let c = config(
             vec![
                 SecretBytes::new(b"--secrets-file=\xff.env".to_vec()),
                 SecretBytes::new(b"true".to_vec()),
             ],
             vec![],
-        )
-        .unwrap();
+        );
         assert_eq!(local(&c).0.files[0].as_os_str().as_bytes(), b"\xff.env");
     }
 
@@ -1534,20 +1545,20 @@ mod tests {
             &["seal", "--out", "b", "OPENAI_API_KEY=sk-zq-value"][..],
             &["seal", "--out", "b", TOKEN][..],
         ] {
-            let e = Config::parse(argv(args), vec![]).unwrap_err();
+            let e = Invocation::parse(argv(args), vec![]).unwrap_err();
             assert_eq!(e.exit_code(), 64, "{args:?}");
             let m = e.to_string();
             assert!(!m.contains("sk-zq-value") && !m.contains("AAECAw"), "{m}");
         }
-        let e = Config::parse(argv(&["seal", "--out", "b", TOKEN]), vec![]).unwrap_err();
+        let e = Invocation::parse(argv(&["seal", "--out", "b", TOKEN]), vec![]).unwrap_err();
         assert!(e.to_string().contains("oKGio6SlpqeoqaqrrK2urw"), "{e}");
     }
 
     #[test]
     fn agent_init_require_names_are_checked_like_require_flags() {
         for bad in ["A-B", "A,B C", "OPENAI_API_KEY=sk-zq-value"] {
-            let e =
-                Config::parse(argv(&["true"]), envs(&[("AGENT_INIT_REQUIRE", bad)])).unwrap_err();
+            let e = Invocation::parse(argv(&["true"]), envs(&[("AGENT_INIT_REQUIRE", bad)]))
+                .unwrap_err();
             assert_eq!(e.exit_code(), 78, "{bad}: {e}");
             assert!(e.to_string().starts_with("AGENT_INIT_REQUIRE: "), "{e}");
             assert!(!e.to_string().contains("sk-zq-value"), "{e}");
@@ -1557,13 +1568,15 @@ mod tests {
     #[test]
     fn python_dotenv_disabled_is_read_from_the_environment() {
         let parse = |v: &str| {
-            Config::parse(argv(&["true"]), envs(&[("PYTHON_DOTENV_DISABLED", v)]))
-                .map(|c| local(&c).1)
-                .unwrap()
+            local(&config(
+                argv(&["true"]),
+                envs(&[("PYTHON_DOTENV_DISABLED", v)]),
+            ))
+            .1
         };
         assert!(parse("1") && parse("yes") && parse("TRUE"));
         assert!(!parse("0") && !parse("") && !parse("on"));
-        assert!(!local(&Config::parse(argv(&["true"]), vec![]).unwrap()).1);
+        assert!(!local(&config(argv(&["true"]), vec![])).1);
     }
 
     #[test]
@@ -1572,17 +1585,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("agent.token");
         std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-        let token_of = |c: Config| seal_args(c).token.map(|t| t.expose().trim().to_string());
+        let token_of = |i: Invocation| seal_args(i).token.map(|t| t.expose().trim().to_string());
         let f = file.to_str().unwrap();
-        let c = Config::parse(argv(&["seal", "--token-file", f, "--out", "b"]), vec![]).unwrap();
+        let c =
+            Invocation::parse(argv(&["seal", "--token-file", f, "--out", "b"]), vec![]).unwrap();
         assert_eq!(token_of(c).as_deref(), Some(TOKEN));
-        let c = Config::parse(
+        let c = Invocation::parse(
             argv(&["seal", "--out", "b"]),
             envs(&[("LIVEKIT_BOOTSTRAP_TOKEN_FILE", f)]),
         )
         .unwrap();
         assert_eq!(token_of(c).as_deref(), Some(TOKEN));
-        let c = Config::parse(
+        let c = Invocation::parse(
             argv(&["seal", "--out", "b"]),
             envs(&[
                 ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
@@ -1590,17 +1604,17 @@ mod tests {
             ]),
         )
         .unwrap();
-        // The token is seal's: the config is not in production mode.
-        assert!(local(&c).0.is_empty());
+        // The token is seal's: a seal, not a run in production mode.
+        assert!(matches!(c, Invocation::Seal(_)), "{c:?}");
         assert_eq!(token_of(c).as_deref(), Some(TOKEN));
-        let e = Config::parse(
+        let e = Invocation::parse(
             argv(&["seal", "--token", TOKEN, "--token-file", f, "--out", "b"]),
             vec![],
         )
         .unwrap_err();
         assert_eq!(e.exit_code(), 64);
         let missing = dir.join("missing").to_str().unwrap().to_string();
-        let e = Config::parse(
+        let e = Invocation::parse(
             argv(&["seal", "--token-file", &missing, "--out", "b"]),
             vec![],
         )
@@ -1612,7 +1626,7 @@ mod tests {
 
     #[test]
     fn token_and_url_from_environment_and_are_stripped() {
-        let c = Config::parse(
+        let c = config(
             argv(&["true"]),
             envs(&[
                 ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
@@ -1620,8 +1634,7 @@ mod tests {
                 ("AGENT_INIT_TIMEOUT", "2.5"),
                 ("KEEP", "1"),
             ]),
-        )
-        .unwrap();
+        );
         assert_eq!(c.inherited.len(), 1);
         assert_eq!(c.inherited[0].0, "KEEP");
         let (f, watch) = production(c);
@@ -1641,7 +1654,7 @@ mod tests {
                 SecretBytes::new(b"file:///b\xff.json".to_vec()),
             ),
         ];
-        let e = Config::parse(argv(&["true"]), env).unwrap_err();
+        let e = Invocation::parse(argv(&["true"]), env).unwrap_err();
         assert_eq!(e.exit_code(), 78);
         assert!(
             e.to_string().contains("LIVEKIT_SECRETS_URL is not UTF-8"),
@@ -1703,11 +1716,10 @@ mod tests {
             ("AGENT_INIT_ON_UPDATE", "exit"),
             ("AGENT_INIT_DRAIN_TIMEOUT", "30"),
         ];
-        let c = Config::parse(
+        let c = config(
             argv(&["--supervise", "--watch", "5", "--on-update=overlap", "true"]),
             envs(&base),
-        )
-        .unwrap();
+        );
         let w = production(c).1.unwrap();
         assert_eq!(w.every, Duration::from_secs(5));
         assert_eq!(w.on_update, OnUpdate::Overlap);
@@ -1717,7 +1729,7 @@ mod tests {
 
         let mut with_watch = base.to_vec();
         with_watch.push(("AGENT_INIT_WATCH", "60"));
-        let c = Config::parse(argv(&["--supervise", "true"]), envs(&with_watch)).unwrap();
+        let c = config(argv(&["--supervise", "true"]), envs(&with_watch));
         assert_eq!(production(c).1.unwrap().on_update, OnUpdate::Exit);
 
         // Not without --supervise, never more often than every 5 s, known policies only.
@@ -1741,11 +1753,11 @@ mod tests {
                 "true",
             ][..],
         ] {
-            let e = Config::parse(argv(args), envs(&base)).unwrap_err();
+            let e = Invocation::parse(argv(args), envs(&base)).unwrap_err();
             assert_eq!(e.exit_code(), 64, "{args:?}: {e}");
         }
         // The token in the environment is wiped at start: it cannot be read again.
-        let e = Config::parse(
+        let e = Invocation::parse(
             argv(&["--supervise", "--watch", "5", "true"]),
             envs(&[
                 ("LIVEKIT_BOOTSTRAP_TOKEN", TOKEN),
@@ -1759,24 +1771,24 @@ mod tests {
             "{e}"
         );
         // Local mode has no bundle to watch.
-        let e = Config::parse(argv(&["--supervise", "--watch", "5", "true"]), vec![]).unwrap_err();
+        let e =
+            Invocation::parse(argv(&["--supervise", "--watch", "5", "true"]), vec![]).unwrap_err();
         assert_eq!(e.exit_code(), 78);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn require_comes_from_flag_and_environment() {
-        let c = Config::parse(
+        let c = config(
             argv(&["--require", "A", "--require=B", "true"]),
             envs(&[("AGENT_INIT_REQUIRE", "C, D,")]),
-        )
-        .unwrap();
+        );
         assert_eq!(c.require, ["C", "D", "A", "B"]);
     }
 
     #[test]
     fn seal_subcommand_takes_its_own_flags() {
-        let c = Config::parse(
+        let c = Invocation::parse(
             argv(&[
                 "seal",
                 "--secrets",
@@ -1796,7 +1808,7 @@ mod tests {
         assert_eq!(args.inputs.flags[0].0, "A");
         assert_eq!(args.inputs.flags[0].1.expose(), b"b=c");
         assert_eq!(
-            Config::parse(argv(&["seal"]), vec![])
+            Invocation::parse(argv(&["seal"]), vec![])
                 .unwrap_err()
                 .exit_code(),
             64
@@ -1805,34 +1817,59 @@ mod tests {
 
     #[test]
     fn seal_token_flag_is_kept_secret_and_beats_an_inherited_token() {
-        let c = Config::parse(
+        let c = Invocation::parse(
             argv(&["seal", "--token", TOKEN, "--out=b.json"]),
             envs(&[("LIVEKIT_BOOTSTRAP_TOKEN", "lkbt1.other")]),
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("AAECAw"));
-        assert!(local(&c).0.is_empty());
-        let t = seal_args(c).token.unwrap();
+        let args = seal_args(c);
+        assert!(args.inputs.is_empty());
+        let t = args.token.unwrap();
         assert_eq!(t.expose(), TOKEN);
     }
 
     #[test]
+    fn help_version_and_seal_carry_no_mode_and_are_not_runs() {
+        // A run would refuse each of these: no command (64), a URL without
+        // a token (78).
+        let url = || envs(&[("LIVEKIT_SECRETS_URL", "file:///b.json")]);
+        for args in [&["--help"][..], &["--list", "-h"], &["seal", "--help"]] {
+            let i = Invocation::parse(argv(args), url());
+            assert!(matches!(i, Ok(Invocation::Help)), "{args:?}: {i:?}");
+        }
+        for args in [&["--version"][..], &["-V", "true"], &["seal", "-V"]] {
+            let i = Invocation::parse(argv(args), url());
+            assert!(matches!(i, Ok(Invocation::Version)), "{args:?}: {i:?}");
+        }
+        let i = Invocation::parse(argv(&["seal", "--out", "b"]), url());
+        assert!(matches!(i, Ok(Invocation::Seal(_))), "{i:?}");
+        assert_eq!(
+            Invocation::parse(argv(&["--list"]), url())
+                .unwrap_err()
+                .exit_code(),
+            78
+        );
+        let c = config(argv(&["true"]), vec![]);
+        assert_eq!(c.action, Action::Run);
+    }
+
+    #[test]
     fn list_and_check_need_no_command_and_repeat_harmlessly() {
-        let c = Config::parse(argv(&["--list", "--list"]), vec![]).unwrap();
+        let c = config(argv(&["--list", "--list"]), vec![]);
         assert!(matches!(c.action, Action::List), "{:?}", c.action);
         assert!(c.command.is_empty());
-        let c = Config::parse(argv(&["--check", "--", "python", "agent.py"]), vec![]).unwrap();
+        let c = config(argv(&["--check", "--", "python", "agent.py"]), vec![]);
         assert!(matches!(c.action, Action::Check), "{:?}", c.action);
         assert_eq!(c.command, os(&["python", "agent.py"]));
     }
 
     #[test]
     fn secrets_files_keep_their_order() {
-        let c = Config::parse(
+        let c = config(
             argv(&["--secrets-file", "a.env", "--secrets-file=b.env", "true"]),
             vec![],
-        )
-        .unwrap();
+        );
         assert_eq!(
             local(&c).0.files,
             [PathBuf::from("a.env"), PathBuf::from("b.env")]
@@ -1850,8 +1887,11 @@ mod tests {
         let err = log_level(&e).unwrap_err();
         assert_eq!(err.exit_code(), 78);
         assert!(err.to_string().contains("AGENT_INIT_LOG"), "{err}");
-        // Config::parse leaves the level to `run`: it does not read it.
-        assert!(Config::parse(argv(&["true"]), e).is_ok());
+        // Invocation::parse leaves the level to `run`: it does not read it.
+        assert!(matches!(
+            Invocation::parse(argv(&["true"]), e),
+            Ok(Invocation::Run(_))
+        ));
     }
 
     #[test]

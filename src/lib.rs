@@ -32,7 +32,7 @@ pub mod sys;
 
 use base::error::{Error, Result};
 use base::sensitive::SecretBytes;
-use config::{Action, Config, Mode};
+use config::{Action, Config, Invocation, Mode};
 use env::Environment;
 use protocol::rules::LIVEKIT_NAMES;
 use std::ffi::OsString;
@@ -55,21 +55,18 @@ pub fn run(args: Vec<SecretBytes>, inherited: &sys::Inherited) -> Result<i32> {
     // so /proc/<pid>/environ does not show it during the fetch.
     sys::scrub_environ(|n| n == b"LIVEKIT_BOOTSTRAP_TOKEN");
     base::log::set_level(config::log_level(&environ)?);
-    let cfg = Config::parse(args, environ)?;
+    let invocation = Invocation::parse(args, environ)?;
     // `--token` and `--secrets` values are copied: they leave
     // /proc/PID/cmdline now, before a fetch, a seal or a supervised agent's
     // lifetime (an exec replaces the block anyway).
     sys::scrub_args(config::secret_arg_tails);
-    match cfg.action {
-        Action::Help => Ok(report::usage()),
-        Action::Version => Ok(report::version()),
-        Action::Seal(args) => {
-            // Nothing of the inherited environment is sealed: it goes before
-            // anything is read.
-            drop(cfg.inherited);
-            local::seal::run(args)
-        }
-        Action::Run | Action::List | Action::Check => start_or_report(cfg, inherited),
+    match invocation {
+        Invocation::Help => Ok(report::usage()),
+        Invocation::Version => Ok(report::version()),
+        // Nothing of the inherited environment is sealed: the parse kept
+        // none of it for seal.
+        Invocation::Seal(args) => local::seal::run(args),
+        Invocation::Run(cfg) => start_or_report(cfg, inherited),
     }
 }
 
@@ -116,11 +113,11 @@ fn start_or_report(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
     // its AES key schedule there: wipe that dead stack before later frames
     // (supervise's, which lives as long as the child) take it over.
     sys::scrub_stack();
-    let required = required_names(production, &action, &require, &environment);
+    let required = required_names(production, action, &require, &environment);
     match action {
         Action::List => Ok(report::list(&environment, &unlisted, &files)),
         Action::Check => check(&command, &environment, &files, &required),
-        _ => {
+        Action::Run => {
             let how = launch::SuperviseOptions {
                 signal_child_only,
                 watch: None,
@@ -140,7 +137,7 @@ fn probe(args: &[SecretBytes]) -> Result<i32> {
 /// (locally a warning says which are missing) and `--require`'s.
 fn required_names(
     production: bool,
-    action: &Action,
+    action: Action,
     require: &[String],
     environment: &Environment,
 ) -> Vec<String> {

@@ -705,7 +705,7 @@ pub fn retry_after(data: &[u8]) {
     }
 }
 
-/// Environment names the argument target may set: what `Config::parse`
+/// Environment names the argument target may set: what `Invocation::parse`
 /// reads, except `LIVEKIT_BOOTSTRAP_TOKEN_FILE`, which would read a file.
 const PARSE_ENV: [&str; 11] = [
     "AGENT_INIT_LOG",
@@ -721,19 +721,20 @@ const PARSE_ENV: [&str; 11] = [
     "PATH",
 ];
 
-/// Target `config_parse`: `Config::parse` on any command line.
+/// Target `config_parse`: `Invocation::parse` on any command line.
 ///
 /// The input is NUL-separated items: one starting with byte 0x01 is an
 /// environment entry `NAME=VALUE` (for the names of [`PARSE_ENV`]), every
 /// other item an argument, in order; a plain text file of the corpus reads as
 /// a command line. Refused means exit 64, 65 or 78, and the message shows no
 /// value of a `NAME=VALUE` argument and no token KEY, beyond what
-/// `shown_arg` lets through for the argument it names. Accepted means every
-/// `--require` and `AGENT_INIT_REQUIRE` name and every `--secrets` name
-/// obeys §6, and a run has a command.
+/// `shown_arg` lets through for the argument it names. Accepted means a run
+/// has a command and every `--require` and `AGENT_INIT_REQUIRE` name of a
+/// run, `--list` or `--check` and every `--secrets` name (theirs or seal's)
+/// obeys §6.
 pub fn config_parse(data: &[u8]) {
     use agent_init::base::error::shown_arg;
-    use agent_init::config::{Action, Config};
+    use agent_init::config::{Action, Invocation, Mode};
     quiet();
     let mut args: Vec<OsString> = Vec::new();
     let mut env: Vec<(OsString, OsString)> = Vec::new();
@@ -784,18 +785,23 @@ pub fn config_parse(data: &[u8]) {
         .iter()
         .map(|a| agent_init::base::sensitive::SecretBytes::new(a.as_bytes().to_vec()))
         .collect();
-    match Config::parse(argv, env) {
-        Ok(c) => {
-            if matches!(c.action, Action::Run) {
-                assert!(!c.command.is_empty(), "a run without a command");
-            }
-            for n in &c.require {
-                assert!(check_name(n).is_ok(), "accepted a bad required name");
-            }
-            let flags = match (&c.action, &c.mode) {
-                (Action::Seal(seal), _) => &seal.inputs.flags[..],
-                (_, agent_init::config::Mode::Local { inputs, .. }) => &inputs.flags[..],
-                (_, agent_init::config::Mode::Production { .. }) => &[],
+    match Invocation::parse(argv, env) {
+        Ok(i) => {
+            let flags = match &i {
+                Invocation::Help | Invocation::Version => &[][..],
+                Invocation::Seal(seal) => &seal.inputs.flags[..],
+                Invocation::Run(c) => {
+                    if c.action == Action::Run {
+                        assert!(!c.command.is_empty(), "a run without a command");
+                    }
+                    for n in &c.require {
+                        assert!(check_name(n).is_ok(), "accepted a bad required name");
+                    }
+                    match &c.mode {
+                        Mode::Local { inputs, .. } => &inputs.flags[..],
+                        Mode::Production { .. } => &[],
+                    }
+                }
             };
             for (n, v) in flags {
                 assert!(check_name(n).is_ok(), "accepted a bad --secrets name");

@@ -1302,8 +1302,9 @@ fn token_source(
             "--token and --token-file exclude each other".into(),
         )),
         (Some(t), None) => Ok(Some(t)),
+        // `--help` and `--version` read no file and no token.
+        (None, _) if matches!(asked, Asked::Help | Asked::Version) => Ok(None),
         (None, Some(path)) => read_token_file("--token-file", &path, fetch_timeout(env)?).map(Some),
-        (None, None) if matches!(asked, Asked::Help | Asked::Version) => Ok(None),
         (None, None) => token_from_env(env),
     }
 }
@@ -1844,6 +1845,12 @@ mod tests {
         }
         let i = Invocation::parse(argv(&["seal", "--out", "b"]), url());
         assert!(matches!(i, Ok(Invocation::Seal(_))), "{i:?}");
+        // Help reads no token file, even one that cannot be read.
+        let i = Invocation::parse(
+            argv(&["seal", "--help", "--token-file", "/nonexistent"]),
+            url(),
+        );
+        assert!(matches!(i, Ok(Invocation::Help)), "{i:?}");
         assert_eq!(
             Invocation::parse(argv(&["--list"]), url())
                 .unwrap_err()

@@ -4,8 +4,12 @@
 //! §1–§7) does no I/O. Test modules (`#[cfg(test)] mod tests`, always at the
 //! end of a file) and comments are not counted.
 
+#[path = "support/workspace.rs"]
+mod workspace;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use workspace::rust_files;
 
 /// What each module may import, as the table in docs/ARCHITECTURE.md
 /// says. `root` is `lib.rs` and `main.rs`, which nothing may import.
@@ -42,17 +46,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
 }
 
 /// The top-level module a file of `src/` belongs to.

@@ -12,7 +12,7 @@
 //! checks (`Scenario::check`, `requests`, `connections`, `names`) for what
 //! the invariants do not cover, such as "no retry" or "the message names
 //! the variable". A new behaviour that is not a refusal is a test in the
-//! suite of its stage (tests/production/, tests/local.rs, ...).
+//! suite of its stage (tests/production/, tests/local/, ...).
 //!
 //! The table in docs/HARDENING.md (between the `fault-matrix` markers) is
 //! rendered from what the cases did. `cargo test` fails when it differs

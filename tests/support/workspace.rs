@@ -21,6 +21,18 @@ pub fn root() -> PathBuf {
     }
 }
 
+/// Adds the `.rs` files below `dir`, at any depth, to `out`.
+pub fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
 /// The agent-init binary under test.
 pub fn agent_init() -> PathBuf {
     binary(

@@ -13,7 +13,7 @@ apt_need podman:podman runc:runc debootstrap:debootstrap tini:tini dumb-init:dum
 python3 -c 'import importlib.metadata as m; assert m.version("python-dotenv") == "1.2.2"' 2>/dev/null \
   || python3 -m pip install -q 'python-dotenv==1.2.2'
 
-# The example agents, which tests/agents.rs runs for real (and pnpm, which
+# The example agents, which tests/agents/ runs for real (and pnpm, which
 # tests/containers/ also copies into its Debian base image).
 command -v node >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 [ "$(pnpm --version 2>/dev/null)" = 10.34.9 ] || npm install -g --silent pnpm@10.34.9

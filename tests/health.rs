@@ -1,7 +1,7 @@
 //! `agent-init health` against loopback servers that answer 200, 503,
 //! nothing at all, or never: exit 0 only on a 200, 1 otherwise, one line on
 //! stderr, never past `--timeout`. (Against real LiveKit workers:
-//! tests/agents.rs.)
+//! tests/agents/health.rs.)
 
 mod support;
 

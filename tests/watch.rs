@@ -2,7 +2,7 @@
 //! rolls it (`restart`, `exit`, `overlap`), refuses bad updates without
 //! touching it, and keeps signals meaning what they mean during a roll.
 //! The agents here are small scripts that log what happens to them; the
-//! real LiveKit workers under `--watch` are in tests/agents.rs.
+//! real LiveKit workers under `--watch` are in tests/agents/watch.rs.
 //!
 //! Every wait is a hang guard, never a timing assertion.
 

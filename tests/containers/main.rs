@@ -11,7 +11,7 @@
 //! in one test, compiled by the Dockerfile's own builder stage.
 //!
 //! The agents in these images are probes (`tests/agents/probe-*`), not the
-//! LiveKit framework (tests/agents.rs runs that): they record their pid,
+//! LiveKit framework (tests/agents/ runs that): they record their pid,
 //! uid, parent and exact environment into a mounted directory, and drain on
 //! SIGTERM, then exit 37. `real_workers` also runs the real example workers
 //! in the images (their installed packages mounted in) and checks that a

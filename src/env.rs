@@ -58,7 +58,7 @@ impl std::fmt::Display for Origin {
 /// never passes on). Whoever opens a bundle passes it; the protocol module
 /// does no I/O.
 pub fn warn_dropped(w: Warning<'_>) {
-    crate::warn!("bundle secret {} {}", w.name(), w.reason());
+    crate::warn!("{w}");
 }
 
 /// The variables of each loaded dotenv file, in file order.

@@ -795,6 +795,15 @@ impl Environ<'_> {
     fn set(&self, name: &str) -> Option<OsString> {
         self.get(name).filter(|v| !v.is_empty())
     }
+
+    /// `LIVEKIT_BOOTSTRAP_TOKEN` unless unset or empty, left in its
+    /// zeroizing buffer: the token never becomes an `OsString` like a knob.
+    fn token(&self) -> Option<&SecretBytes> {
+        self.0
+            .iter()
+            .find(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty())
+            .map(|(_, v)| v)
+    }
 }
 
 /// `AGENT_INIT_LOG`: the level for agent-init's own messages (default
@@ -880,12 +889,8 @@ fn require_names(v: Option<OsString>) -> Result<Vec<String>> {
 /// `LIVEKIT_BOOTSTRAP_TOKEN_FILE` names, not yet parsed.
 fn token_from_env(env: &Environ) -> Result<Option<SecretString>> {
     // The token goes from its zeroizing copy of the environment straight into
-    // a `SecretString`, never through an `OsString` like the knobs.
-    let token_env = env
-        .0
-        .iter()
-        .find(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty())
-        .map(|(_, v)| v);
+    // a `SecretString`.
+    let token_env = env.token();
     let token_file = env.set("LIVEKIT_BOOTSTRAP_TOKEN_FILE");
     match (token_env, token_file) {
         (Some(_), Some(_)) => Err(Error::Config(
@@ -1221,11 +1226,7 @@ fn watch_config(knobs: &WatchKnobs, supervise: bool, env: &Environ) -> Result<Op
             "--watch needs --supervise (AGENT_INIT_SUPERVISE=1)".into(),
         ));
     }
-    let token_env = env
-        .0
-        .iter()
-        .any(|(n, v)| n.as_bytes() == b"LIVEKIT_BOOTSTRAP_TOKEN" && !v.is_empty());
-    if token_env {
+    if env.token().is_some() {
         return Err(Error::Config(
             "--watch reads the token again at each check, so it must come from LIVEKIT_BOOTSTRAP_TOKEN_FILE, not LIVEKIT_BOOTSTRAP_TOKEN".into(),
         ));

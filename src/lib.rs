@@ -78,7 +78,7 @@ fn start_or_report(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
         command,
         supervise,
         signal_child_only,
-        mut require,
+        require,
         mode,
         secrets_dir: dir,
         inherited: environ,
@@ -90,8 +90,7 @@ fn start_or_report(cfg: Config, inherited: &sys::Inherited) -> Result<i32> {
             fetch,
             watch: Some(w),
         } => {
-            let mut required: Vec<String> = LIVEKIT_NAMES.iter().map(|s| s.to_string()).collect();
-            required.append(&mut require);
+            let required = platform_and(&require);
             let (cmd, block, watcher) =
                 watch_first(w, token, fetch, command, required, environ, dir)?;
             let opts = launch::SuperviseOptions {
@@ -141,20 +140,26 @@ fn required_names(
     require: &[String],
     environment: &Environment,
 ) -> Vec<String> {
-    let mut required: Vec<String> = Vec::new();
     if production {
-        required.extend(LIVEKIT_NAMES.iter().map(|s| s.to_string()));
-    } else {
-        let missing = environment.missing(LIVEKIT_NAMES);
-        if !missing.is_empty() && !matches!(action, Action::List) {
-            crate::warn!(
-                "{} not set; a LiveKit agent cannot connect without them",
-                missing.join(", ")
-            );
-        }
+        return platform_and(require);
     }
-    required.extend(require.iter().cloned());
-    required
+    let missing = environment.missing(LIVEKIT_NAMES);
+    if !missing.is_empty() && !matches!(action, Action::List) {
+        crate::warn!(
+            "{} not set; a LiveKit agent cannot connect without them",
+            missing.join(", ")
+        );
+    }
+    require.to_vec()
+}
+
+/// What production requires: the three `LIVEKIT_*`, then `require`.
+fn platform_and(require: &[String]) -> Vec<String> {
+    LIVEKIT_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(require.iter().cloned())
+        .collect()
 }
 
 /// `--check`: every check a start makes, then the summary on stderr.
